@@ -1,0 +1,65 @@
+/* INCRBYFLOAT's arithmetic, exactly as Redis 7 does it (util.c string2ld and ld2string in
+ * LD_STR_HUMAN mode, t_string.c incrbyfloatCommand): parse both operands with strtold, add
+ * in long double, refuse NaN and infinities, print with "%.17Lf" and trim trailing zeros.
+ * Rust has no long double, and the printed digits depend on it ("10.5" + "0.1" prints
+ * "10.6" only because the sum is computed and rounded in 80-bit precision). */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LONG_DOUBLE_CHARS (5 * 1024)
+
+static int string2ld(const char *s, size_t slen, long double *dp) {
+    char buf[MAX_LONG_DOUBLE_CHARS];
+    long double value;
+    char *eptr;
+
+    if (slen == 0 || slen >= sizeof(buf)) return 0;
+    memcpy(buf, s, slen);
+    buf[slen] = '\0';
+
+    errno = 0;
+    value = strtold(buf, &eptr);
+    if (isspace((unsigned char)buf[0]) || eptr[0] != '\0' || (size_t)(eptr - buf) != slen ||
+        (errno == ERANGE && (value == HUGE_VAL || value == -HUGE_VAL || fpclassify(value) == FP_ZERO)) ||
+        errno == EINVAL || isnan(value))
+        return 0;
+
+    if (dp) *dp = value;
+    return 1;
+}
+
+static size_t ld2string_human(char *buf, size_t len, long double value) {
+    int l = snprintf(buf, len, "%.17Lf", value);
+    if (l < 0 || (size_t)l + 1 > len) return 0;
+    if (strchr(buf, '.') != NULL) {
+        char *p = buf + l - 1;
+        while (*p == '0') {
+            p--;
+            l--;
+        }
+        if (*p == '.') l--;
+    }
+    if (l == 2 && buf[0] == '-' && buf[1] == '0') {
+        buf[0] = '0';
+        l = 1;
+    }
+    return (size_t)l;
+}
+
+/* Returns 0 and the new value's text in out/out_len, or: 1 when the current value is not
+ * a float, 2 when the increment is not, 3 when the sum is NaN or infinite. `cur` may be
+ * NULL (missing key: 0). `out` must hold MAX_LONG_DOUBLE_CHARS bytes. */
+int corekv_incrbyfloat(const char *cur, size_t cur_len, const char *incr, size_t incr_len,
+                       char *out, size_t *out_len) {
+    long double value = 0, by;
+    if (cur != NULL && !string2ld(cur, cur_len, &value)) return 1;
+    if (!string2ld(incr, incr_len, &by)) return 2;
+    value += by;
+    if (isnan(value) || isinf(value)) return 3;
+    *out_len = ld2string_human(out, MAX_LONG_DOUBLE_CHARS, value);
+    return 0;
+}

@@ -1,0 +1,356 @@
+//! Commands that must be atomic across shards: MSETNX, RENAME, RENAMENX and COPY when their
+//! keys have different owners.
+//!
+//! The connection's shard drives a [`CoordPlan`]: it pauses every shard involved, in
+//! ascending shard order (a global order, so two coordinators never wait on each other in
+//! a cycle), runs the plan's steps on those shards, and resumes them. While paused, a shard
+//! runs nothing but the coordinator's steps, so no client sees a state between steps: a
+//! key renamed across shards is never missing from both, and MSETNX sets all its keys or
+//! none. The plan itself is pure: results in, next step out.
+
+use corekv_protocol::frame::{self, Frame};
+use corekv_protocol::Proto;
+
+use crate::command::{Coord, OwnedArgs};
+use crate::message::StepOp;
+
+/// What to do next.
+#[derive(Debug)]
+pub enum Step {
+    /// Run these operations (each on its shard) and feed the replies, in the same order,
+    /// to [`CoordPlan::next`].
+    Run(Vec<(usize, StepOp)>),
+    /// Finished: this is the client's reply.
+    Reply(Vec<u8>),
+}
+
+/// One coordinated command in progress. See the module docs.
+#[derive(Debug)]
+pub struct CoordPlan {
+    kind: Coord,
+    args: OwnedArgs,
+    /// Owner of each key argument, by argument position.
+    owners: Vec<(usize, usize)>,
+    /// The shards to pause, ascending.
+    pub shards: Vec<usize>,
+    /// Protocol of the client's reply.
+    pub proto: Proto,
+    replace: bool,
+    stage: u8,
+}
+
+impl CoordPlan {
+    /// A plan for `kind` with the request's arguments, the owner of each key argument
+    /// (`(position, shard)`), and, for COPY, whether REPLACE was given.
+    pub fn new(
+        kind: Coord,
+        args: OwnedArgs,
+        owners: Vec<(usize, usize)>,
+        proto: Proto,
+        replace: bool,
+    ) -> Self {
+        let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        CoordPlan {
+            kind,
+            args,
+            owners,
+            shards,
+            proto,
+            replace,
+            stage: 0,
+        }
+    }
+
+    /// The command this plan runs.
+    pub fn kind(&self) -> Coord {
+        self.kind
+    }
+
+    fn arg(&self, i: usize) -> &[u8] {
+        self.args.args().get(i)
+    }
+
+    fn owner_of(&self, pos: usize) -> usize {
+        self.owners
+            .iter()
+            .find(|&&(p, _)| p == pos)
+            .map(|&(_, s)| s)
+            .expect("owner of every key position is known")
+    }
+
+    /// `name` followed by the key arguments (and, with `with_values`, the value after
+    /// each) that `shard` owns.
+    fn per_shard(&self, name: &str, shard: usize, with_values: bool) -> OwnedArgs {
+        let mut a = OwnedArgs::new();
+        a.push(name.as_bytes());
+        for &(pos, s) in &self.owners {
+            if s == shard {
+                a.push(self.arg(pos));
+                if with_values {
+                    a.push(self.arg(pos + 1));
+                }
+            }
+        }
+        a
+    }
+
+    /// The first step, or the next one given the replies to the previous step.
+    pub fn next(&mut self, results: &[Vec<u8>]) -> Step {
+        if let Some(err) = results.iter().find(|r| r.first() == Some(&b'-')) {
+            return Step::Reply(err.clone());
+        }
+        let stage = self.stage;
+        self.stage += 1;
+        match (self.kind, stage) {
+            (Coord::Msetnx, 0) => Step::Run(
+                self.shards
+                    .iter()
+                    .map(|&s| (s, StepOp::Run(self.per_shard("EXISTS", s, false))))
+                    .collect(),
+            ),
+            (Coord::Msetnx, 1) => {
+                if results.iter().any(|r| int_of(r) != Some(0)) {
+                    return Step::Reply(b":0\r\n".to_vec());
+                }
+                Step::Run(
+                    self.shards
+                        .iter()
+                        .map(|&s| (s, StepOp::Run(self.per_shard("MSET", s, true))))
+                        .collect(),
+                )
+            }
+            (Coord::Msetnx, _) => Step::Reply(b":1\r\n".to_vec()),
+            (_, 0) => {
+                let (src, dst) = (self.owner_of(1), self.owner_of(2));
+                Step::Run(vec![
+                    (src, StepOp::Dump(self.arg(1).to_vec())),
+                    (
+                        dst,
+                        StepOp::Run(OwnedArgs::from_slices(&[&b"EXISTS"[..], self.arg(2)])),
+                    ),
+                ])
+            }
+            (kind, 1) => {
+                let dumped = results.first().and_then(|r| frame::parse(r).ok().flatten());
+                let dst_exists = results.get(1).and_then(|r| int_of(r)).unwrap_or(0) > 0;
+                let entry = match dumped {
+                    Some((Frame::Array(items), _)) if items.len() == 3 => items,
+                    _ => {
+                        return Step::Reply(match kind {
+                            Coord::Copy => b":0\r\n".to_vec(),
+                            _ => b"-ERR no such key\r\n".to_vec(),
+                        })
+                    }
+                };
+                let no_overwrite = match kind {
+                    Coord::RenameNx => true,
+                    Coord::Copy => !self.replace,
+                    _ => false,
+                };
+                if dst_exists && no_overwrite {
+                    return Step::Reply(b":0\r\n".to_vec());
+                }
+                let expire_at = match entry[1] {
+                    Frame::Integer(n) if n > 0 => n as u64,
+                    _ => 0,
+                };
+                let payload = entry[2].as_bytes().unwrap_or_default().to_vec();
+                let (src, dst) = (self.owner_of(1), self.owner_of(2));
+                let mut ops = vec![(
+                    dst,
+                    StepOp::Restore {
+                        key: self.arg(2).to_vec(),
+                        replace: true,
+                        expire_at,
+                        payload,
+                    },
+                )];
+                if kind != Coord::Copy {
+                    ops.push((
+                        src,
+                        StepOp::Run(OwnedArgs::from_slices(&[&b"DEL"[..], self.arg(1)])),
+                    ));
+                }
+                Step::Run(ops)
+            }
+            (Coord::Rename, _) => Step::Reply(b"+OK\r\n".to_vec()),
+            (_, _) => Step::Reply(b":1\r\n".to_vec()),
+        }
+    }
+}
+
+fn int_of(reply: &[u8]) -> Option<i64> {
+    match frame::parse(reply).ok()?? {
+        (Frame::Integer(n), _) => Some(n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(kind: Coord, args: &[&str], owners: Vec<(usize, usize)>, replace: bool) -> CoordPlan {
+        CoordPlan::new(
+            kind,
+            OwnedArgs::from_slices(args),
+            owners,
+            Proto::Resp2,
+            replace,
+        )
+    }
+
+    fn ops(step: Step) -> Vec<(usize, String)> {
+        match step {
+            Step::Run(ops) => ops
+                .into_iter()
+                .map(|(s, op)| {
+                    let text = match op {
+                        StepOp::Run(a) => a
+                            .args()
+                            .iter()
+                            .map(|x| String::from_utf8_lossy(x).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
+                        StepOp::Restore {
+                            key,
+                            expire_at,
+                            payload,
+                            ..
+                        } => format!(
+                            "RESTORE {} {} {}",
+                            String::from_utf8_lossy(&key),
+                            expire_at,
+                            String::from_utf8_lossy(&payload)
+                        ),
+                    };
+                    (s, text)
+                })
+                .collect(),
+            Step::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r)),
+        }
+    }
+
+    fn reply(step: Step) -> Vec<u8> {
+        match step {
+            Step::Reply(r) => r,
+            Step::Run(ops) => panic!("unexpected step {ops:?}"),
+        }
+    }
+
+    #[test]
+    fn msetnx_checks_then_sets_per_shard() {
+        let mut p = plan(
+            Coord::Msetnx,
+            &["MSETNX", "a", "1", "b", "2", "c", "3"],
+            vec![(1, 2), (3, 0), (5, 2)],
+            false,
+        );
+        assert_eq!(p.shards, vec![0, 2]);
+        assert_eq!(
+            ops(p.next(&[])),
+            vec![(0, "EXISTS b".into()), (2, "EXISTS a c".into())]
+        );
+        assert_eq!(
+            ops(p.next(&[b":0\r\n".to_vec(), b":0\r\n".to_vec()])),
+            vec![(0, "MSET b 2".into()), (2, "MSET a 1 c 3".into())]
+        );
+        assert_eq!(
+            reply(p.next(&[b"+OK\r\n".to_vec(), b"+OK\r\n".to_vec()])),
+            b":1\r\n"
+        );
+    }
+
+    #[test]
+    fn msetnx_sets_nothing_when_a_key_exists() {
+        let mut p = plan(
+            Coord::Msetnx,
+            &["MSETNX", "a", "1", "b", "2"],
+            vec![(1, 0), (3, 1)],
+            false,
+        );
+        p.next(&[]);
+        assert_eq!(
+            reply(p.next(&[b":0\r\n".to_vec(), b":1\r\n".to_vec()])),
+            b":0\r\n"
+        );
+    }
+
+    #[test]
+    fn rename_moves_value_and_deadline() {
+        let mut p = plan(
+            Coord::Rename,
+            &["RENAME", "s", "d"],
+            vec![(1, 0), (2, 1)],
+            false,
+        );
+        assert_eq!(
+            ops(p.next(&[])),
+            vec![(0, "DUMP s".into()), (1, "EXISTS d".into())]
+        );
+        let dumped = b"*3\r\n$6\r\nstring\r\n:1234\r\n$1\r\nv\r\n".to_vec();
+        assert_eq!(
+            ops(p.next(&[dumped, b":1\r\n".to_vec()])),
+            vec![(1, "RESTORE d 1234 v".into()), (0, "DEL s".into())]
+        );
+        assert_eq!(
+            reply(p.next(&[b":1\r\n".to_vec(), b":1\r\n".to_vec()])),
+            b"+OK\r\n"
+        );
+    }
+
+    #[test]
+    fn rename_of_a_missing_key_and_renamenx_onto_an_existing_one() {
+        let mut p = plan(
+            Coord::Rename,
+            &["RENAME", "s", "d"],
+            vec![(1, 0), (2, 1)],
+            false,
+        );
+        p.next(&[]);
+        assert_eq!(
+            reply(p.next(&[b"$-1\r\n".to_vec(), b":0\r\n".to_vec()])),
+            b"-ERR no such key\r\n"
+        );
+        let mut p = plan(
+            Coord::RenameNx,
+            &["RENAMENX", "s", "d"],
+            vec![(1, 0), (2, 1)],
+            false,
+        );
+        p.next(&[]);
+        let dumped = b"*3\r\n$6\r\nstring\r\n:0\r\n$1\r\nv\r\n".to_vec();
+        assert_eq!(reply(p.next(&[dumped, b":1\r\n".to_vec()])), b":0\r\n");
+    }
+
+    #[test]
+    fn copy_keeps_the_source_and_honours_replace() {
+        let dumped = b"*3\r\n$6\r\nstring\r\n:0\r\n$1\r\nv\r\n".to_vec();
+        let mut p = plan(
+            Coord::Copy,
+            &["COPY", "s", "d"],
+            vec![(1, 0), (2, 1)],
+            false,
+        );
+        p.next(&[]);
+        assert_eq!(
+            reply(p.next(&[dumped.clone(), b":1\r\n".to_vec()])),
+            b":0\r\n"
+        );
+        let mut p = plan(
+            Coord::Copy,
+            &["COPY", "s", "d", "REPLACE"],
+            vec![(1, 0), (2, 1)],
+            true,
+        );
+        p.next(&[]);
+        assert_eq!(
+            ops(p.next(&[dumped, b":1\r\n".to_vec()])),
+            vec![(1, "RESTORE d 0 v".into())]
+        );
+        assert_eq!(reply(p.next(&[b":1\r\n".to_vec()])), b":1\r\n");
+    }
+}

@@ -1,0 +1,238 @@
+//! Messages between shards. Plain data, `Send`, no runtime types: the transport in the
+//! server moves them over glommio's channel mesh.
+//!
+//! Requests travel batched: a [`RequestBatch`] carries every request one shard has for
+//! another at that moment, arguments copied into one buffer. The owner executes the whole
+//! batch without yielding and answers with one [`ReplyBatch`], which also hands the request
+//! batch back so the sender reuses its buffers, and the sender hands reply batches back
+//! the same way. In steady state no buffer is allocated on one core and freed on another.
+//!
+//! Coordinated commands (MSETNX, RENAME, COPY across shards) use [`ControlMsg`]s, which a
+//! shard serves even while it holds back ordinary requests.
+//!
+//! All three travel as one [`Msg`] type on one mesh (glommio numbers mesh peers in join
+//! order, so one mesh is the only way to be sure every shard agrees who is who).
+
+use corekv_protocol::{Proto, Span};
+
+use crate::command::{Args, OwnedArgs};
+
+/// Where a reply goes on the shard that asked: connection slot and generation, and the
+/// hole in that connection's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// Connection slot.
+    pub conn: u32,
+    /// Connection generation.
+    pub gen: u32,
+    /// Hole in the connection's output.
+    pub hole: u32,
+}
+
+/// What a forwarded request asks the owner to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Run a keyed command; the arguments start with its name.
+    Key,
+    /// A shard's part of KEYS; arguments: pattern.
+    Keys,
+    /// A shard's part of DBSIZE.
+    Dbsize,
+    /// A shard's part of FLUSHDB / FLUSHALL.
+    Flush,
+    /// A shard's part of RANDOMKEY.
+    RandomKey,
+    /// SCAN on this shard; arguments: position, count, pattern flag, pattern, type flag,
+    /// type.
+    Scan,
+    /// A shard's numbers for INFO.
+    Info,
+    /// A shard's part of CLIENT LIST; arguments: the filter (see `client_list_part`).
+    ClientList,
+}
+
+/// One forwarded request.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    /// Where the reply goes.
+    pub ticket: Ticket,
+    /// Protocol to encode the reply in.
+    pub proto: Proto,
+    /// What to do.
+    pub op: Op,
+    /// Index of the first argument in the batch's spans.
+    pub first: u32,
+    /// Number of arguments.
+    pub argc: u32,
+}
+
+/// Requests from one shard to another. See the module docs.
+#[derive(Debug, Default)]
+pub struct RequestBatch {
+    /// Sending shard.
+    pub from: usize,
+    /// Argument bytes of every request.
+    pub buf: Vec<u8>,
+    /// Argument spans into `buf`.
+    pub spans: Vec<Span>,
+    /// The requests, in the order they must run.
+    pub reqs: Vec<Request>,
+    /// Reply batches the receiver sent earlier, emptied, going home for reuse.
+    pub returned: Vec<ReplyBatch>,
+}
+
+impl RequestBatch {
+    /// Appends a request.
+    pub fn push<'a>(
+        &mut self,
+        ticket: Ticket,
+        proto: Proto,
+        op: Op,
+        args: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        let first = self.spans.len() as u32;
+        for a in args {
+            let start = self.buf.len();
+            self.buf.extend_from_slice(a);
+            self.spans.push(Span {
+                start,
+                end: self.buf.len(),
+            });
+        }
+        self.reqs.push(Request {
+            ticket,
+            proto,
+            op,
+            first,
+            argc: self.spans.len() as u32 - first,
+        });
+    }
+
+    /// The arguments of a request of this batch.
+    pub fn args(&self, req: &Request) -> Args<'_> {
+        let s = req.first as usize;
+        Args::new(&self.buf, &self.spans[s..s + req.argc as usize])
+    }
+
+    /// Number of requests.
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Whether there are no requests.
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.spans.clear();
+        self.reqs.clear();
+    }
+}
+
+/// Replies from the owner of keys to the shard that asked.
+#[derive(Debug, Default)]
+pub struct ReplyBatch {
+    /// Replying shard.
+    pub from: usize,
+    /// Encoded replies, back to back.
+    pub buf: Vec<u8>,
+    /// For each reply: its ticket and its byte range in `buf`.
+    pub replies: Vec<(Ticket, usize, usize)>,
+    /// The request batch answered, emptied, going home for reuse. `None` for replies to
+    /// control messages.
+    pub request: Option<RequestBatch>,
+}
+
+impl ReplyBatch {
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.replies.clear();
+        self.request = None;
+    }
+}
+
+/// A token naming one coordinated operation while it holds shards paused.
+pub type Token = u64;
+
+/// A step of a coordinated operation, run by a shard it paused.
+#[derive(Clone, Debug)]
+pub enum StepOp {
+    /// Run a keyed command (`EXISTS`, `MSET`, `DEL`) on this shard.
+    Run(OwnedArgs),
+    /// Read an entry for moving or copying: `[type, deadline, payload]` or null.
+    Dump(Vec<u8>),
+    /// Write an entry read by `Dump`.
+    Restore {
+        /// Key to write.
+        key: Vec<u8>,
+        /// Replace a live key (otherwise leave it and reply 0).
+        replace: bool,
+        /// Deadline, Unix ms, 0 for none.
+        expire_at: u64,
+        /// The value.
+        payload: Vec<u8>,
+    },
+}
+
+/// What a control message asks.
+#[derive(Clone, Debug)]
+pub enum Control {
+    /// Hold back every other request until `Resume`; reply `+OK` once paused (a shard
+    /// paused by another token queues this).
+    Pause(Token),
+    /// End the pause `Pause` began. No reply.
+    Resume(Token),
+    /// Run a step for the token holding the pause.
+    Step(Token, StepOp),
+}
+
+/// A message on the control mesh.
+#[derive(Clone, Debug)]
+pub struct ControlMsg {
+    /// Sending shard.
+    pub from: usize,
+    /// Where the reply goes.
+    pub ticket: Ticket,
+    /// Protocol to encode the reply in.
+    pub proto: Proto,
+    /// What to do.
+    pub kind: Control,
+}
+
+/// Everything one shard sends another.
+#[derive(Debug)]
+pub enum Msg {
+    /// Requests to run.
+    Requests(RequestBatch),
+    /// Replies to requests or control messages.
+    Replies(ReplyBatch),
+    /// A step of a coordinated command.
+    Control(ControlMsg),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_keeps_arguments_per_request() {
+        let mut b = RequestBatch::default();
+        let t = Ticket {
+            conn: 1,
+            gen: 1,
+            hole: 0,
+        };
+        b.push(t, Proto::Resp2, Op::Key, [&b"GET"[..], b"a"]);
+        b.push(t, Proto::Resp3, Op::Key, [&b"SET"[..], b"b", b"v"]);
+        let r1 = b.reqs[1];
+        let args: Vec<&[u8]> = b.args(&r1).iter().collect();
+        assert_eq!(args, vec![&b"SET"[..], b"b", b"v"]);
+        assert_eq!(b.len(), 2);
+        b.clear();
+        assert!(b.is_empty() && b.buf.is_empty());
+    }
+}

@@ -1,0 +1,1048 @@
+//! [`Shard`]: everything one core owns, and how a request is dispatched from it.
+//!
+//! A request from one of this shard's connections goes one of four ways, and each hop to
+//! another shard is visible here as an [`enqueue`](Shard::enqueue) call:
+//!
+//! ```text
+//!   dispatch(conn, args)
+//!     ├─ keys owned here ──────────────► run now, reply appended to the connection
+//!     ├─ keys owned by shard s ────────► enqueue to s's outbox, reply is a hole
+//!     ├─ keys on several shards
+//!     │    ├─ MGET/MSET/DEL/… ─────────► split by owner, parts gathered
+//!     │    └─ MSETNX/RENAME/COPY ──────► Outcome::Coordinate (paused, stepwise)
+//!     └─ every shard (KEYS, INFO, …) ──► a part per shard, gathered
+//! ```
+//!
+//! Each destination has an outbox of requests and a queue of other outgoing messages
+//! (replies, control). The server runs one flusher task per destination, the only code that
+//! sends: it drains [`take_outgoing`](Shard::take_outgoing), at most [`MAX_INFLIGHT`]
+//! request batches in flight per destination. The owner runs a whole batch at once in
+//! [`on_message`](Shard::on_message) and queues the replies, which come back the same way
+//! into the connections' holes. Nothing here awaits, and nothing that runs requests ever
+//! waits for a channel: the server's tasks call in and get told when to wait.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use corekv_protocol::{Proto, Reply};
+
+use crate::command::keyspace::{self, ScanRequest};
+use crate::command::{
+    self, arity_error, connection, errors, is, server, All, Args, Commands, Conn, Coord, Ctx,
+    KeyFn, Lookup, Multi, OwnedArgs, Route, Spec, Split,
+};
+use crate::config::Config;
+use crate::conn::{ConnId, ConnTable, GatherKind, NewClient};
+use crate::coord::CoordPlan;
+use crate::message::{
+    Control, ControlMsg, Msg, Op, ReplyBatch, RequestBatch, StepOp, Ticket, Token,
+};
+use crate::slot::SlotMap;
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// Most request batches in flight from one shard to another. Each one is answered by one
+/// reply batch, so reply channels sized at least this never fill.
+pub const MAX_INFLIGHT: u32 = 64;
+
+/// What the connection must do after [`Shard::dispatch`].
+pub enum Outcome {
+    /// The request was handled (its reply written or awaited in a hole).
+    Done,
+    /// The shard is paused by a coordinated command: wait for
+    /// [`Shard::on_unpause`] and dispatch the same request again.
+    Blocked,
+    /// A command that must be atomic across shards: wait for this connection's holes,
+    /// then drive the plan.
+    Coordinate(Box<CoordPlan>),
+    /// QUIT: write what was produced, then close.
+    Quit,
+    /// Close at once without a reply (Redis's answer to HTTP requests).
+    Close,
+}
+
+/// One destination's outgoing state.
+#[derive(Default)]
+struct Link {
+    /// Requests waiting for the flusher.
+    outbox: RequestBatch,
+    /// Replies and control messages waiting for the flusher.
+    outgoing: VecDeque<Msg>,
+    /// The destination's flusher, when it waits for work.
+    waker: Option<Waker>,
+    /// Batches sent and not yet answered.
+    inflight: u32,
+    /// Emptied request batches, for reuse.
+    spare: Vec<RequestBatch>,
+    /// The destination's reply batches, to hand back with the next request batch.
+    returns: Vec<ReplyBatch>,
+}
+
+/// Most reply batches kept to hand back to one peer; beyond this they are dropped.
+const MAX_RETURNS: usize = 16;
+
+enum PauseWaiter {
+    Local(Token, Waker),
+    Remote(Token, usize, Ticket, Proto),
+}
+
+#[derive(Default)]
+struct Pause {
+    owner: Option<Token>,
+    queue: VecDeque<PauseWaiter>,
+    blocked: Vec<Waker>,
+}
+
+/// Everything one core owns. See the module docs.
+pub struct Shard {
+    /// This shard's index (its mesh peer id).
+    pub id: usize,
+    /// Slot → shard ownership.
+    pub map: SlotMap,
+    /// Settings.
+    pub config: Config,
+    /// The command table.
+    pub commands: &'static Commands,
+    /// This shard's part of the keyspace.
+    pub store: Store,
+    /// Counters.
+    pub stats: Stats,
+    /// Connections accepted here.
+    pub conns: ConnTable,
+    links: Vec<Link>,
+    pause: Pause,
+    rng: fastrand::Rng,
+    now: u64,
+    next_token: u64,
+    next_client: u64,
+    spare_replies: Vec<ReplyBatch>,
+    /// Request batches received while paused, run in arrival order on resume.
+    deferred: VecDeque<RequestBatch>,
+    scratch: Vec<u8>,
+    /// The CPU this shard is pinned to, if any.
+    pub cpu: Option<usize>,
+}
+
+impl Shard {
+    /// Shard `id` of `config.shards`.
+    pub fn new(id: usize, config: Config, commands: &'static Commands) -> Self {
+        let n = config.shards;
+        Shard {
+            id,
+            map: SlotMap::new(n),
+            commands,
+            store: Store::new(),
+            stats: Stats::default(),
+            conns: ConnTable::default(),
+            links: (0..n).map(|_| Link::default()).collect(),
+            pause: Pause::default(),
+            rng: fastrand::Rng::with_seed(config.started_ms ^ ((id as u64) << 32) ^ 0x9e37_79b9),
+            now: 0,
+            next_token: 0,
+            next_client: 0,
+            spare_replies: Vec::new(),
+            deferred: VecDeque::new(),
+            scratch: Vec::new(),
+            cpu: None,
+            config,
+        }
+    }
+
+    /// Sets the clock (Unix ms) commands see; the server calls this once per batch.
+    #[inline]
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// The clock commands see (Unix ms).
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Registers a new connection; returns its id in the table.
+    pub fn connect(&mut self, addr: String, laddr: String, fd: i32) -> ConnId {
+        let id = self.next_client * self.map.shards() as u64 + self.id as u64 + 1;
+        self.next_client += 1;
+        self.stats.connections_received += 1;
+        self.conns.insert(NewClient {
+            id,
+            addr,
+            laddr,
+            fd,
+            now: self.now,
+        })
+    }
+
+    /// Forgets a connection; replies still travelling to it are dropped on arrival.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.conns.remove(conn);
+    }
+
+    // ---- dispatch -------------------------------------------------------------------
+
+    /// Runs or routes one request of a local connection. See [`Outcome`].
+    pub fn dispatch(&mut self, conn: ConnId, args: Args) -> Outcome {
+        let Some(client) = self.conns.get_mut(conn) else {
+            return Outcome::Close;
+        };
+        let proto = client.proto;
+        let name = args.get(0);
+        if is(name, "host:") || is(name, "post") {
+            return Outcome::Close;
+        }
+        let commands = self.commands;
+        let spec = match commands.lookup(args) {
+            Lookup::Found(spec) => spec,
+            Lookup::Unknown => {
+                self.stats.commands += 1;
+                let text = unknown_command(args);
+                self.reply_error(conn, &text);
+                return Outcome::Done;
+            }
+            Lookup::UnknownSubcommand(container) => {
+                self.stats.commands += 1;
+                let mut text = b"ERR unknown subcommand '".to_vec();
+                text.extend_from_slice(truncate(command::cstr(args.get(1)), 128));
+                text.extend_from_slice(b"'. Try ");
+                text.extend_from_slice(container.name.to_ascii_uppercase().as_bytes());
+                text.extend_from_slice(b" HELP.");
+                self.reply_error(conn, &text);
+                return Outcome::Done;
+            }
+        };
+        if !spec.arity_ok(args.len()) {
+            self.stats.commands += 1;
+            let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
+            self.reply_error(conn, text.as_bytes());
+            return Outcome::Done;
+        }
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.last_cmd = spec.name;
+            c.last_ms = self.now;
+        }
+        let outcome = match spec.route {
+            Route::Key(f, multi) => self.dispatch_keyed(conn, spec, f, multi, args, proto),
+            Route::Conn(which) => self.run_conn(conn, which, args),
+            Route::All(which) => self.dispatch_all(conn, which, args, proto),
+            Route::Scan => self.dispatch_scan(conn, args, proto),
+            Route::Container => unreachable!("containers always fail their arity check alone"),
+        };
+        if !matches!(outcome, Outcome::Blocked) {
+            self.stats.commands += 1;
+        }
+        outcome
+    }
+
+    /// Writes an error (`text` starts with its code) to the connection's output.
+    fn reply_error(&mut self, conn: ConnId, text: &[u8]) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            Reply::new(&mut c.replies.local, c.proto).error(text);
+            self.stats.error_replies += 1;
+        }
+    }
+
+    fn dispatch_keyed(
+        &mut self,
+        conn: ConnId,
+        spec: &'static Spec,
+        f: KeyFn,
+        multi: Option<Multi>,
+        args: Args,
+        proto: Proto,
+    ) -> Outcome {
+        let mut positions = spec.key_positions(args.len());
+        let owner = positions
+            .next()
+            .map_or(self.id, |p| self.map.shard_of(args.get(p)));
+        let single = positions.all(|p| self.map.shard_of(args.get(p)) == owner);
+        if single {
+            if owner == self.id {
+                if self.is_paused() {
+                    return Outcome::Blocked;
+                }
+                self.run_local(conn, spec, f, args, proto);
+            } else {
+                self.forward(conn, owner, Op::Key, args, proto);
+            }
+            return Outcome::Done;
+        }
+        match multi {
+            Some(Multi::Split(how)) => self.split(conn, spec, how, args, proto),
+            Some(Multi::Coord(how)) => self.coordinate(conn, spec, how, args, proto),
+            // Commands that cannot span shards have one key (or keys that always match).
+            None => {
+                self.run_local(conn, spec, f, args, proto);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Runs a keyed command here, its reply appended to the connection's output.
+    fn run_local(&mut self, conn: ConnId, spec: &Spec, f: KeyFn, args: Args, proto: Proto) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let out = &mut c.replies.local;
+        let start = out.len();
+        let mut ctx = Ctx {
+            store: &mut self.store,
+            out: Reply::new(out, proto),
+            now: self.now,
+            max_bulk_len: self.config.limits.max_bulk_len,
+            name: spec.name,
+        };
+        f(&mut ctx, args);
+        if out.get(start) == Some(&b'-') {
+            self.stats.error_replies += 1;
+        }
+    }
+
+    /// Sends a whole request to its owner; its reply becomes a hole.
+    fn forward(&mut self, conn: ConnId, dest: usize, op: Op, args: Args, proto: Proto) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let hole = c.replies.push_hole();
+        let ticket = Ticket {
+            conn: conn.slot,
+            gen: conn.gen,
+            hole,
+        };
+        self.enqueue(dest, ticket, proto, op, args.iter());
+    }
+
+    /// Puts a request in `dest`'s outbox and wakes the flusher if it was empty. Every
+    /// cross-shard hop goes through here.
+    fn enqueue<'a>(
+        &mut self,
+        dest: usize,
+        ticket: Ticket,
+        proto: Proto,
+        op: Op,
+        args: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        let link = &mut self.links[dest];
+        link.outbox.push(ticket, proto, op, args);
+        self.stats.hops_out += 1;
+        if let Some(w) = link.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Queues a reply or control message for `dest` and wakes its flusher.
+    fn send(&mut self, dest: usize, msg: Msg) {
+        let link = &mut self.links[dest];
+        link.outgoing.push_back(msg);
+        if let Some(w) = link.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH over keys of several shards: one part per
+    /// owner, each a command of the same name over that owner's keys, gathered in order.
+    fn split(
+        &mut self,
+        conn: ConnId,
+        spec: &'static Spec,
+        how: Split,
+        args: Args,
+        proto: Proto,
+    ) -> Outcome {
+        if how == Split::Mset && args.len() % 2 == 0 {
+            let c = self
+                .conns
+                .get_mut(conn)
+                .expect("dispatching for a live connection");
+            arity_error(&mut Reply::new(&mut c.replies.local, proto), spec.name);
+            self.stats.error_replies += 1;
+            return Outcome::Done;
+        }
+        let step = if how == Split::Mset { 2 } else { 1 };
+        let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+        let owners: Vec<usize> = positions
+            .iter()
+            .map(|&p| self.map.shard_of(args.get(p)))
+            .collect();
+        if owners.contains(&self.id) && self.is_paused() {
+            return Outcome::Blocked;
+        }
+        let mut shards = owners.clone();
+        shards.sort_unstable();
+        shards.dedup();
+        let kind = match how {
+            Split::Mget => {
+                // For each key: (part, index within the part).
+                let order = owners
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let part = shards.binary_search(o).unwrap_or_default();
+                        let idx = owners[..i].iter().filter(|x| *x == o).count();
+                        (part as u16, idx as u32)
+                    })
+                    .collect();
+                GatherKind::Mget(order)
+            }
+            Split::Mset => GatherKind::Ok,
+            Split::Count => GatherKind::Sum,
+        };
+        let Some(c) = self.conns.get_mut(conn) else {
+            return Outcome::Done;
+        };
+        let mut g = c.replies.begin_gather(kind);
+        let name_span = [args.get(0)];
+        for &s in &shards {
+            let mine = positions
+                .iter()
+                .zip(&owners)
+                .filter(|(_, &o)| o == s)
+                .flat_map(|(&p, _)| (p..p + step).map(move |i| args.get(i)));
+            if s == self.id {
+                let part = OwnedArgs::from_slices(
+                    &name_span.iter().copied().chain(mine).collect::<Vec<_>>(),
+                );
+                let c = self.conns.get_mut(conn).expect("live connection");
+                let buf = c.replies.parts_buf();
+                let start = buf.len();
+                let mut ctx = Ctx {
+                    store: &mut self.store,
+                    out: Reply::new(buf, proto),
+                    now: self.now,
+                    max_bulk_len: self.config.limits.max_bulk_len,
+                    name: spec.name,
+                };
+                if let Route::Key(f, _) = spec.route {
+                    f(&mut ctx, part.args());
+                }
+                c.replies.gather_local(&mut g, start);
+            } else {
+                let c = self.conns.get_mut(conn).expect("live connection");
+                let hole = c.replies.gather_remote(&mut g);
+                let ticket = Ticket {
+                    conn: conn.slot,
+                    gen: conn.gen,
+                    hole,
+                };
+                let part: Vec<&[u8]> = name_span.iter().copied().chain(mine).collect();
+                self.enqueue(s, ticket, proto, Op::Key, part);
+            }
+        }
+        let c = self.conns.get_mut(conn).expect("live connection");
+        c.replies.push_gather(g);
+        Outcome::Done
+    }
+
+    /// MSETNX, RENAME, RENAMENX, COPY over keys of several shards: checks what can be
+    /// checked here, then hands the connection a plan to drive.
+    fn coordinate(
+        &mut self,
+        conn: ConnId,
+        spec: &'static Spec,
+        how: Coord,
+        args: Args,
+        proto: Proto,
+    ) -> Outcome {
+        let c = self
+            .conns
+            .get_mut(conn)
+            .expect("dispatching for a live connection");
+        let mut out = Reply::new(&mut c.replies.local, proto);
+        let mut replace = false;
+        match how {
+            Coord::Msetnx if args.len() % 2 == 0 => {
+                arity_error(&mut out, spec.name);
+                self.stats.error_replies += 1;
+                return Outcome::Done;
+            }
+            Coord::Copy => match keyspace::copy_options(&mut out, args) {
+                Some(opts) => replace = opts.replace,
+                None => {
+                    self.stats.error_replies += 1;
+                    return Outcome::Done;
+                }
+            },
+            _ => {}
+        }
+        let owners = spec
+            .key_positions(args.len())
+            .map(|p| (p, self.map.shard_of(args.get(p))))
+            .collect();
+        let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
+        Outcome::Coordinate(Box::new(CoordPlan::new(how, owned, owners, proto, replace)))
+    }
+
+    /// A command that covers every shard: validates, then one part per shard, gathered.
+    fn dispatch_all(&mut self, conn: ConnId, which: All, args: Args, proto: Proto) -> Outcome {
+        let (op, kind, part_args): (Op, GatherKind, Vec<Vec<u8>>) = {
+            let c = self
+                .conns
+                .get_mut(conn)
+                .expect("dispatching for a live connection");
+            let mut out = Reply::new(&mut c.replies.local, proto);
+            match which {
+                All::Keys => (Op::Keys, GatherKind::Concat, vec![args.get(1).to_vec()]),
+                All::Dbsize => (Op::Dbsize, GatherKind::Sum, vec![]),
+                All::Flush => {
+                    if !keyspace::flush_options_ok(&mut out, args) {
+                        self.stats.error_replies += 1;
+                        return Outcome::Done;
+                    }
+                    (Op::Flush, GatherKind::Ok, vec![])
+                }
+                All::RandomKey => (Op::RandomKey, GatherKind::RandomKey, vec![]),
+                All::Info => (
+                    Op::Info,
+                    GatherKind::Info(server::info_sections(args)),
+                    vec![],
+                ),
+                All::ClientList => match connection::client_list_filter(&mut out, args) {
+                    Some(filter) => {
+                        let order = (filter[0] == b"id").then(|| {
+                            filter[1..]
+                                .iter()
+                                .filter_map(|id| std::str::from_utf8(id).ok()?.parse().ok())
+                                .collect()
+                        });
+                        (Op::ClientList, GatherKind::ClientList(order), filter)
+                    }
+                    None => {
+                        self.stats.error_replies += 1;
+                        return Outcome::Done;
+                    }
+                },
+            }
+        };
+        if self.is_paused() {
+            return Outcome::Blocked;
+        }
+        let c = self.conns.get_mut(conn).expect("live connection");
+        let mut g = c.replies.begin_gather(kind);
+        for s in 0..self.map.shards() {
+            let part_view = OwnedArgs::from_slices(&part_args);
+            if s == self.id {
+                let mut tmp = std::mem::take(&mut self.scratch);
+                tmp.clear();
+                self.run_part(op, part_view.args(), &mut Reply::new(&mut tmp, proto));
+                let c = self.conns.get_mut(conn).expect("live connection");
+                let start = c.replies.parts_buf().len();
+                c.replies.parts_buf().extend_from_slice(&tmp);
+                c.replies.gather_local(&mut g, start);
+                self.scratch = tmp;
+            } else {
+                let c = self.conns.get_mut(conn).expect("live connection");
+                let hole = c.replies.gather_remote(&mut g);
+                let ticket = Ticket {
+                    conn: conn.slot,
+                    gen: conn.gen,
+                    hole,
+                };
+                self.enqueue(s, ticket, proto, op, part_view.args().iter());
+            }
+        }
+        let c = self.conns.get_mut(conn).expect("live connection");
+        c.replies.push_gather(g);
+        Outcome::Done
+    }
+
+    /// SCAN: the cursor says which shard and where in it (`position * shards + shard`).
+    fn dispatch_scan(&mut self, conn: ConnId, args: Args, proto: Proto) -> Outcome {
+        let c = self
+            .conns
+            .get_mut(conn)
+            .expect("dispatching for a live connection");
+        let mut out = Reply::new(&mut c.replies.local, proto);
+        let Some(cursor) = keyspace::parse_cursor(args.get(1)) else {
+            out.err("invalid cursor");
+            self.stats.error_replies += 1;
+            return Outcome::Done;
+        };
+        let Some(mut req) = keyspace::parse_scan_options(&mut out, args) else {
+            self.stats.error_replies += 1;
+            return Outcome::Done;
+        };
+        let n = self.map.shards() as u64;
+        let shard = (cursor % n) as usize;
+        req.pos = usize::try_from(cursor / n).unwrap_or(usize::MAX);
+        if shard == self.id && self.is_paused() {
+            return Outcome::Blocked;
+        }
+        let kind = GatherKind::Scan {
+            shard: shard as u32,
+            shards: n as u32,
+        };
+        let part = encode_scan(&req);
+        let c = self.conns.get_mut(conn).expect("live connection");
+        let mut g = c.replies.begin_gather(kind);
+        if shard == self.id {
+            let buf = c.replies.parts_buf();
+            let start = buf.len();
+            keyspace::scan_part(&mut self.store, &req, self.now, &mut Reply::new(buf, proto));
+            c.replies.gather_local(&mut g, start);
+        } else {
+            let hole = c.replies.gather_remote(&mut g);
+            let ticket = Ticket {
+                conn: conn.slot,
+                gen: conn.gen,
+                hole,
+            };
+            self.enqueue(shard, ticket, proto, Op::Scan, part.args().iter());
+        }
+        let c = self.conns.get_mut(conn).expect("live connection");
+        c.replies.push_gather(g);
+        Outcome::Done
+    }
+
+    fn run_conn(&mut self, conn: ConnId, which: Conn, args: Args) -> Outcome {
+        match which {
+            Conn::Quit => {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    Reply::new(&mut c.replies.local, c.proto).ok();
+                }
+                Outcome::Quit
+            }
+            Conn::Ping
+            | Conn::Echo
+            | Conn::Select
+            | Conn::Hello
+            | Conn::Reset
+            | Conn::ClientId
+            | Conn::ClientSetName
+            | Conn::ClientGetName
+            | Conn::ClientSetInfo
+            | Conn::ClientInfo
+            | Conn::ClientHelp => {
+                connection::run(self, conn, which, args);
+                Outcome::Done
+            }
+            _ => {
+                server::run(self, conn, which, args);
+                Outcome::Done
+            }
+        }
+    }
+
+    // ---- work for other shards ------------------------------------------------------
+
+    /// Runs a keyed command sent by another shard (or by a coordinator), reply in `out`.
+    fn run_key(&mut self, args: Args, out: &mut Reply) {
+        let commands = self.commands;
+        match commands.lookup(args) {
+            Lookup::Found(spec) => match spec.route {
+                Route::Key(f, _) => {
+                    let proto = out.proto();
+                    let mut ctx = Ctx {
+                        store: &mut self.store,
+                        out: Reply::new(out.buffer(), proto),
+                        now: self.now,
+                        max_bulk_len: self.config.limits.max_bulk_len,
+                        name: spec.name,
+                    };
+                    f(&mut ctx, args);
+                }
+                _ => out.err("internal error: forwarded a command without keys"),
+            },
+            _ => out.err("internal error: forwarded an unknown command"),
+        }
+    }
+
+    /// Runs this shard's part of a command that covers every shard.
+    fn run_part(&mut self, op: Op, args: Args, out: &mut Reply) {
+        match op {
+            Op::Key => self.run_key(args, out),
+            Op::Keys => keyspace::keys_part(&self.store, args.get(0), self.now, out),
+            Op::Dbsize => out.int(self.store.len() as i64),
+            Op::Flush => {
+                self.store.clear();
+                out.ok();
+            }
+            Op::RandomKey => {
+                out.array(2);
+                out.int(self.store.len() as i64);
+                match self.store.random(&mut self.rng, self.now) {
+                    Some(idx) => out.bulk(self.store.entry(idx).key()),
+                    None => out.null(),
+                }
+            }
+            Op::Scan => {
+                let req = decode_scan(args);
+                keyspace::scan_part(&mut self.store, &req, self.now, out);
+            }
+            Op::Info => server::info_part(self, out),
+            Op::ClientList => connection::client_list_part(self, args, out),
+        }
+    }
+
+    /// Handles a message from another shard: runs requests (or holds them while paused),
+    /// delivers replies, serves control messages. Never waits; anything to send goes to
+    /// the flushers.
+    pub fn on_message(&mut self, msg: Msg) {
+        match msg {
+            Msg::Requests(batch) => {
+                if self.is_paused() || !self.deferred.is_empty() {
+                    self.deferred.push_back(batch);
+                } else {
+                    let from = batch.from;
+                    let reply = self.execute_batch(batch);
+                    self.send(from, Msg::Replies(reply));
+                }
+            }
+            Msg::Replies(batch) => self.deliver(batch),
+            Msg::Control(c) => self.on_control(c),
+        }
+    }
+
+    /// Runs a batch of requests from another shard, all at once without yielding, and
+    /// returns the replies (with the emptied batch, for its sender to reuse).
+    fn execute_batch(&mut self, mut batch: RequestBatch) -> ReplyBatch {
+        let mut reply = self.spare_replies.pop().unwrap_or_default();
+        reply.from = self.id;
+        for mut r in batch.returned.drain(..) {
+            r.clear();
+            self.spare_replies.push(r);
+        }
+        let reqs = std::mem::take(&mut batch.reqs);
+        for req in &reqs {
+            let args = batch.args(req);
+            let start = reply.buf.len();
+            self.run_part(req.op, args, &mut Reply::new(&mut reply.buf, req.proto));
+            reply.replies.push((req.ticket, start, reply.buf.len()));
+        }
+        self.stats.hops_in += reqs.len() as u64;
+        self.stats.batches_in += 1;
+        batch.reqs = reqs;
+        batch.clear();
+        reply.request = Some(batch);
+        reply
+    }
+
+    /// Runs the request batches held while paused, unless paused again.
+    fn run_deferred(&mut self) {
+        while !self.is_paused() {
+            let Some(batch) = self.deferred.pop_front() else {
+                break;
+            };
+            let from = batch.from;
+            let reply = self.execute_batch(batch);
+            self.send(from, Msg::Replies(reply));
+        }
+    }
+
+    /// Takes replies from another shard into the connections waiting for them.
+    fn deliver(&mut self, mut batch: ReplyBatch) {
+        for &(t, s, e) in &batch.replies {
+            let id = ConnId {
+                slot: t.conn,
+                gen: t.gen,
+            };
+            if let Some(c) = self.conns.get_mut(id) {
+                c.replies.fill(t.hole, &batch.buf[s..e]);
+            }
+        }
+        let from = batch.from;
+        let link = &mut self.links[from];
+        if let Some(mut req) = batch.request.take() {
+            link.inflight -= 1;
+            req.clear();
+            link.spare.push(req);
+            if !link.outbox.is_empty() {
+                if let Some(w) = link.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        batch.clear();
+        if link.returns.len() < MAX_RETURNS {
+            link.returns.push(batch);
+        }
+    }
+
+    /// Everything ready to send to `dest`: queued replies and control messages, then the
+    /// outbox as one request batch if fewer than [`MAX_INFLIGHT`] are in flight. When
+    /// there is nothing, `waker` is woken once there is.
+    pub fn take_outgoing(&mut self, dest: usize, waker: &Waker, out: &mut Vec<Msg>) {
+        let id = self.id;
+        let link = &mut self.links[dest];
+        out.extend(link.outgoing.drain(..));
+        if !link.outbox.is_empty() && link.inflight < MAX_INFLIGHT {
+            let spare = link.spare.pop().unwrap_or_default();
+            let mut batch = std::mem::replace(&mut link.outbox, spare);
+            batch.from = id;
+            batch.returned = std::mem::take(&mut link.returns);
+            link.inflight += 1;
+            self.stats.batches_out += 1;
+            out.push(Msg::Requests(batch));
+        }
+        if out.is_empty() {
+            link.waker = Some(waker.clone());
+        }
+    }
+
+    // ---- pausing for coordinated commands ------------------------------------------
+
+    /// Whether a coordinated command holds this shard.
+    #[inline]
+    pub fn is_paused(&self) -> bool {
+        self.pause.owner.is_some()
+    }
+
+    /// Registers a task to wake when the pause ends.
+    pub fn on_unpause(&mut self, waker: &Waker) {
+        self.pause.blocked.push(waker.clone());
+    }
+
+    /// A token for a new coordinated command started here.
+    pub fn new_token(&mut self) -> Token {
+        self.next_token += 1;
+        ((self.id as u64) << 48) | self.next_token
+    }
+
+    /// Pauses this shard for `token` if it is free, or queues the request; true once
+    /// `token` holds the pause. Call again when woken.
+    pub fn pause_local(&mut self, token: Token, waker: &Waker) -> bool {
+        match self.pause.owner {
+            Some(owner) if owner == token => true,
+            None if self.pause.queue.is_empty() => {
+                self.pause.owner = Some(token);
+                true
+            }
+            _ => {
+                let queued = self.pause.queue.iter_mut().find_map(|w| match w {
+                    PauseWaiter::Local(t, w) if *t == token => Some(w),
+                    _ => None,
+                });
+                match queued {
+                    Some(w) => *w = waker.clone(),
+                    None => self
+                        .pause
+                        .queue
+                        .push_back(PauseWaiter::Local(token, waker.clone())),
+                }
+                false
+            }
+        }
+    }
+
+    /// Ends `token`'s pause, hands it to the next in line, and runs the requests held
+    /// meanwhile if the shard is free.
+    pub fn resume(&mut self, token: Token) {
+        if self.pause.owner != Some(token) {
+            return;
+        }
+        self.pause.owner = None;
+        if let Some(next) = self.pause.queue.pop_front() {
+            match next {
+                PauseWaiter::Local(t, w) => {
+                    self.pause.owner = Some(t);
+                    w.wake();
+                }
+                PauseWaiter::Remote(t, from, ticket, proto) => {
+                    self.pause.owner = Some(t);
+                    let ack = self.single_reply(ticket, proto, b"+OK\r\n");
+                    self.send(from, Msg::Replies(ack));
+                }
+            }
+        }
+        for w in self.pause.blocked.drain(..) {
+            w.wake();
+        }
+        self.run_deferred();
+    }
+
+    fn single_reply(&mut self, ticket: Ticket, _proto: Proto, bytes: &[u8]) -> ReplyBatch {
+        let mut r = self.spare_replies.pop().unwrap_or_default();
+        r.clear();
+        r.from = self.id;
+        r.buf.extend_from_slice(bytes);
+        r.replies.push((ticket, 0, bytes.len()));
+        r
+    }
+
+    /// Serves a control message from another shard's coordinator.
+    fn on_control(&mut self, msg: ControlMsg) {
+        match msg.kind {
+            Control::Pause(token) => {
+                if self.pause.owner.is_none() && self.pause.queue.is_empty() {
+                    self.pause.owner = Some(token);
+                    let ack = self.single_reply(msg.ticket, msg.proto, b"+OK\r\n");
+                    self.send(msg.from, Msg::Replies(ack));
+                } else {
+                    self.pause
+                        .queue
+                        .push_back(PauseWaiter::Remote(token, msg.from, msg.ticket, msg.proto));
+                }
+            }
+            Control::Resume(token) => self.resume(token),
+            Control::Step(token, op) => {
+                debug_assert_eq!(self.pause.owner, Some(token), "step without the pause");
+                let mut out = std::mem::take(&mut self.scratch);
+                out.clear();
+                self.run_step(&op, msg.proto, &mut out);
+                let r = self.single_reply(msg.ticket, msg.proto, &out);
+                self.scratch = out;
+                self.send(msg.from, Msg::Replies(r));
+            }
+        }
+    }
+
+    /// Sends a coordinator's control message to `dest` on behalf of `conn`. Returns the
+    /// private hole its reply will fill (none for `Resume`, which is not answered).
+    pub fn send_control(&mut self, conn: ConnId, dest: usize, kind: Control) -> Option<u32> {
+        let c = self.conns.get_mut(conn)?;
+        let proto = c.proto;
+        let hole = match kind {
+            Control::Resume(_) => None,
+            _ => Some(c.replies.private_hole()),
+        };
+        let ticket = Ticket {
+            conn: conn.slot,
+            gen: conn.gen,
+            hole: hole.unwrap_or(u32::MAX),
+        };
+        self.send(
+            dest,
+            Msg::Control(ControlMsg {
+                from: self.id,
+                ticket,
+                proto,
+                kind,
+            }),
+        );
+        hole
+    }
+
+    /// The reply a private hole received, or `None` (and `waker` registered) if it has
+    /// not arrived yet.
+    pub fn take_private(&mut self, conn: ConnId, hole: u32, waker: &Waker) -> Option<Vec<u8>> {
+        let c = self.conns.get_mut(conn)?;
+        let got = c.replies.take_private(hole);
+        if got.is_none() {
+            c.replies.set_waker(waker);
+        }
+        got
+    }
+
+    /// Runs one step of a coordinated command on this shard.
+    pub fn run_step(&mut self, op: &StepOp, proto: Proto, out: &mut Vec<u8>) {
+        let mut reply = Reply::new(out, proto);
+        match op {
+            StepOp::Run(args) => self.run_key(args.args(), &mut reply),
+            StepOp::Dump(key) => keyspace::dump_entry(&mut self.store, key, self.now, &mut reply),
+            StepOp::Restore {
+                key,
+                replace,
+                expire_at,
+                payload,
+            } => keyspace::restore_entry(
+                &mut self.store,
+                key,
+                *replace,
+                *expire_at,
+                payload,
+                self.now,
+                &mut reply,
+            ),
+        }
+    }
+
+    // ---- output ---------------------------------------------------------------------
+
+    /// Puts together a connection's output for the batch (every hole must be filled) into
+    /// `out`, which must be empty.
+    pub fn take_output(&mut self, conn: ConnId, out: &mut Vec<u8>) {
+        let Shard {
+            conns, rng, config, ..
+        } = self;
+        let Some(c) = conns.get_mut(conn) else {
+            return;
+        };
+        let proto = c.proto;
+        let mut format_info = |sections: &[u8], parts: &[&[u8]], r: &mut Reply| {
+            server::format_info(config, sections, parts, r)
+        };
+        c.replies.finish(out, proto, rng, &mut format_info);
+    }
+
+    /// Appends an already encoded reply (a coordinated command's) to a connection's output.
+    pub fn push_reply(&mut self, conn: ConnId, bytes: &[u8]) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            if bytes.first() == Some(&b'-') {
+                self.stats.error_replies += 1;
+            }
+            c.replies.local.extend_from_slice(bytes);
+        }
+    }
+
+    /// Appends a protocol error reply to a connection's output.
+    pub fn push_protocol_error(&mut self, conn: ConnId, reply: &[u8]) {
+        self.stats.error_replies += 1;
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.replies.local.extend_from_slice(reply);
+        }
+    }
+
+    /// Whether every reply of the connection's batch has arrived; if not, `waker` is
+    /// woken when they have.
+    pub fn output_ready(&mut self, conn: ConnId, waker: &Waker) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(c) if !c.replies.ready() => {
+                c.replies.set_waker(waker);
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Redis's unknown-command error: the name and up to 128 bytes of quoted arguments, each
+/// read as a C string, bytes as sent.
+fn unknown_command(args: Args) -> Vec<u8> {
+    let mut quoted = Vec::new();
+    for a in args.iter().skip(1) {
+        if quoted.len() >= 128 {
+            break;
+        }
+        let room = 128 - quoted.len();
+        quoted.push(b'\'');
+        quoted.extend_from_slice(truncate(command::cstr(a), room));
+        quoted.extend_from_slice(b"' ");
+    }
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(truncate(command::cstr(args.get(0)), 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&quoted);
+    text
+}
+
+fn truncate(s: &[u8], n: usize) -> &[u8] {
+    &s[..s.len().min(n)]
+}
+
+fn encode_scan(req: &ScanRequest) -> OwnedArgs {
+    let mut a = OwnedArgs::new();
+    a.push(req.pos.to_string().as_bytes());
+    a.push(req.count.to_string().as_bytes());
+    a.push(if req.pattern.is_some() { b"1" } else { b"0" });
+    a.push(req.pattern.as_deref().unwrap_or_default());
+    a.push(if req.type_name.is_some() { b"1" } else { b"0" });
+    a.push(req.type_name.as_deref().unwrap_or_default());
+    a
+}
+
+fn decode_scan(args: Args) -> ScanRequest {
+    let num = |i: usize| {
+        std::str::from_utf8(args.get(i))
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or_default()
+    };
+    ScanRequest {
+        pos: num(0),
+        count: num(1).max(1),
+        pattern: (args.get(2) == b"1").then(|| args.get(3).to_vec()),
+        type_name: (args.get(4) == b"1").then(|| args.get(5).to_vec()),
+    }
+}
+
+/// Error texts used by more than one family.
+pub use errors::SYNTAX;

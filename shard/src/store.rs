@@ -1,0 +1,571 @@
+//! One shard's keyspace.
+//!
+//! Entries live in a slab (`Vec` of slots with a free list) and a `hashbrown::HashTable<u32>`
+//! maps key hashes to slab positions. An entry never moves once inserted, which gives:
+//! - SCAN a plain cursor (a slab position) with Redis's guarantee that a key present for
+//!   the whole iteration is returned, however the table grows or shrinks meanwhile;
+//! - stable handles that later work (the expiry wheel, eviction) can point at;
+//! - a table of 4-byte indices, so its slack costs 5 bytes a bucket, not a whole entry.
+//!
+//! Expiry is lazy here: an entry past its deadline is removed when a lookup meets it (Redis
+//! semantics: a key expires when `now > deadline`).
+
+use ahash::RandomState;
+use hashbrown::HashTable;
+
+/// Marks the end of the free list.
+const NIL: u32 = u32::MAX;
+
+/// A string value. Canonical decimal integers are kept as integers, as Redis's `int`
+/// encoding does: 8 bytes instead of a heap buffer, and INCR without parsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Str {
+    /// A value that is the canonical text of an `i64`.
+    Int(i64),
+    /// Any other bytes.
+    Raw(Vec<u8>),
+}
+
+impl Str {
+    /// Builds the most compact form of `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Str {
+        match corekv_protocol::number::parse_i64(bytes) {
+            Some(n) => Str::Int(n),
+            None => Str::Raw(bytes.to_vec()),
+        }
+    }
+
+    /// Length of the value's text.
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Raw(v) => v.len(),
+        }
+    }
+
+    /// Whether the value is the empty string.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Str::Raw(v) if v.is_empty())
+    }
+
+    /// Calls `f` with the value's text.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Str::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
+            Str::Raw(v) => f(v),
+        }
+    }
+
+    /// The value's text as an owned buffer (turns an integer into its text).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
+            Str::Raw(v) => v,
+        }
+    }
+
+    /// Makes the value raw bytes and returns them for editing (APPEND, SETRANGE).
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if let Str::Int(n) = *self {
+            *self = Str::Raw(itoa::Buffer::new().format(n).as_bytes().to_vec());
+        }
+        match self {
+            Str::Raw(v) => v,
+            Str::Int(_) => unreachable!("just made raw"),
+        }
+    }
+}
+
+/// A value of any type. Only strings exist so far; the enum is where lists, hashes and
+/// sets will go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A string.
+    Str(Str),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+}
+
+/// A key with its value and deadline.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    key: Box<[u8]>,
+    /// The value.
+    pub value: Value,
+    /// Unix time in milliseconds after which the key is gone; 0 for no deadline.
+    expire_at: u64,
+}
+
+impl Entry {
+    /// The key.
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The deadline, if any (Unix milliseconds).
+    #[inline]
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    /// Whether the key is gone at `now` (Unix milliseconds): Redis expires when
+    /// `now > deadline`.
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && now > self.expire_at
+    }
+}
+
+enum Slot {
+    Used(Entry),
+    /// Free; holds the next free position.
+    Free(u32),
+}
+
+/// Counters Redis reports in INFO stats.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Reads that found their key.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+    /// Keys removed because their deadline passed.
+    pub expired: u64,
+}
+
+/// One shard's keyspace. See the module docs.
+pub struct Store {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: u32,
+    len: usize,
+    volatile: usize,
+    hasher: RandomState,
+    /// Hit, miss and expiry counters.
+    pub stats: StoreStats,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty keyspace.
+    pub fn new() -> Self {
+        Store {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: NIL,
+            len: 0,
+            volatile: 0,
+            hasher: RandomState::new(),
+            stats: StoreStats::default(),
+        }
+    }
+
+    /// Number of keys (including expired ones not yet removed, as Redis's DBSIZE).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no keys.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of keys with a deadline.
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn used(slots: &[Slot], idx: u32) -> &Entry {
+        match &slots[idx as usize] {
+            Slot::Used(e) => e,
+            Slot::Free(_) => unreachable!("index points at a free slot"),
+        }
+    }
+
+    /// The position of `key`, expired or not.
+    #[inline]
+    fn position(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| &*Self::used(slots, i).key == key)
+            .copied()
+    }
+
+    /// The position of `key` if it is present and not expired at `now`; removes it if it
+    /// expired.
+    #[inline]
+    pub fn find(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        let hash = self.hash(key);
+        let idx = self.position(key, hash)?;
+        if Self::used(&self.slots, idx).is_expired(now) {
+            self.remove_at_hashed(idx, hash);
+            self.stats.expired += 1;
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// [`find`](Self::find) for a read: counts a keyspace hit or miss.
+    #[inline]
+    pub fn find_read(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        let found = self.find(key, now);
+        if found.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        found
+    }
+
+    /// Whether `key` exists at `now` (removes it if it expired).
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.find(key, now).is_some()
+    }
+
+    /// The entry at a position returned by a lookup.
+    #[inline]
+    pub fn entry(&self, idx: u32) -> &Entry {
+        Self::used(&self.slots, idx)
+    }
+
+    /// The entry at a position returned by a lookup, for changing its value.
+    #[inline]
+    pub fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+        match &mut self.slots[idx as usize] {
+            Slot::Used(e) => e,
+            Slot::Free(_) => unreachable!("index points at a free slot"),
+        }
+    }
+
+    /// Sets or clears (`0`) the deadline of the entry at `idx`.
+    pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+        let e = self.entry_mut(idx);
+        let had = e.expire_at != 0;
+        e.expire_at = expire_at;
+        match (had, expire_at != 0) {
+            (false, true) => self.volatile += 1,
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+    }
+
+    /// Inserts `key`, which must be absent (look it up first). Returns its position.
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
+        let hash = self.hash(key);
+        debug_assert!(
+            self.position(key, hash).is_none(),
+            "insert of a present key"
+        );
+        let entry = Entry {
+            key: key.into(),
+            value,
+            expire_at,
+        };
+        let idx = if self.free != NIL {
+            let idx = self.free;
+            match std::mem::replace(&mut self.slots[idx as usize], Slot::Used(entry)) {
+                Slot::Free(next) => self.free = next,
+                Slot::Used(_) => unreachable!("free list points at a used slot"),
+            }
+            idx
+        } else {
+            let idx = u32::try_from(self.slots.len()).expect("more than 4 billion keys in a shard");
+            assert!(idx != NIL, "more than 4 billion keys in a shard");
+            self.slots.push(Slot::Used(entry));
+            idx
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hash, idx, |&i| hasher.hash_one(&*Self::used(slots, i).key));
+        self.len += 1;
+        if expire_at != 0 {
+            self.volatile += 1;
+        }
+        idx
+    }
+
+    /// Sets `key` to `value`: replaces the value of a live key (keeping its deadline when
+    /// `keep_ttl`, clearing it otherwise) or inserts it. Returns its position.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool, now: u64) -> u32 {
+        match self.find(key, now) {
+            Some(idx) => {
+                self.entry_mut(idx).value = value;
+                if !keep_ttl {
+                    self.set_expire(idx, 0);
+                }
+                idx
+            }
+            None => self.insert(key, value, 0),
+        }
+    }
+
+    /// Removes the entry at `idx` and returns it.
+    pub fn remove_at(&mut self, idx: u32) -> Entry {
+        let hash = self.hash(&Self::used(&self.slots, idx).key);
+        self.remove_at_hashed(idx, hash)
+    }
+
+    fn remove_at_hashed(&mut self, idx: u32, hash: u64) -> Entry {
+        match self.index.find_entry(hash, |&i| i == idx) {
+            Ok(found) => {
+                found.remove();
+            }
+            Err(_) => unreachable!("entry missing from the index"),
+        }
+        let slot = std::mem::replace(&mut self.slots[idx as usize], Slot::Free(self.free));
+        self.free = idx;
+        self.len -= 1;
+        match slot {
+            Slot::Used(e) => {
+                if e.expire_at != 0 {
+                    self.volatile -= 1;
+                }
+                e
+            }
+            Slot::Free(_) => unreachable!("removing a free slot"),
+        }
+    }
+
+    /// Removes `key` if it is present and live; returns whether it was.
+    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        let idx = self.find(key, now)?;
+        Some(self.remove_at(idx))
+    }
+
+    /// Removes every key; returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.len;
+        self.index = HashTable::new();
+        self.slots = Vec::new();
+        self.free = NIL;
+        self.len = 0;
+        self.volatile = 0;
+        n
+    }
+
+    /// Every entry, expired ones included, in slab order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().filter_map(|s| match s {
+            Slot::Used(e) => Some(e),
+            Slot::Free(_) => None,
+        })
+    }
+
+    /// One SCAN step from slab position `cursor`: visits live entries until `count` were
+    /// seen or `10 * count` positions were looked at (Redis's bound), removing expired ones
+    /// it meets, and calls `f` on each live entry. Returns the position to resume from, or
+    /// `None` when the end was reached.
+    pub fn scan(
+        &mut self,
+        cursor: usize,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&Entry),
+    ) -> Option<usize> {
+        let mut pos = cursor;
+        let mut seen = 0usize;
+        let mut budget = count.saturating_mul(10).max(1);
+        while pos < self.slots.len() && seen < count && budget > 0 {
+            budget -= 1;
+            if let Slot::Used(e) = &self.slots[pos] {
+                if e.is_expired(now) {
+                    self.remove_at(pos as u32);
+                    self.stats.expired += 1;
+                } else {
+                    f(e);
+                    seen += 1;
+                }
+            }
+            pos += 1;
+        }
+        (pos < self.slots.len()).then_some(pos)
+    }
+
+    /// A live entry chosen at random, or `None` if there are none. Removes expired entries
+    /// it meets.
+    pub fn random(&mut self, rng: &mut fastrand::Rng, now: u64) -> Option<u32> {
+        // Random probes find a used slot quickly unless the slab is mostly holes; then walk
+        // from a random start. Bounded either way.
+        for _ in 0..64 {
+            if self.len == 0 {
+                return None;
+            }
+            let pos = rng.usize(..self.slots.len());
+            if let Slot::Used(e) = &self.slots[pos] {
+                if e.is_expired(now) {
+                    self.remove_at(pos as u32);
+                    self.stats.expired += 1;
+                    continue;
+                }
+                return Some(pos as u32);
+            }
+        }
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.slots.len();
+        let start = rng.usize(..n);
+        for step in 0..n {
+            let pos = (start + step) % n;
+            if let Slot::Used(e) = &self.slots[pos] {
+                if !e.is_expired(now) {
+                    return Some(pos as u32);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn s(v: &str) -> Value {
+        Value::Str(Str::from_bytes(v.as_bytes()))
+    }
+
+    #[test]
+    fn int_encoding_is_canonical_only() {
+        assert_eq!(Str::from_bytes(b"42"), Str::Int(42));
+        assert_eq!(Str::from_bytes(b"042"), Str::Raw(b"042".to_vec()));
+        assert_eq!(Str::from_bytes(b"-0"), Str::Raw(b"-0".to_vec()));
+        assert_eq!(Str::Int(-17).len(), 3);
+        assert_eq!(Str::Int(5).into_bytes(), b"5");
+    }
+
+    #[test]
+    fn set_get_remove() {
+        let mut st = Store::new();
+        let a = st.set(b"a", s("1"), false, 0);
+        assert_eq!(st.entry(a).value, s("1"));
+        assert_eq!(st.find(b"a", 0), Some(a));
+        assert!(st.remove(b"a", 0).is_some());
+        assert_eq!(st.find(b"a", 0), None);
+        assert!(st.is_empty());
+    }
+
+    #[test]
+    fn lazy_expiry_is_strictly_after_the_deadline() {
+        let mut st = Store::new();
+        let idx = st.insert(b"k", s("v"), 100);
+        assert_eq!(st.volatile(), 1);
+        assert_eq!(st.find(b"k", 100), Some(idx), "alive at the deadline");
+        assert_eq!(st.find(b"k", 101), None, "gone after it");
+        assert_eq!(st.stats.expired, 1);
+        assert_eq!(st.len(), 0);
+        assert_eq!(st.volatile(), 0);
+    }
+
+    #[test]
+    fn set_clears_or_keeps_ttl() {
+        let mut st = Store::new();
+        let idx = st.insert(b"k", s("v"), 1000);
+        st.set(b"k", s("w"), true, 0);
+        assert_eq!(st.entry(idx).expire_at(), Some(1000));
+        st.set(b"k", s("x"), false, 0);
+        assert_eq!(st.entry(idx).expire_at(), None);
+        assert_eq!(st.volatile(), 0);
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_throughout() {
+        let mut st = Store::new();
+        for i in 0..1000 {
+            st.insert(format!("k{i}").as_bytes(), s("v"), 0);
+        }
+        let mut seen = BTreeSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            let next = st.scan(cursor, 10, 0, |e| {
+                seen.insert(e.key().to_vec());
+            });
+            // Churn between steps: delete some keys, add others.
+            step += 1;
+            st.remove(format!("k{}", 999 - step).as_bytes(), 0);
+            st.insert(format!("new{step}").as_bytes(), s("v"), 0);
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        for i in 0..(999 - step) {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, u8),
+        Del(u8),
+        Get(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..32, any::<u8>()).prop_map(|(k, v)| Op::Set(k, v)),
+            (0u8..32).prop_map(Op::Del),
+            (0u8..32).prop_map(Op::Get),
+        ]
+    }
+
+    proptest! {
+        /// The store agrees with a `HashMap` under random sets, deletes and reads, and its
+        /// iteration, length and scan see exactly the model's keys.
+        #[test]
+        fn behaves_like_a_hashmap(ops in prop::collection::vec(op(), 1..300)) {
+            let mut st = Store::new();
+            let mut model: HashMap<Vec<u8>, Value> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Set(k, v) => {
+                        let key = vec![k];
+                        st.set(&key, Value::Str(Str::Raw(vec![v])), false, 0);
+                        model.insert(key, Value::Str(Str::Raw(vec![v])));
+                    }
+                    Op::Del(k) => {
+                        prop_assert_eq!(st.remove(&[k], 0).is_some(), model.remove(&vec![k]).is_some());
+                    }
+                    Op::Get(k) => {
+                        let got = st.find(&[k], 0).map(|i| st.entry(i).value.clone());
+                        prop_assert_eq!(got.as_ref(), model.get(&vec![k]));
+                    }
+                }
+                prop_assert_eq!(st.len(), model.len());
+            }
+            let keys: BTreeSet<Vec<u8>> = st.iter().map(|e| e.key().to_vec()).collect();
+            let want: BTreeSet<Vec<u8>> = model.keys().cloned().collect();
+            prop_assert_eq!(&keys, &want);
+            let mut scanned = BTreeSet::new();
+            let mut cursor = 0;
+            while let Some(next) = st.scan(cursor, 3, 0, |e| { scanned.insert(e.key().to_vec()); }) {
+                cursor = next;
+            }
+            prop_assert_eq!(&scanned, &want);
+        }
+    }
+}
