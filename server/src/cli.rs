@@ -1,0 +1,169 @@
+//! Command-line flags, and the parsers for values written the way Redis users write them
+//! (`512mb`, `1gb`; CPU lists like `0,2-3`).
+
+use clap::Parser;
+
+/// corekv: a thread-per-core, shared-nothing Redis-protocol key-value server.
+///
+/// One shard per CPU, each with its own io_uring event loop, listener (SO_REUSEPORT on the
+/// shared port), connections and part of the keyspace. Keys belong to shards by Redis
+/// Cluster hash slot; commands on keys another shard owns are forwarded to it.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "corekv", version, max_term_width = 100)]
+pub struct Args {
+    /// TCP port for the Redis protocol. 0 picks a free port; the chosen port is logged.
+    #[arg(long, default_value_t = 6379)]
+    pub port: u16,
+
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other hosts.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// Number of shards (event loops). Default: one per CPU in --cpus, or per CPU this
+    /// process may run on (its affinity mask, so cgroup cpusets are respected).
+    #[arg(long)]
+    pub shards: Option<usize>,
+
+    /// CPUs to run shards on, as a list with ranges: "0,2-3". Shard i runs on the i-th CPU
+    /// of the list. Default: every CPU this process may run on.
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub cpus: Option<CpuList>,
+
+    /// Do not pin shards to CPUs. Allows more shards than CPUs (for tests); costs the
+    /// cache locality pinning gives.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// Also serve a raw TCP echo listener on this port (every byte read is written back).
+    /// Off unless given; 0 picks a free port.
+    #[arg(long)]
+    pub echo_port: Option<u16>,
+
+    /// Largest bulk argument a client may send, and largest string APPEND or SETRANGE may
+    /// build (Redis's proto-max-bulk-len). Units: b, k, kb, m, mb, g, gb.
+    #[arg(long, value_parser = parse_size, default_value = "512mb")]
+    pub proto_max_bulk_len: u64,
+
+    /// Most arguments in one request; a larger multibulk count is a protocol error.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_multibulk_len: u64,
+
+    /// Longest inline request (and length line) a client may send. Units as above.
+    #[arg(long, value_parser = parse_size, default_value = "64kb")]
+    pub max_inline_len: u64,
+
+    /// Most unparsed input one client may accumulate before it is disconnected (Redis's
+    /// client-query-buffer-limit). Units as above.
+    #[arg(long, value_parser = parse_size, default_value = "1gb")]
+    pub client_query_buffer_limit: u64,
+
+    /// Most client connections at once; more are refused with Redis's error.
+    #[arg(long, default_value_t = 10000)]
+    pub maxclients: u64,
+}
+
+/// A parsed `--cpus` list, in the order given, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses `0,2-3` into `[0, 2, 3]`.
+pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("empty item in CPU list {s:?}"));
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (parse_cpu(a, s)?, parse_cpu(b, s)?),
+            None => {
+                let c = parse_cpu(part, s)?;
+                (c, c)
+            }
+        };
+        if lo > hi {
+            return Err(format!("range {part:?} in CPU list {s:?} goes backwards"));
+        }
+        for c in lo..=hi {
+            if cpus.contains(&c) {
+                return Err(format!("CPU {c} appears twice in CPU list {s:?}"));
+            }
+            cpus.push(c);
+        }
+    }
+    Ok(CpuList(cpus))
+}
+
+fn parse_cpu(s: &str, list: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("{s:?} in CPU list {list:?} is not a CPU number"))
+}
+
+/// Parses a size as Redis's `memtoull` does: a number with an optional unit, `k`=1000,
+/// `kb`=1024, `m`=1000², `mb`=1024², `g`=1000³, `gb`=1024³, case-insensitive.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use b, k, kb, m, mb, g or gb)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (a number with an optional unit)"))?;
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0").unwrap().0, vec![0]);
+        assert_eq!(parse_cpu_list("0,2-3").unwrap().0, vec![0, 2, 3]);
+        assert_eq!(parse_cpu_list("3,1").unwrap().0, vec![3, 1]);
+        assert!(parse_cpu_list("").is_err());
+        assert!(parse_cpu_list("1,,2").is_err());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("1,1").is_err());
+        assert!(parse_cpu_list("a").is_err());
+    }
+
+    #[test]
+    fn sizes_like_redis() {
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("1k").unwrap(), 1000);
+        assert_eq!(parse_size("1kb").unwrap(), 1024);
+        assert_eq!(parse_size("512mb").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_size("1GB").unwrap(), 1024 * 1024 * 1024);
+        assert_eq!(parse_size("2g").unwrap(), 2_000_000_000);
+        assert!(parse_size("1tb").is_err());
+        assert!(parse_size("mb").is_err());
+        assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = Args::try_parse_from(["corekv", "--port", "7000", "--cpus", "0-1", "--no-pin"])
+            .unwrap();
+        assert_eq!(a.port, 7000);
+        assert_eq!(a.cpus, Some(CpuList(vec![0, 1])));
+        assert!(a.no_pin);
+        assert_eq!(a.proto_max_bulk_len, 512 * 1024 * 1024);
+    }
+}
