@@ -37,13 +37,11 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
                     }
                 }
                 Conn::Echo => out.bulk(args.get(1)),
-                Conn::Select => {
-                    match parse_i64(args.get(1)).filter(|v| i32::try_from(*v).is_ok()) {
-                        None => out.err(errors::NOT_INTEGER),
-                        Some(0) => out.ok(),
-                        Some(_) => out.err(errors::DB_RANGE),
-                    }
-                }
+                Conn::Select => match super::int32_arg(&mut out, args.get(1)) {
+                    None => {}
+                    Some(0) => out.ok(),
+                    Some(_) => out.err(errors::DB_RANGE),
+                },
                 Conn::ClientId => out.int(c.id as i64),
                 Conn::ClientSetName => {
                     if set_name(c, args.get(2), &mut out) {

@@ -103,11 +103,8 @@ pub fn copy_options(out: &mut Reply, args: Args) -> Option<CopyOptions> {
         if is(args.get(j), "replace") {
             replace = true;
         } else if is(args.get(j), "db") && additional >= 1 {
-            match parse_i64(args.get(j + 1)).filter(|v| i32::try_from(*v).is_ok()) {
-                None => {
-                    out.err(errors::NOT_INTEGER);
-                    return None;
-                }
+            match super::int32_arg(out, args.get(j + 1)) {
+                None => return None,
                 Some(0) => {}
                 Some(_) => {
                     out.err(errors::DB_RANGE);

@@ -522,6 +522,23 @@ pub mod errors {
     pub const DB_RANGE: &str = "DB index is out of range";
 }
 
+/// `getIntFromObjectOrReply`: a C `int` argument, or Redis's error for it.
+pub fn int32_arg(out: &mut Reply, arg: &[u8]) -> Option<i32> {
+    match corekv_protocol::number::parse_i64(arg) {
+        None => {
+            out.err(errors::NOT_INTEGER);
+            None
+        }
+        Some(v) => match i32::try_from(v) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                out.err("value is out of range, value must between -2147483648 and 2147483647");
+                None
+            }
+        },
+    }
+}
+
 /// Writes Redis's arity error for `name`.
 pub fn arity_error(out: &mut Reply, name: &str) {
     out.err(&format!("wrong number of arguments for '{name}' command"));
