@@ -155,8 +155,13 @@ impl Connection {
         let mut buffered = false;
         loop {
             if !buffered {
-                let want = self.parser.wanted(self.rbuf.pending());
-                let space = self.rbuf.space(want.min(64 * 1024 * 1024));
+                // Size the read by what the parser knows is coming, but never beyond twice
+                // what is buffered: memory follows bytes received, not lengths declared.
+                let want = self
+                    .parser
+                    .wanted(self.rbuf.pending())
+                    .min(self.rbuf.buf.len().max(READ_CHUNK));
+                let space = self.rbuf.space(want);
                 let n = stream.read(space).await?;
                 if n == 0 {
                     return Ok(());
