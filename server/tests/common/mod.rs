@@ -1,0 +1,260 @@
+//! Test harness: starts the real `corekv` binary (and `redis-server` for differential
+//! tests) on ephemeral ports, and talks to them over TCP with raw RESP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use corekv_protocol::frame::{self, Frame};
+use corekv_protocol::request::encode_request;
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Port of the RESP listener.
+    pub port: u16,
+    /// Port of the echo listener, if started with one.
+    pub echo_port: Option<u16>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts corekv with `shards` unpinned shards (so any number fits any machine) and
+    /// extra flags, and waits until it accepts connections.
+    pub fn corekv(shards: usize, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--shards".into(),
+            shards.to_string(),
+            "--no-pin".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::corekv_with(&args)
+    }
+
+    /// Starts corekv with exactly these flags (which must include `--port 0`).
+    pub fn corekv_with(args: &[String]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start corekv");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(Ok(rest.to_string()));
+                    }
+                } else if line.contains("ERROR") || line.contains("corekv:") {
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(Err(line.clone()));
+                    }
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("corekv did not report ready within 60 s")
+            .unwrap_or_else(|e| panic!("corekv failed to start: {e}"));
+        let port_of = |s: &str| -> u16 {
+            s.rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches(')').parse().ok())
+                .unwrap_or_else(|| panic!("cannot read a port from {s:?}"))
+        };
+        let (resp, echo) = match ready.split_once(" (echo on ") {
+            Some((resp, echo)) => (port_of(resp), Some(port_of(echo))),
+            None => (port_of(ready.trim()), None),
+        };
+        Server {
+            child,
+            port: resp,
+            echo_port: echo,
+        }
+    }
+
+    /// Starts `redis-server` (found on PATH; CI installs it) with no persistence and one
+    /// database, as corekv has.
+    pub fn redis() -> Server {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--databases",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH for differential tests (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = Client::try_connect(port) {
+                if c.call(&["PING"]) == b"+PONG\r\n" {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            child,
+            port,
+            echo_port: None,
+        }
+    }
+
+    /// A raw RESP client connected to this server.
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    /// A `redis` crate connection to this server.
+    pub fn redis_conn(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .expect("client")
+            .get_connection()
+            .expect("connect with the redis crate")
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("server process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS line")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A plain TCP client speaking RESP: sends commands, reads exactly one reply each.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects, with generous timeouts so a hung server fails the test instead of
+    /// hanging it.
+    pub fn connect(port: u16) -> Client {
+        Self::try_connect(port).expect("connect")
+    }
+
+    fn try_connect(port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends one command as a multibulk request.
+    pub fn send(&mut self, args: &[&str]) {
+        let mut out = Vec::new();
+        encode_request(&mut out, args);
+        self.send_raw(&out);
+    }
+
+    /// Sends one command with binary arguments.
+    pub fn send_bytes(&mut self, args: &[&[u8]]) {
+        let mut out = Vec::new();
+        encode_request(&mut out, args);
+        self.send_raw(&out);
+    }
+
+    /// Reads the next complete reply, as bytes.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(n) = frame::frame_len(&self.buf).expect("well-formed reply") {
+                return self.buf.drain(..n).collect();
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk).expect("read reply");
+            assert!(
+                n > 0,
+                "server closed the connection; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads the next reply, decoded.
+    pub fn read_frame(&mut self) -> Frame {
+        let bytes = self.read_reply();
+        frame::parse(&bytes).expect("parse").expect("complete").0
+    }
+
+    /// Sends a command and returns its reply's bytes.
+    pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        self.read_reply()
+    }
+
+    /// Sends a command and returns its reply as a string (lossy), for readable asserts.
+    pub fn call_str(&mut self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.call(args)).into_owned()
+    }
+
+    /// Reads until the server closes the connection; returns everything read.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return all,
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("expected the server to close the connection: {e}"),
+            }
+        }
+    }
+}
+
+/// Shard counts every behavioural test runs with: one shard, and four (more than this
+/// machine's cores, unpinned) so keys live on several shards.
+pub const SHARD_COUNTS: [usize; 2] = [1, 4];
