@@ -57,7 +57,8 @@ pub struct Args {
     #[arg(long, value_parser = parse_size, default_value = "1gb")]
     pub client_query_buffer_limit: u64,
 
-    /// Most client connections at once; more are refused with Redis's error.
+    /// Most client connections at once, divided evenly across shards (each shard admits its
+    /// share without asking the others); more are refused with Redis's error.
     #[arg(long, default_value_t = 10000)]
     pub maxclients: u64,
 }
