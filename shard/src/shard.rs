@@ -45,6 +45,10 @@ use crate::store::Store;
 /// reply batch, so reply channels sized at least this never fill.
 pub const MAX_INFLIGHT: u32 = 64;
 
+/// Most requests in one batch; a full batch waits while the next one fills. With
+/// [`MAX_INFLIGHT`], at most 65,536 requests are in flight to one destination.
+pub const MAX_BATCH: usize = 1024;
+
 /// What the connection must do after [`Shard::dispatch`].
 pub enum Outcome {
     /// The request was handled (its reply written or awaited in a hole).
@@ -64,7 +68,9 @@ pub enum Outcome {
 /// One destination's outgoing state.
 #[derive(Default)]
 struct Link {
-    /// Requests waiting for the flusher.
+    /// Requests waiting for the flusher: full batches, then the one filling.
+    full: VecDeque<RequestBatch>,
+    /// The batch being filled.
     outbox: RequestBatch,
     /// Replies and control messages waiting for the flusher.
     outgoing: VecDeque<Msg>,
@@ -323,6 +329,11 @@ impl Shard {
         args: impl IntoIterator<Item = &'a [u8]>,
     ) {
         let link = &mut self.links[dest];
+        if link.outbox.len() >= MAX_BATCH {
+            let spare = link.spare.pop().unwrap_or_default();
+            let filled = std::mem::replace(&mut link.outbox, spare);
+            link.full.push_back(filled);
+        }
         link.outbox.push(ticket, proto, op, args);
         self.stats.hops_out += 1;
         if let Some(w) = link.waker.take() {
@@ -745,7 +756,7 @@ impl Shard {
             link.inflight -= 1;
             req.clear();
             link.spare.push(req);
-            if !link.outbox.is_empty() {
+            if !link.outbox.is_empty() || !link.full.is_empty() {
                 if let Some(w) = link.waker.take() {
                     w.wake();
                 }
@@ -757,16 +768,22 @@ impl Shard {
         }
     }
 
-    /// Everything ready to send to `dest`: queued replies and control messages, then the
-    /// outbox as one request batch if fewer than [`MAX_INFLIGHT`] are in flight. When
+    /// Everything ready to send to `dest`: queued replies and control messages, then
+    /// request batches while fewer than [`MAX_INFLIGHT`] are in flight. When
     /// there is nothing, `waker` is woken once there is.
     pub fn take_outgoing(&mut self, dest: usize, waker: &Waker, out: &mut Vec<Msg>) {
         let id = self.id;
         let link = &mut self.links[dest];
         out.extend(link.outgoing.drain(..));
-        if !link.outbox.is_empty() && link.inflight < MAX_INFLIGHT {
-            let spare = link.spare.pop().unwrap_or_default();
-            let mut batch = std::mem::replace(&mut link.outbox, spare);
+        while link.inflight < MAX_INFLIGHT {
+            let mut batch = match link.full.pop_front() {
+                Some(batch) => batch,
+                None if !link.outbox.is_empty() => {
+                    let spare = link.spare.pop().unwrap_or_default();
+                    std::mem::replace(&mut link.outbox, spare)
+                }
+                None => break,
+            };
             batch.from = id;
             batch.returned = std::mem::take(&mut link.returns);
             link.inflight += 1;
@@ -1046,3 +1063,161 @@ fn decode_scan(args: Args) -> ScanRequest {
 
 /// Error texts used by more than one family.
 pub use errors::SYNTAX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::OwnedArgs;
+    use std::task::Waker;
+
+    fn shards(n: usize) -> Vec<Shard> {
+        let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
+        let config = Config {
+            shards: n,
+            ..Config::default()
+        };
+        (0..n)
+            .map(|i| Shard::new(i, config.clone(), commands))
+            .collect()
+    }
+
+    /// A key owned by `shard` of `n`.
+    fn key_on(shard: usize, n: usize) -> String {
+        let map = SlotMap::new(n);
+        (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| map.shard_of(k.as_bytes()) == shard)
+            .unwrap()
+    }
+
+    /// Moves every queued message between shards until none is left.
+    fn pump(shards: &mut [Shard]) {
+        loop {
+            let mut moved = false;
+            for from in 0..shards.len() {
+                for to in 0..shards.len() {
+                    if from == to {
+                        continue;
+                    }
+                    let mut out = Vec::new();
+                    shards[from].take_outgoing(to, Waker::noop(), &mut out);
+                    for msg in out {
+                        moved = true;
+                        shards[to].on_message(msg);
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn run(sh: &mut Shard, conn: ConnId, args: &[&str]) -> Outcome {
+        let owned = OwnedArgs::from_slices(args);
+        sh.dispatch(conn, owned.args())
+    }
+
+    fn output(sh: &mut Shard, conn: ConnId) -> String {
+        assert!(
+            sh.output_ready(conn, Waker::noop()),
+            "replies still missing"
+        );
+        let mut out = Vec::new();
+        sh.take_output(conn, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn forwarded_requests_come_back_in_order() {
+        let mut s = shards(2);
+        let conn = s[0].connect("a".into(), "b".into(), 3);
+        let (local, remote) = (key_on(0, 2), key_on(1, 2));
+        assert!(matches!(
+            run(&mut s[0], conn, &["SET", &remote, "r"]),
+            Outcome::Done
+        ));
+        assert!(matches!(
+            run(&mut s[0], conn, &["SET", &local, "l"]),
+            Outcome::Done
+        ));
+        assert!(matches!(
+            run(&mut s[0], conn, &["MGET", &remote, &local]),
+            Outcome::Done
+        ));
+        assert!(!s[0].output_ready(conn, Waker::noop()));
+        pump(&mut s);
+        assert_eq!(
+            output(&mut s[0], conn),
+            "+OK\r\n+OK\r\n*2\r\n$1\r\nr\r\n$1\r\nl\r\n"
+        );
+        assert_eq!(s[0].stats.hops_out, 2);
+        assert_eq!(s[1].stats.hops_in, 2);
+    }
+
+    #[test]
+    fn batches_are_capped_and_in_flight_is_bounded() {
+        let mut s = shards(2);
+        let conn = s[0].connect("a".into(), "b".into(), 3);
+        let remote = key_on(1, 2);
+        for _ in 0..(MAX_BATCH * 2 + 10) {
+            run(&mut s[0], conn, &["INCR", &remote]);
+        }
+        let mut out = Vec::new();
+        s[0].take_outgoing(1, Waker::noop(), &mut out);
+        let sizes: Vec<usize> = out
+            .iter()
+            .map(|m| match m {
+                Msg::Requests(b) => b.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, vec![MAX_BATCH, MAX_BATCH, 10]);
+        for msg in out {
+            s[1].on_message(msg);
+        }
+        pump(&mut s);
+        let text = output(&mut s[0], conn);
+        assert!(text.ends_with(&format!(":{}\r\n", MAX_BATCH * 2 + 10)));
+    }
+
+    #[test]
+    fn a_paused_shard_holds_requests_until_resumed() {
+        let mut s = shards(2);
+        let conn = s[0].connect("a".into(), "b".into(), 3);
+        let remote = key_on(1, 2);
+        let token = s[1].new_token();
+        assert!(s[1].pause_local(token, Waker::noop()));
+        run(&mut s[0], conn, &["SET", &remote, "v"]);
+        pump(&mut s);
+        assert!(!s[0].output_ready(conn, Waker::noop()), "held while paused");
+        // Local work on the paused shard waits too.
+        let local_conn = s[1].connect("c".into(), "d".into(), 4);
+        assert!(matches!(
+            run(&mut s[1], local_conn, &["GET", &remote]),
+            Outcome::Blocked
+        ));
+        s[1].resume(token);
+        pump(&mut s);
+        assert_eq!(output(&mut s[0], conn), "+OK\r\n");
+        assert!(matches!(
+            run(&mut s[1], local_conn, &["GET", &remote]),
+            Outcome::Done
+        ));
+        assert_eq!(output(&mut s[1], local_conn), "$1\r\nv\r\n");
+    }
+
+    #[test]
+    fn pauses_queue_in_order() {
+        let mut s = shards(1);
+        let (a, b) = (s[0].new_token(), s[0].new_token());
+        assert!(s[0].pause_local(a, Waker::noop()));
+        assert!(!s[0].pause_local(b, Waker::noop()));
+        s[0].resume(b); // not the owner: no effect
+        assert!(!s[0].pause_local(b, Waker::noop()));
+        s[0].resume(a);
+        assert!(s[0].pause_local(b, Waker::noop()));
+        s[0].resume(b);
+        assert!(!s[0].is_paused());
+    }
+}
