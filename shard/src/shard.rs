@@ -28,8 +28,8 @@ use corekv_protocol::{Proto, Reply};
 
 use crate::command::keyspace::{self, ScanRequest};
 use crate::command::{
-    self, arity_error, connection, errors, is, server, All, Args, Commands, Conn, Coord, Ctx,
-    KeyFn, Lookup, Multi, OwnedArgs, Route, Spec, Split,
+    self, arity_error, connection, errors, is, run_keyed, server, All, Args, Commands, Conn, Coord,
+    Env, KeyFn, Lookup, Multi, OwnedArgs, Route, Spec, Split,
 };
 use crate::config::Config;
 use crate::conn::{ConnId, ConnTable, GatherKind, NewClient};
@@ -284,22 +284,23 @@ impl Shard {
         }
     }
 
+    /// What keyed commands see of this shard besides its store.
+    #[inline]
+    fn env(&self) -> Env {
+        Env {
+            now: self.now,
+            max_bulk_len: self.config.limits.max_bulk_len,
+        }
+    }
+
     /// Runs a keyed command here, its reply appended to the connection's output.
     fn run_local(&mut self, conn: ConnId, spec: &Spec, f: KeyFn, args: Args, proto: Proto) {
+        let env = self.env();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         let out = &mut c.replies.local;
-        let start = out.len();
-        let mut ctx = Ctx {
-            store: &mut self.store,
-            out: Reply::new(out, proto),
-            now: self.now,
-            max_bulk_len: self.config.limits.max_bulk_len,
-            name: spec.name,
-        };
-        f(&mut ctx, args);
-        if out.get(start) == Some(&b'-') {
+        if run_keyed(f, spec.name, args, &mut self.store, env, out, proto) {
             self.stats.error_replies += 1;
         }
     }
@@ -413,18 +414,12 @@ impl Shard {
                 let part = OwnedArgs::from_slices(
                     &name_span.iter().copied().chain(mine).collect::<Vec<_>>(),
                 );
+                let env = self.env();
                 let c = self.conns.get_mut(conn).expect("live connection");
                 let buf = c.replies.parts_buf();
                 let start = buf.len();
-                let mut ctx = Ctx {
-                    store: &mut self.store,
-                    out: Reply::new(buf, proto),
-                    now: self.now,
-                    max_bulk_len: self.config.limits.max_bulk_len,
-                    name: spec.name,
-                };
                 if let Route::Key(f, _) = spec.route {
-                    f(&mut ctx, part.args());
+                    run_keyed(f, spec.name, part.args(), &mut self.store, env, buf, proto);
                 }
                 c.replies.gather_local(&mut g, start);
             } else {
@@ -641,15 +636,16 @@ impl Shard {
         match commands.lookup(args) {
             Lookup::Found(spec) => match spec.route {
                 Route::Key(f, _) => {
-                    let proto = out.proto();
-                    let mut ctx = Ctx {
-                        store: &mut self.store,
-                        out: Reply::new(out.buffer(), proto),
-                        now: self.now,
-                        max_bulk_len: self.config.limits.max_bulk_len,
-                        name: spec.name,
-                    };
-                    f(&mut ctx, args);
+                    let (env, proto) = (self.env(), out.proto());
+                    run_keyed(
+                        f,
+                        spec.name,
+                        args,
+                        &mut self.store,
+                        env,
+                        out.buffer(),
+                        proto,
+                    );
                 }
                 _ => out.err("internal error: forwarded a command without keys"),
             },

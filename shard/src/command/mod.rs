@@ -121,6 +121,39 @@ pub struct Ctx<'a> {
 /// A keyed command.
 pub type KeyFn = fn(&mut Ctx, Args);
 
+/// What a keyed command needs from its shard besides the store: the batch's clock and the
+/// string size limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Env {
+    /// Unix time in milliseconds, fixed for the batch.
+    pub now: u64,
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: u64,
+}
+
+/// Runs keyed command `f` (named `name`) against `store`, appending its reply to `out` in
+/// `proto`. Returns whether the reply is an error.
+pub fn run_keyed(
+    f: KeyFn,
+    name: &'static str,
+    args: Args,
+    store: &mut Store,
+    env: Env,
+    out: &mut Vec<u8>,
+    proto: corekv_protocol::Proto,
+) -> bool {
+    let start = out.len();
+    let mut ctx = Ctx {
+        store,
+        out: Reply::new(out, proto),
+        now: env.now,
+        max_bulk_len: env.max_bulk_len,
+        name,
+    };
+    f(&mut ctx, args);
+    out.get(start) == Some(&b'-')
+}
+
 /// How a multi-key command is split by owner and gathered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {

@@ -534,20 +534,17 @@ mod tests {
     use super::*;
     use crate::command::OwnedArgs;
     use crate::store::Store;
-    use corekv_protocol::{Proto, Reply};
+    use corekv_protocol::Proto;
 
     /// Runs one command against `store`; returns the reply bytes as a string.
     fn run(store: &mut Store, f: super::super::KeyFn, args: &[&str]) -> String {
         let mut out = Vec::new();
         let owned = OwnedArgs::from_slices(args);
-        let mut ctx = Ctx {
-            store,
-            out: Reply::new(&mut out, Proto::Resp2),
+        let env = super::super::Env {
             now: 1_000_000,
             max_bulk_len: 512 * 1024 * 1024,
-            name: "set",
         };
-        f(&mut ctx, owned.args());
+        super::super::run_keyed(f, "set", owned.args(), store, env, &mut out, Proto::Resp2);
         String::from_utf8_lossy(&out).into_owned()
     }
 
