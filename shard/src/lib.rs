@@ -19,6 +19,7 @@
 //! - [`conn`]: the connection table and in-order reply assembly;
 //! - [`message`]: what shards send each other; [`coord`]: atomic cross-shard commands;
 //! - [`slot`]: key → hash slot → shard, in one place;
+//! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic.
 //!
 //! The server crate owns the runtime (glommio): it moves bytes between sockets and
@@ -36,6 +37,7 @@ pub mod shard;
 pub mod slot;
 pub mod stats;
 pub mod store;
+pub mod wheel;
 
 pub use config::Config;
 pub use conn::ConnId;
