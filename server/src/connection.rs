@@ -10,14 +10,16 @@
 //! coordinated command; the connection waits and then dispatches it again.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::task::Poll;
 
-use corekv_protocol::{Limits, ProtocolError, RequestParser};
+use corekv_protocol::{ProtocolError, RequestParser};
 use corekv_shard::command::Args;
 use corekv_shard::conn::ConnId;
 use corekv_shard::{Outcome, Shard};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::clock::now_ms;
@@ -99,13 +101,8 @@ enum RoundEnd {
     CloseNow,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(
-    shard: Rc<RefCell<Shard>>,
-    mut stream: TcpStream,
-    limits: Limits,
-    qbuf_limit: u64,
-) {
+/// Serves one accepted connection until it or the shard closes it.
+pub async fn serve(shard: Rc<RefCell<Shard>>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let addr = stream
         .peer_addr()
@@ -116,10 +113,10 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let fd = stream.as_raw_fd();
-    let conn = {
+    let (conn, limits) = {
         let mut sh = shard.borrow_mut();
         sh.set_now(now_ms());
-        sh.connect(addr, laddr, fd)
+        (sh.connect(addr, laddr, fd), sh.config.limits)
     };
     let mut c = Connection {
         shard: shard.clone(),
@@ -128,7 +125,6 @@ pub async fn serve(
         parser: RequestParser::new(limits),
         out: Vec::new(),
         held: None,
-        qbuf_limit,
     };
     let result = c.run(&mut stream).await;
     if let Err(e) = result {
@@ -147,7 +143,6 @@ struct Connection {
     out: Vec<u8>,
     /// A parsed request not dispatched yet because the shard was paused.
     held: Option<std::ops::Range<usize>>,
-    qbuf_limit: u64,
 }
 
 impl Connection {
@@ -161,21 +156,41 @@ impl Connection {
                     .parser
                     .wanted(self.rbuf.pending())
                     .min(self.rbuf.buf.len().max(READ_CHUNK));
+                let (shard, conn) = (&self.shard, self.conn);
                 let space = self.rbuf.space(want);
-                let n = stream.read(space).await?;
+                // Wait for input, or for the shard to close the connection (idle timeout).
+                let killed = poll_fn(|cx| {
+                    if shard.borrow_mut().poll_killed(conn, cx.waker()) {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Pending
+                    }
+                });
+                let Some(n) = future::or(async { Some(stream.read(space).await) }, killed).await
+                else {
+                    tracing::debug!("closing idle client");
+                    return Ok(());
+                };
+                let n = n?;
                 if n == 0 {
                     return Ok(());
                 }
                 self.rbuf.end += n;
-                {
+                let qbuf_limit = {
                     let mut sh = self.shard.borrow_mut();
+                    sh.set_now(now_ms());
+                    sh.touch(self.conn);
                     sh.stats.net_input_bytes += n as u64;
                     sh.stats.reads_processed += 1;
-                }
-                if self.rbuf.pending() as u64 > self.qbuf_limit {
+                    if *self.parser.limits() != sh.config.limits {
+                        self.parser.set_limits(sh.config.limits);
+                    }
+                    sh.config.query_buffer_limit
+                };
+                if self.rbuf.pending() as u64 > qbuf_limit {
                     tracing::warn!(
                         bytes = self.rbuf.pending(),
-                        limit = self.qbuf_limit,
+                        limit = qbuf_limit,
                         "closing client that reached max query buffer length"
                     );
                     return Ok(());
@@ -197,6 +212,8 @@ impl Connection {
             if !self.out.is_empty() {
                 let result = stream.write_all(&self.out).await;
                 let mut sh = self.shard.borrow_mut();
+                sh.set_now(now_ms());
+                sh.touch(self.conn);
                 sh.stats.net_output_bytes += self.out.len() as u64;
                 sh.stats.writes_processed += 1;
                 drop(sh);

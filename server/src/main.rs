@@ -85,6 +85,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         },
         query_buffer_limit: args.client_query_buffer_limit,
         maxclients: args.maxclients,
+        timeout: args.timeout,
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),

@@ -30,13 +30,41 @@ const IO_MEMORY: usize = 128 * 1024;
 /// Listen backlog of each shard's listener.
 const BACKLOG: i32 = 1024;
 
-/// How often each shard's executor wakes up even when idle. glommio 0.9 sleeps by linking
-/// its io_uring rings, which can miss the eventfd write another shard makes after queueing
-/// a message (its maintainers' diagnosis in glommio PR #552, never merged). Without this
-/// tick, about one cross-shard MSETNX test run in 25 stalled until unrelated traffic woke
-/// the shard; with it, a missed wakeup costs at most one tick. Measured idle cost: 1.3% of
-/// a core per shard at 10 ms (8% at 1 ms, 0 without).
+/// Longest each shard's executor sleeps, even with no timer due. glommio 0.9 sleeps by
+/// linking its io_uring rings, which can miss the eventfd write another shard makes after
+/// queueing a message (its maintainers' diagnosis in glommio PR #552, never merged).
+/// Without this tick, about one cross-shard MSETNX test run in 25 stalled until unrelated
+/// traffic woke the shard; with it, a missed wakeup costs at most one tick. Measured idle
+/// cost: 1.3% of a core per shard at 10 ms (8% at 1 ms, 0 without).
 const LIVENESS_TICK: Duration = Duration::from_millis(10);
+
+/// Most timers (expiring keys, idle connections) handled before other tasks run again.
+const TIMER_BUDGET: usize = 1000;
+
+/// Drives the shard's timing wheel: sleeps until its next deadline (at most
+/// [`LIVENESS_TICK`]), then expires keys and closes idle connections in batches of
+/// [`TIMER_BUDGET`], yielding between batches so a mass expiry does not stall the shard.
+async fn drive_timers(shard: Rc<RefCell<Shard>>) {
+    loop {
+        let now = now_ms();
+        let wait = match shard.borrow().next_timer() {
+            Some(at) if at <= now => Duration::ZERO,
+            Some(at) => Duration::from_millis(at - now).min(LIVENESS_TICK),
+            None => LIVENESS_TICK,
+        };
+        if !wait.is_zero() {
+            glommio::timer::sleep(wait).await;
+        }
+        let more = {
+            let mut sh = shard.borrow_mut();
+            sh.set_now(now_ms());
+            sh.run_timers(TIMER_BUDGET)
+        };
+        if more {
+            futures_lite::future::yield_now().await;
+        }
+    }
+}
 
 /// What a shard reports once it is listening, or why it could not start.
 #[derive(Debug)]
@@ -127,9 +155,6 @@ async fn shard_main(
     let id = tx.peer_id();
     let n = config.shards;
     let cpu = config.cpus.as_ref().and_then(|_| pinned_cpu());
-    let limits = config.limits;
-    let qbuf_limit = config.query_buffer_limit;
-    let per_shard_clients = config.maxclients.div_ceil(n as u64);
     let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
     let mut shard = Shard::new(id, config, commands);
     shard.cpu = cpu;
@@ -158,16 +183,9 @@ async fn shard_main(
         .detach();
     }
 
-    spawn_local_into(
-        async {
-            loop {
-                glommio::timer::sleep(LIVENESS_TICK).await;
-            }
-        },
-        mesh_queue,
-    )
-    .expect("mesh queue exists")
-    .detach();
+    spawn_local_into(drive_timers(shard.clone()), mesh_queue)
+        .expect("mesh queue exists")
+        .detach();
 
     // glommio's first timer sleep registers membarriers and can take tens of ms: pay it
     // before traffic arrives.
@@ -231,7 +249,7 @@ async fn shard_main(
         };
         let over_limit = {
             let sh = shard.borrow();
-            sh.conns.len() as u64 >= per_shard_clients
+            sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(n as u64)
         };
         if over_limit {
             shard.borrow_mut().stats.rejected_connections += 1;
@@ -246,6 +264,6 @@ async fn shard_main(
             .detach();
             continue;
         }
-        spawn_local(connection::serve(shard.clone(), stream, limits, qbuf_limit)).detach();
+        spawn_local(connection::serve(shard.clone(), stream)).detach();
     }
 }

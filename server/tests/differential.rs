@@ -226,6 +226,138 @@ fn fixed_cases() -> Vec<Vec<Vec<String>>> {
             "GeT",
             "gEt a",
         ]),
+        // expiry: options, replies, and what each write does to a deadline
+        case(&[
+            "SET k v",
+            "TTL k",
+            "PTTL k",
+            "EXPIRETIME k",
+            "TTL nope",
+            "PEXPIRETIME nope",
+            "EXPIRE k 100",
+            "TTL k",
+            "EXPIRE k 100 NX",
+            "EXPIRE k 200 XX",
+            "EXPIRE k 50 GT",
+            "EXPIRE k 50 LT",
+            "TTL k",
+            "EXPIRE k 10 NX XX",
+            "EXPIRE k 10 GT LT",
+            "EXPIRE k 10 FOO",
+            "EXPIRE k abc",
+            "EXPIRE k 9223372036854776",
+            "PEXPIRE k 9223372036854775807",
+            "EXPIRE nope 10",
+            "PERSIST k",
+            "PERSIST k",
+            "TTL k",
+            "PERSIST nope",
+        ]),
+        case(&[
+            "SET k v",
+            "EXPIREAT k 4102444800",
+            "EXPIRETIME k",
+            "PEXPIRETIME k",
+            "PEXPIREAT k 4102444800123",
+            "PEXPIRETIME k",
+            "EXPIRETIME k",
+            "EXPIREAT k 4102444800 GT",
+            "EXPIREAT k 1",
+            "EXISTS k",
+            "SET k v",
+            "EXPIRE k 0",
+            "EXISTS k",
+            "SET k v",
+            "PEXPIRE k -5",
+            "EXISTS k",
+        ]),
+        case(&[
+            "SET k 10 EX 100",
+            "APPEND k 1",
+            "TTL k",
+            "INCR k",
+            "TTL k",
+            "SETRANGE k 0 9",
+            "TTL k",
+            "INCRBYFLOAT k 1.5",
+            "TTL k",
+            "SET k v KEEPTTL",
+            "TTL k",
+            "SET k v",
+            "TTL k",
+            "SET k v EX 100",
+            "GETSET k w",
+            "TTL k",
+            "SET k v PX 100000",
+            "MSET k x",
+            "TTL k",
+        ]),
+        case(&[
+            "SET {t}a v EXAT 4102444800",
+            "RENAME {t}a {t}b",
+            "EXPIRETIME {t}b",
+            "COPY {t}b {t}c",
+            "EXPIRETIME {t}c",
+            "SET a v EXAT 4102444800",
+            "RENAME a b",
+            "EXPIRETIME b",
+            "COPY b c",
+            "EXPIRETIME c",
+            "RENAMENX c d",
+            "EXPIRETIME d",
+        ]),
+        case(&[
+            "SETEX k 100 v",
+            "TTL k",
+            "GET k",
+            "PSETEX k 100000 w",
+            "TTL k",
+            "SETEX k 0 v",
+            "SETEX k -1 v",
+            "SETEX k abc v",
+            "PSETEX k 0 v",
+            "SETEX k 100",
+            "GET k",
+        ]),
+        case(&[
+            "SET k v",
+            "GETEX k",
+            "TTL k",
+            "GETEX k EX 100",
+            "TTL k",
+            "GETEX k PERSIST",
+            "TTL k",
+            "GETEX k EXAT 4102444800",
+            "EXPIRETIME k",
+            "GETEX k PX 0",
+            "GETEX k EX abc",
+            "GETEX k EX 10 PX 10",
+            "GETEX k PERSIST EX 10",
+            "GETEX k NX",
+            "GETEX k KEEPTTL",
+            "GETEX nope EX abc",
+            "GETEX k PXAT 1",
+            "EXISTS k",
+        ]),
+        case(&[
+            "CONFIG GET timeout",
+            "CONFIG SET timeout 300",
+            "CONFIG GET timeout",
+            "CONFIG SET TIMEOUT 0",
+            "CONFIG SET timeout x",
+            "CONFIG SET timeout -1",
+            "CONFIG SET timeout 2147483648",
+            "CONFIG SET nosuch 1",
+            "CONFIG SET timeout 1 nosuch 2",
+            "CONFIG SET timeout",
+            "CONFIG SET timeout 1 timeout 2",
+            "CONFIG SET timeout 0 maxclients 0",
+            "CONFIG GET timeout",
+            "CONFIG SET proto-max-bulk-len 1k",
+            "CONFIG SET proto-max-bulk-len abc",
+            "CONFIG SET maxclients 10000",
+            "CONFIG GET maxclients",
+        ]),
         // RESP3
         case(&[
             "HELLO 3 SETNAME x",
@@ -311,7 +443,7 @@ impl Gen {
 
     fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let words: Vec<String> = match self.rng.u8(..32) {
+        let words: Vec<String> = match self.rng.u8(..38) {
             0 => vec!["SET".into(), k, self.value()],
             1 => {
                 let opt =
@@ -399,6 +531,35 @@ impl Gen {
             ],
             29 => vec!["DECR".into(), k],
             30 => vec!["SUBSTR".into(), k, "0".into(), "-1".into()],
+            32 => {
+                let mut w = vec![
+                    "EXPIRE".into(),
+                    k,
+                    ["100", "1000", "0", "-1"][self.rng.usize(..4)].into(),
+                ];
+                if self.rng.bool() {
+                    w.push(["NX", "XX", "GT", "LT"][self.rng.usize(..4)].into());
+                }
+                w
+            }
+            33 => vec![
+                ["TTL", "PERSIST", "EXPIRETIME"][self.rng.usize(..3)].into(),
+                k,
+            ],
+            34 => vec![
+                "SETEX".into(),
+                k,
+                ["100", "0"][self.rng.usize(..2)].into(),
+                self.value(),
+            ],
+            35 => {
+                let opt: &[&str] =
+                    [&["EX", "100"][..], &["PERSIST"], &["PXAT", "1"], &[]][self.rng.usize(..4)];
+                let mut w = vec!["GETEX".into(), k];
+                w.extend(opt.iter().map(|s| s.to_string()));
+                w
+            }
+            36 => vec!["EXPIREAT".into(), k, "4102444800".into()],
             _ => vec!["FLUSHDB".into()],
         };
         words

@@ -12,6 +12,8 @@ use std::task::Waker;
 
 use corekv_protocol::{frame::frame_len, Proto, Reply};
 
+use crate::wheel::TimerHandle;
+
 /// Identifies a connection in its shard's table; the generation tells a reused slot from
 /// the connection that held it before (a late reply must not reach a newer connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -447,8 +449,15 @@ pub struct Client {
     pub fd: i32,
     /// When it connected (Unix ms).
     pub created_ms: u64,
-    /// Last command (Unix ms).
+    /// Last read or write (Unix ms): what the idle timeout measures, as Redis's
+    /// `lastinteraction`.
     pub last_ms: u64,
+    /// Its idle timer in the shard's wheel, while `timeout` is set.
+    pub timer: TimerHandle,
+    /// Set when the shard closes the connection (idle timeout).
+    pub killed: bool,
+    /// The connection's task while it waits for input, to wake when killed.
+    pub kill_waker: Option<Waker>,
     /// Full name of the last command.
     pub last_cmd: &'static str,
     /// Bytes in the read buffer not yet consumed.
@@ -519,6 +528,9 @@ impl ConnTable {
             fd: c.fd,
             created_ms: c.now,
             last_ms: c.now,
+            timer: TimerHandle::NONE,
+            killed: false,
+            kill_waker: None,
             last_cmd: "NULL",
             qbuf: 0,
             qbuf_free: 0,
@@ -559,6 +571,20 @@ impl ConnTable {
     /// Every open connection.
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
         self.slots.iter().flatten()
+    }
+
+    /// The id of every open connection.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| {
+                c.as_ref().map(|c| ConnId {
+                    slot: slot as u32,
+                    gen: c.gen,
+                })
+            })
+            .collect()
     }
 }
 

@@ -49,6 +49,8 @@ pub enum Op {
     Info,
     /// A shard's part of CLIENT LIST; arguments: the filter (see `client_list_part`).
     ClientList,
+    /// Apply CONFIG SET; arguments: checked `name value` pairs.
+    ConfigSet,
 }
 
 /// One forwarded request.

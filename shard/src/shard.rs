@@ -137,7 +137,7 @@ impl Shard {
             id,
             map: SlotMap::new(n),
             commands,
-            store: Store::new(),
+            store: Store::with_clock(config.started_ms),
             stats: Stats::default(),
             conns: ConnTable::default(),
             links: (0..n).map(|_| Link::default()).collect(),
@@ -171,18 +171,124 @@ impl Shard {
         let id = self.next_client * self.map.shards() as u64 + self.id as u64 + 1;
         self.next_client += 1;
         self.stats.connections_received += 1;
-        self.conns.insert(NewClient {
+        let conn = self.conns.insert(NewClient {
             id,
             addr,
             laddr,
             fd,
             now: self.now,
-        })
+        });
+        self.arm_idle_timer(conn);
+        conn
     }
 
     /// Forgets a connection; replies still travelling to it are dropped on arrival.
     pub fn disconnect(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            let t = std::mem::take(&mut c.timer);
+            if !t.is_none() {
+                self.store.timers.cancel(t);
+            }
+        }
         self.conns.remove(conn);
+    }
+
+    /// Records input or output on a connection (what the idle timeout measures). Costs
+    /// one store: the timer is not moved until it fires.
+    #[inline]
+    pub fn touch(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.last_ms = self.now;
+        }
+    }
+
+    /// Puts a connection's idle timer in the wheel, at the moment it would have been
+    /// idle for longer than `timeout` (none when `timeout` is 0).
+    fn arm_idle_timer(&mut self, conn: ConnId) {
+        let timeout_ms = self.config.timeout.saturating_mul(1000);
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let old = std::mem::take(&mut c.timer);
+        if !old.is_none() {
+            self.store.timers.cancel(old);
+        }
+        if timeout_ms > 0 {
+            let at = c.last_ms.saturating_add(timeout_ms).saturating_add(1);
+            c.timer = self
+                .store
+                .timers
+                .insert(at, crate::store::Timer::Conn(conn.slot, conn.gen));
+        }
+    }
+
+    /// An idle timer fired: close the connection if it has been idle longer than
+    /// `timeout`, else re-arm from its last activity.
+    fn idle_timer_fired(&mut self, conn: ConnId) {
+        let timeout_ms = self.config.timeout.saturating_mul(1000);
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        c.timer = crate::wheel::TimerHandle::NONE;
+        if timeout_ms == 0 {
+            return;
+        }
+        if now.saturating_sub(c.last_ms) > timeout_ms {
+            c.killed = true;
+            if let Some(w) = c.kill_waker.take() {
+                w.wake();
+            }
+        } else {
+            self.arm_idle_timer(conn);
+        }
+    }
+
+    /// Whether the shard closed this connection; if not, `waker` is woken when it does.
+    pub fn poll_killed(&mut self, conn: ConnId, waker: &Waker) -> bool {
+        match self.conns.get_mut(conn) {
+            None => true,
+            Some(c) if c.killed => true,
+            Some(c) => {
+                match &c.kill_waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => c.kill_waker = Some(waker.clone()),
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs what the wheel has due at the current clock: expires keys, closes idle
+    /// connections. At most `budget` timers; returns whether more are due.
+    pub fn run_timers(&mut self, budget: usize) -> bool {
+        let mut conns = Vec::new();
+        let more = self.store.expire_due(self.now, budget, &mut conns);
+        for (slot, gen) in conns {
+            self.idle_timer_fired(ConnId { slot, gen });
+        }
+        more
+    }
+
+    /// When the wheel next has work (Unix ms), if it has any.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.store.timers.next_deadline()
+    }
+
+    /// Applies CONFIG SET values on this shard.
+    fn apply_settings(&mut self, args: Args) {
+        let mut timeout_changed = false;
+        for i in (0..args.len()).step_by(2) {
+            if let Ok(s) = crate::config::parse_setting(args.get(i), args.get(i + 1)) {
+                timeout_changed |= matches!(s, crate::config::Setting::Timeout(_));
+                self.config.apply(s);
+            }
+        }
+        if timeout_changed {
+            for conn in self.conns.ids() {
+                self.arm_idle_timer(conn);
+            }
+        }
     }
 
     // ---- dispatch -------------------------------------------------------------------
@@ -502,6 +608,25 @@ impl Shard {
                     GatherKind::Info(server::info_sections(args)),
                     vec![],
                 ),
+                All::ConfigSet => match server::config_set_plan(args) {
+                    Ok(settings) => {
+                        let pairs = settings
+                            .iter()
+                            .flat_map(|s| {
+                                [
+                                    s.name().as_bytes().to_vec(),
+                                    s.value().to_string().into_bytes(),
+                                ]
+                            })
+                            .collect();
+                        (Op::ConfigSet, GatherKind::Ok, pairs)
+                    }
+                    Err(text) => {
+                        out.err(&text);
+                        self.stats.error_replies += 1;
+                        return Outcome::Done;
+                    }
+                },
                 All::ClientList => match connection::client_list_filter(&mut out, args) {
                     Some(filter) => {
                         let order = (filter[0] == b"id").then(|| {
@@ -676,6 +801,10 @@ impl Shard {
                 keyspace::scan_part(&mut self.store, &req, self.now, out);
             }
             Op::Info => server::info_part(self, out),
+            Op::ConfigSet => {
+                self.apply_settings(args);
+                out.ok();
+            }
             Op::ClientList => connection::client_list_part(self, args, out),
         }
     }

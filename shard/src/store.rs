@@ -7,11 +7,17 @@
 //! - stable handles that later work (the expiry wheel, eviction) can point at;
 //! - a table of 4-byte indices, so its slack costs 5 bytes a bucket, not a whole entry.
 //!
-//! Expiry is lazy here: an entry past its deadline is removed when a lookup meets it (Redis
-//! semantics: a key expires when `now > deadline`).
+//! Expiry is both lazy and active. A lookup that meets an entry past its deadline removes
+//! it (Redis semantics: a key expires when `now > deadline`), so no reader ever sees an
+//! expired key. And every entry with a deadline owns one timer in the shard's
+//! [`TimingWheel`], set one millisecond after its deadline, so [`Store::expire_due`]
+//! reclaims keys nobody reads within a tick of their expiry — instead of Redis's sampling,
+//! which leaves a share of expired keys in memory for a while.
 
 use ahash::RandomState;
 use hashbrown::HashTable;
+
+use crate::wheel::{TimerHandle, TimingWheel};
 
 /// Marks the end of the free list.
 const NIL: u32 = u32::MAX;
@@ -93,6 +99,15 @@ impl Value {
     }
 }
 
+/// What a timer in the shard's wheel stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The key at this slab position has expired.
+    Key(u32),
+    /// This connection (table slot and generation) may have been idle too long.
+    Conn(u32, u32),
+}
+
 /// A key with its value and deadline.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -101,6 +116,8 @@ pub struct Entry {
     pub value: Value,
     /// Unix time in milliseconds after which the key is gone; 0 for no deadline.
     expire_at: u64,
+    /// The wheel timer of the deadline, when there is one.
+    timer: TimerHandle,
 }
 
 impl Entry {
@@ -151,6 +168,8 @@ pub struct Store {
     hasher: RandomState,
     /// Hit, miss and expiry counters.
     pub stats: StoreStats,
+    /// The shard's timing wheel: key deadlines, and the connection timers the shard adds.
+    pub timers: TimingWheel<Timer>,
 }
 
 impl Default for Store {
@@ -159,9 +178,21 @@ impl Default for Store {
     }
 }
 
+/// Wheel deadline of a key expiring at `expire_at`: the first millisecond at which
+/// `now > expire_at`.
+#[inline]
+fn timer_deadline(expire_at: u64) -> u64 {
+    expire_at.saturating_add(1)
+}
+
 impl Store {
-    /// An empty keyspace.
+    /// An empty keyspace whose wheel clock starts at 0 (tests; see [`Store::with_clock`]).
     pub fn new() -> Self {
+        Store::with_clock(0)
+    }
+
+    /// An empty keyspace whose wheel clock starts at `now` (Unix ms).
+    pub fn with_clock(now: u64) -> Self {
         Store {
             index: HashTable::new(),
             slots: Vec::new(),
@@ -170,6 +201,7 @@ impl Store {
             volatile: 0,
             hasher: RandomState::new(),
             stats: StoreStats::default(),
+            timers: TimingWheel::new(now),
         }
     }
 
@@ -258,11 +290,27 @@ impl Store {
         }
     }
 
-    /// Sets or clears (`0`) the deadline of the entry at `idx`.
+    /// Sets or clears (`0`) the deadline of the entry at `idx`, moving its wheel timer.
     pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
-        let e = self.entry_mut(idx);
+        let e = match &mut self.slots[idx as usize] {
+            Slot::Used(e) => e,
+            Slot::Free(_) => unreachable!("index points at a free slot"),
+        };
+        if e.expire_at == expire_at {
+            return;
+        }
         let had = e.expire_at != 0;
         e.expire_at = expire_at;
+        let old = std::mem::take(&mut e.timer);
+        if !old.is_none() {
+            self.timers.cancel(old);
+        }
+        if expire_at != 0 {
+            let t = self
+                .timers
+                .insert(timer_deadline(expire_at), Timer::Key(idx));
+            self.entry_mut(idx).timer = t;
+        }
         match (had, expire_at != 0) {
             (false, true) => self.volatile += 1,
             (true, false) => self.volatile -= 1,
@@ -281,6 +329,7 @@ impl Store {
             key: key.into(),
             value,
             expire_at,
+            timer: TimerHandle::NONE,
         };
         let idx = if self.free != NIL {
             let idx = self.free;
@@ -301,6 +350,10 @@ impl Store {
         self.len += 1;
         if expire_at != 0 {
             self.volatile += 1;
+            let t = self
+                .timers
+                .insert(timer_deadline(expire_at), Timer::Key(idx));
+            self.entry_mut(idx).timer = t;
         }
         idx
     }
@@ -337,9 +390,14 @@ impl Store {
         self.free = idx;
         self.len -= 1;
         match slot {
-            Slot::Used(e) => {
+            Slot::Used(mut e) => {
                 if e.expire_at != 0 {
                     self.volatile -= 1;
+                }
+                let t = std::mem::take(&mut e.timer);
+                if !t.is_none() {
+                    // Stale (already fired) when the wheel is what removes the key.
+                    self.timers.cancel(t);
                 }
                 e
             }
@@ -356,12 +414,38 @@ impl Store {
     /// Removes every key; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let n = self.len;
+        for slot in &self.slots {
+            if let Slot::Used(e) = slot {
+                if !e.timer.is_none() {
+                    self.timers.cancel(e.timer);
+                }
+            }
+        }
         self.index = HashTable::new();
         self.slots = Vec::new();
         self.free = NIL;
         self.len = 0;
         self.volatile = 0;
         n
+    }
+
+    /// Active expiry: advances the wheel to `now`, removes up to `budget` keys whose
+    /// deadline passed and collects the connection timers that fired into `conns`.
+    /// Returns whether more timers are due (call again after letting others run).
+    pub fn expire_due(&mut self, now: u64, budget: usize, conns: &mut Vec<(u32, u32)>) -> bool {
+        let mut fired = Vec::new();
+        let more = self.timers.advance(now, budget, &mut fired);
+        for t in fired {
+            match t {
+                Timer::Key(idx) => {
+                    debug_assert!(self.entry(idx).is_expired(now), "key timer fired early");
+                    self.remove_at(idx);
+                    self.stats.expired += 1;
+                }
+                Timer::Conn(slot, gen) => conns.push((slot, gen)),
+            }
+        }
+        more
     }
 
     /// Every entry, expired ones included, in slab order.
@@ -478,6 +562,51 @@ mod tests {
         assert_eq!(st.stats.expired, 1);
         assert_eq!(st.len(), 0);
         assert_eq!(st.volatile(), 0);
+    }
+
+    #[test]
+    fn active_expiry_reclaims_keys_nobody_reads() {
+        let mut st = Store::with_clock(1000);
+        for i in 0..1000u64 {
+            st.insert(format!("k{i}").as_bytes(), s("v"), 1000 + i);
+        }
+        st.insert(b"forever", s("v"), 0);
+        let moved = st.insert(b"moved", s("v"), 1100);
+        st.set_expire(moved, 5000);
+        let mut conns = Vec::new();
+        // Nothing is due at or before a deadline itself: keys expire when now > deadline.
+        assert!(!st.expire_due(1000, usize::MAX, &mut conns));
+        assert_eq!(st.len(), 1002);
+        // Up to 1499 (deadlines 1000..=1498 passed), in budgeted steps.
+        let mut calls = 0;
+        while st.expire_due(1499, 100, &mut conns) {
+            calls += 1;
+        }
+        assert!(calls >= 4, "the budget splits the work");
+        assert_eq!(st.stats.expired, 499);
+        assert_eq!(st.len(), 1002 - 499);
+        assert!(st.find(b"k498", 1499).is_none());
+        assert!(st.find(b"k499", 1499).is_some());
+        while st.expire_due(4000, usize::MAX, &mut conns) {}
+        assert_eq!(st.len(), 2, "forever and moved remain");
+        assert_eq!(st.volatile(), 1);
+        while st.expire_due(5001, usize::MAX, &mut conns) {}
+        assert_eq!(st.len(), 1);
+        assert!(st.timers.is_empty());
+        assert!(conns.is_empty());
+    }
+
+    #[test]
+    fn removing_or_persisting_cancels_the_timer() {
+        let mut st = Store::with_clock(0);
+        let a = st.insert(b"a", s("v"), 10);
+        st.insert(b"b", s("v"), 10);
+        st.insert(b"c", s("v"), 10);
+        st.set_expire(a, 0);
+        st.remove(b"b", 0);
+        assert_eq!(st.timers.len(), 1);
+        st.clear();
+        assert!(st.timers.is_empty());
     }
 
     #[test]

@@ -22,13 +22,16 @@ SUPPORTED = {
     "get": None, "set": None, "setnx": None, "getset": None, "getdel": None, "mget": None,
     "mset": None, "msetnx": None, "append": None, "strlen": None, "incr": None,
     "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "getrange": None,
-    "substr": None, "setrange": None,
+    "substr": None, "setrange": None, "setex": None, "psetex": None, "getex": None,
+    # expiry
+    "expire": None, "pexpire": None, "expireat": None, "pexpireat": None, "ttl": None,
+    "pttl": None, "expiretime": None, "pexpiretime": None, "persist": None,
     # keyspace
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "copy": None, "touch": None, "keys": None, "scan": None,
     "dbsize": None, "flushdb": None, "flushall": None, "randomkey": None,
     # server
-    "info": None, "time": None, "config": ["get", "help"],
+    "info": None, "time": None, "config": ["get", "set", "help"],
 }
 
 SETINFO_INFO = ["client|setinfo", 4, {"set": ["noscript", "loading", "stale"]}, 0, 0, 0,

@@ -15,6 +15,7 @@
 //! forwarded one.
 
 pub mod connection;
+pub mod expire;
 pub mod keyspace;
 pub mod meta;
 pub mod server;
@@ -193,6 +194,8 @@ pub enum All {
     Info,
     /// CLIENT LIST: every shard's connections.
     ClientList,
+    /// CONFIG SET: every shard applies the new values.
+    ConfigSet,
 }
 
 /// A command that runs on the connection's shard with connection state.
@@ -476,6 +479,7 @@ fn build_spec(
 
 /// Binds a command name to its code. Every name in the generated table must appear here.
 fn route_of(name: &str) -> Route {
+    use expire as e;
     use keyspace as k;
     use string as s;
     let key = |f: KeyFn| Route::Key(f, None);
@@ -496,6 +500,18 @@ fn route_of(name: &str) -> Route {
         "incrbyfloat" => key(s::incrbyfloat),
         "getrange" | "substr" => key(s::getrange),
         "setrange" => key(s::setrange),
+        "setex" => key(s::setex),
+        "psetex" => key(s::psetex),
+        "getex" => key(s::getex),
+        "expire" => key(e::expire),
+        "pexpire" => key(e::pexpire),
+        "expireat" => key(e::expireat),
+        "pexpireat" => key(e::pexpireat),
+        "ttl" => key(e::ttl),
+        "pttl" => key(e::pttl),
+        "expiretime" => key(e::expiretime),
+        "pexpiretime" => key(e::pexpiretime),
+        "persist" => key(e::persist),
         "mget" => split(s::mget, Split::Mget),
         "mset" => split(s::mset, Split::Mset),
         "msetnx" => coord(s::msetnx, Coord::Msetnx),
@@ -534,6 +550,7 @@ fn route_of(name: &str) -> Route {
         "time" => Route::Conn(Conn::Time),
         "config|get" => Route::Conn(Conn::ConfigGet),
         "config|help" => Route::Conn(Conn::ConfigHelp),
+        "config|set" => Route::All(All::ConfigSet),
         other => panic!("command {other} is in the table but has no implementation"),
     }
 }

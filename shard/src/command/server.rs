@@ -96,6 +96,8 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
             &[
                 "GET <pattern>",
                 "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
             ],
         ),
         _ => unreachable!("not a server command"),
@@ -213,6 +215,50 @@ fn config_get(config: &Config, args: Args, out: &mut Reply) {
         out.bulk(&name);
         out.bulk(value.as_bytes());
     }
+}
+
+/// Checks CONFIG SET's arguments as Redis does, all of them before any is applied (the
+/// command is atomic): pairs only, known names, no immutable or repeated name, then every
+/// value. `Err` is the message after `-ERR `.
+pub fn config_set_plan(args: Args) -> Result<Vec<crate::config::Setting>, String> {
+    use crate::config::parse_setting;
+    if args.len() % 2 == 1 {
+        return Err(super::errors::SYNTAX.to_string());
+    }
+    let pairs: Vec<(&[u8], &[u8])> = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.get(i), args.get(i + 1)))
+        .collect();
+    // Names first: the first unknown, immutable or repeated name is the error.
+    let mut seen: Vec<String> = Vec::new();
+    for (name, _) in &pairs {
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let known = config_names().contains(&lower.as_str());
+        if !known || ["bind", "port", "databases", "save", "appendonly"].contains(&lower.as_str()) {
+            // parse_setting words both errors exactly as Redis.
+            parse_setting(name, b"0")?;
+        }
+        if seen.contains(&lower) {
+            return Err(format!(
+                "CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        seen.push(lower);
+    }
+    pairs
+        .iter()
+        .map(|(name, value)| parse_setting(name, value))
+        .collect()
+}
+
+/// Every setting name CONFIG knows.
+fn config_names() -> Vec<&'static str> {
+    Config::default()
+        .entries()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
 }
 
 /// The sections INFO was asked for, lower-cased and `\n`-separated (`default` when none).
@@ -380,9 +426,9 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 "unpinned".to_string()
             };
             body.push_str(&format!(
-                "shard{i}:cpu={cpu},keys={},expires={},connections={},commands={},\
-                 hops_out={},hops_in={},batches_out={},batches_in={}\r\n",
-                f[0], f[1], f[2], f[3], f[12], f[13], f[14], f[15]
+                "shard{i}:cpu={cpu},keys={},expires={},expired_keys={},connections={},\
+                 commands={},hops_out={},hops_in={},batches_out={},batches_in={}\r\n",
+                f[0], f[1], f[10], f[2], f[3], f[12], f[13], f[14], f[15]
             ));
         }
         section(&mut text, "Shards", body);

@@ -197,31 +197,100 @@ pub fn set(ctx: &mut Ctx, args: Args) {
         }
         return;
     }
-    set_value(ctx, key, found, args.get(2), opts.keep_ttl);
-    if deadline != 0 {
-        if let Some(idx) = ctx.store.find(key, 0) {
-            ctx.store.set_expire(idx, deadline);
-        }
-    }
+    let ttl = match (deadline, opts.keep_ttl) {
+        (0, true) => Ttl::Keep,
+        (0, false) => Ttl::Clear,
+        (d, _) => Ttl::At(d),
+    };
+    set_value(ctx, key, found, args.get(2), ttl);
     if !opts.get {
         ctx.out.ok();
     }
 }
 
-/// Stores `value` under `key` (found at `found`, or absent), keeping or clearing the TTL.
+/// What a write does to the key's deadline.
+#[derive(Clone, Copy)]
+enum Ttl {
+    /// Remove it (SET, GETSET, MSET).
+    Clear,
+    /// Leave it (SET … KEEPTTL).
+    Keep,
+    /// Set it to this Unix ms time.
+    At(u64),
+}
+
+/// Stores `value` under `key` (found at `found`, or absent) and applies `ttl`.
 #[inline]
-fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], keep_ttl: bool) {
+fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: Ttl) {
     let value = Value::Str(Str::from_bytes(value));
     match found {
         Some(idx) => {
             ctx.store.entry_mut(idx).value = value;
-            if !keep_ttl {
-                ctx.store.set_expire(idx, 0);
+            match ttl {
+                Ttl::Clear => ctx.store.set_expire(idx, 0),
+                Ttl::Keep => {}
+                Ttl::At(d) => ctx.store.set_expire(idx, d),
             }
         }
         None => {
-            ctx.store.insert(key, value, 0);
+            let deadline = match ttl {
+                Ttl::At(d) => d,
+                _ => 0,
+            };
+            ctx.store.insert(key, value, deadline);
         }
+    }
+}
+
+fn set_with_expire(ctx: &mut Ctx, args: Args, unit: Unit) {
+    let Some(deadline) = expire_deadline(ctx, args.get(2), unit) else {
+        return;
+    };
+    let key = args.get(1);
+    let found = ctx.store.find(key, ctx.now);
+    set_value(ctx, key, found, args.get(3), Ttl::At(deadline));
+    ctx.out.ok();
+}
+
+/// SETEX key seconds value
+pub fn setex(ctx: &mut Ctx, args: Args) {
+    set_with_expire(ctx, args, Unit::Ex);
+}
+
+/// PSETEX key milliseconds value
+pub fn psetex(ctx: &mut Ctx, args: Args) {
+    set_with_expire(ctx, args, Unit::Px);
+}
+
+/// GETEX key [EX s | PX ms | EXAT ts | PXAT ts-ms | PERSIST]
+pub fn getex(ctx: &mut Ctx, args: Args) {
+    let Some(opts) = parse_extended(args, 2, false) else {
+        ctx.out.err(errors::SYNTAX);
+        return;
+    };
+    let idx = match lookup(ctx, args.get(1), true) {
+        Ok(Some(idx)) => idx,
+        Ok(None) => {
+            ctx.out.null();
+            return;
+        }
+        Err(()) => return,
+    };
+    let deadline = match opts.expire {
+        Some((pos, unit)) => match expire_deadline(ctx, args.get(pos), unit) {
+            Some(d) => Some((d, unit)),
+            None => return,
+        },
+        None => None,
+    };
+    reply_value(ctx, idx);
+    match deadline {
+        Some((d, Unit::ExAt | Unit::PxAt)) if d <= ctx.now => {
+            ctx.store.remove_at(idx);
+        }
+        Some((d, _)) => ctx.store.set_expire(idx, d),
+        None if opts.persist => ctx.store.set_expire(idx, 0),
+        None => {}
     }
 }
 
@@ -232,7 +301,7 @@ pub fn setnx(ctx: &mut Ctx, args: Args) {
         ctx.out.int(0);
         return;
     }
-    set_value(ctx, key, None, args.get(2), false);
+    set_value(ctx, key, None, args.get(2), Ttl::Clear);
     ctx.out.int(1);
 }
 
@@ -242,7 +311,7 @@ pub fn getset(ctx: &mut Ctx, args: Args) {
     let Ok(found) = get_generic(ctx, key) else {
         return;
     };
-    set_value(ctx, key, found, args.get(2), false);
+    set_value(ctx, key, found, args.get(2), Ttl::Clear);
 }
 
 /// GETDEL key
@@ -281,7 +350,7 @@ fn mset_generic(ctx: &mut Ctx, args: Args, nx: bool) {
     for j in (1..args.len()).step_by(2) {
         let key = args.get(j);
         let found = ctx.store.find(key, ctx.now);
-        set_value(ctx, key, found, args.get(j + 1), false);
+        set_value(ctx, key, found, args.get(j + 1), Ttl::Clear);
     }
     if nx {
         ctx.out.int(1);
