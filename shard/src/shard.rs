@@ -338,7 +338,13 @@ impl Shard {
             Route::Conn(which) => self.run_conn(conn, which, args),
             Route::All(which) => self.dispatch_all(conn, which, args, proto),
             Route::Scan => self.dispatch_scan(conn, args, proto),
-            Route::Container => unreachable!("containers always fail their arity check alone"),
+            Route::Container => {
+                // Arity -2 makes a lone container fail its arity check above; should a
+                // table ever say otherwise, answer as Redis would rather than fail.
+                let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
+                self.reply_error(conn, text.as_bytes());
+                Outcome::Done
+            }
         };
         if !matches!(outcome, Outcome::Blocked) {
             self.stats.commands += 1;
@@ -490,14 +496,15 @@ impl Shard {
         shards.dedup();
         let kind = match how {
             Split::Mget => {
-                // For each key: (part, index within the part).
+                // For each key: (part, index within the part), counting per part.
+                let mut counts = vec![0u32; shards.len()];
                 let order = owners
                     .iter()
-                    .enumerate()
-                    .map(|(i, o)| {
+                    .map(|o| {
                         let part = shards.binary_search(o).unwrap_or_default();
-                        let idx = owners[..i].iter().filter(|x| *x == o).count();
-                        (part as u16, idx as u32)
+                        let idx = counts[part];
+                        counts[part] += 1;
+                        (part as u16, idx)
                     })
                     .collect();
                 GatherKind::Mget(order)
@@ -508,7 +515,7 @@ impl Shard {
         let Some(c) = self.conns.get_mut(conn) else {
             return Outcome::Done;
         };
-        let mut g = c.replies.begin_gather(kind);
+        let mut g = c.replies.begin_gather(kind, proto);
         let name_span = [args.get(0)];
         for &s in &shards {
             let mine = positions
@@ -648,7 +655,7 @@ impl Shard {
             return Outcome::Blocked;
         }
         let c = self.conns.get_mut(conn).expect("live connection");
-        let mut g = c.replies.begin_gather(kind);
+        let mut g = c.replies.begin_gather(kind, proto);
         for s in 0..self.map.shards() {
             let part_view = OwnedArgs::from_slices(&part_args);
             if s == self.id {
@@ -659,6 +666,7 @@ impl Shard {
                 let start = c.replies.parts_buf().len();
                 c.replies.parts_buf().extend_from_slice(&tmp);
                 c.replies.gather_local(&mut g, start);
+                crate::message::recycle(&mut tmp, crate::message::KEEP_BYTES);
                 self.scratch = tmp;
             } else {
                 let c = self.conns.get_mut(conn).expect("live connection");
@@ -704,7 +712,7 @@ impl Shard {
         };
         let part = encode_scan(&req);
         let c = self.conns.get_mut(conn).expect("live connection");
-        let mut g = c.replies.begin_gather(kind);
+        let mut g = c.replies.begin_gather(kind, proto);
         if shard == self.id {
             let buf = c.replies.parts_buf();
             let start = buf.len();
@@ -1021,6 +1029,7 @@ impl Shard {
                 out.clear();
                 self.run_step(&op, msg.proto, &mut out);
                 let r = self.single_reply(msg.ticket, msg.proto, &out);
+                crate::message::recycle(&mut out, crate::message::KEEP_BYTES);
                 self.scratch = out;
                 self.send(msg.from, Msg::Replies(r));
             }
@@ -1098,11 +1107,10 @@ impl Shard {
         let Some(c) = conns.get_mut(conn) else {
             return;
         };
-        let proto = c.proto;
         let mut format_info = |sections: &[u8], parts: &[&[u8]], r: &mut Reply| {
             server::format_info(config, sections, parts, r)
         };
-        c.replies.finish(out, proto, rng, &mut format_info);
+        c.replies.finish(out, rng, &mut format_info);
     }
 
     /// Appends an already encoded reply (a coordinated command's) to a connection's output.

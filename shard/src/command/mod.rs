@@ -258,7 +258,8 @@ pub enum Route {
     All(All),
     /// On the shard in the cursor.
     Scan,
-    /// A container (CLIENT, COMMAND, CONFIG) called without a subcommand it knows.
+    /// A container (CLIENT, CONFIG) that needs a subcommand; called alone, its arity
+    /// check fails first.
     Container,
 }
 
@@ -457,10 +458,11 @@ fn build_spec(
             build_spec(sub_name, sub, sub_docs, id * 100 + i + 1)
         })
         .collect::<Vec<_>>();
-    let route = if subcommands.is_empty() {
-        route_of(name)
-    } else {
-        Route::Container
+    let route = match (subcommands.is_empty(), name) {
+        (true, _) => route_of(name),
+        // COMMAND alone lists every command; other containers need a subcommand.
+        (false, "command") => Route::Conn(Conn::Command),
+        (false, _) => Route::Container,
     };
     Spec {
         name,
