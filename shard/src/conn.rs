@@ -12,6 +12,7 @@ use std::task::Waker;
 
 use corekv_protocol::{frame::frame_len, Proto, Reply};
 
+use crate::message::{recycle, KEEP_BYTES};
 use crate::wheel::TimerHandle;
 
 /// Identifies a connection in its shard's table; the generation tells a reused slot from
@@ -64,6 +65,9 @@ enum Part {
 struct Gather {
     kind: GatherKind,
     parts: Vec<Part>,
+    /// Protocol of the request, which a later HELLO or RESET in the pipeline must not
+    /// change.
+    proto: Proto,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -77,6 +81,7 @@ enum Seg {
 pub struct GatherBuilder {
     kind: GatherKind,
     parts: Vec<Part>,
+    proto: Proto,
 }
 
 impl GatherBuilder {
@@ -115,6 +120,8 @@ pub struct Assembly {
     gathers: Vec<Gather>,
     /// Results of a coordinator's steps, by private hole.
     private: Vec<Option<Vec<u8>>>,
+    /// Private holes not filled yet.
+    private_pending: u32,
     outstanding: u32,
     waker: Option<Waker>,
 }
@@ -162,11 +169,13 @@ impl Assembly {
         hole
     }
 
-    /// Starts a gather of the given kind; add parts, then [`push_gather`](Self::push_gather).
-    pub fn begin_gather(&self, kind: GatherKind) -> GatherBuilder {
+    /// Starts a gather of the given kind for a request in `proto`; add parts, then
+    /// [`push_gather`](Self::push_gather).
+    pub fn begin_gather(&self, kind: GatherKind, proto: Proto) -> GatherBuilder {
         GatherBuilder {
             kind,
             parts: Vec::new(),
+            proto,
         }
     }
 
@@ -194,6 +203,7 @@ impl Assembly {
         self.gathers.push(Gather {
             kind: g.kind,
             parts: g.parts,
+            proto: g.proto,
         });
         self.segs.push(Seg::Gather((self.gathers.len() - 1) as u32));
     }
@@ -202,6 +212,7 @@ impl Assembly {
     /// [`take_private`](Self::take_private) instead of sending them to the client.
     pub fn private_hole(&mut self) -> u32 {
         self.outstanding += 1;
+        self.private_pending += 1;
         self.private.push(None);
         (self.private.len() - 1) as u32 | PRIVATE
     }
@@ -221,6 +232,7 @@ impl Assembly {
                 Some(slot @ None) => *slot = Some(bytes.to_vec()),
                 _ => return,
             }
+            self.private_pending -= 1;
         } else {
             match self.holes.get_mut(hole as usize) {
                 Some(slot @ None) => {
@@ -239,8 +251,11 @@ impl Assembly {
         }
     }
 
-    /// Clears the private holes after a coordination.
+    /// Clears the private holes after a coordination; holes never filled stop counting
+    /// as outstanding.
     pub fn clear_private(&mut self) {
+        self.outstanding -= self.private_pending;
+        self.private_pending = 0;
         self.private.clear();
     }
 
@@ -257,13 +272,7 @@ impl Assembly {
     /// Puts the batch's output together in `out` (which must be empty) once
     /// [`ready`](Self::ready), and resets for the next batch. `info` formats an INFO
     /// gather; `rng` picks RANDOMKEY's shard.
-    pub fn finish(
-        &mut self,
-        out: &mut Vec<u8>,
-        proto: Proto,
-        rng: &mut fastrand::Rng,
-        info: &mut InfoFormatter,
-    ) {
+    pub fn finish(&mut self, out: &mut Vec<u8>, rng: &mut fastrand::Rng, info: &mut InfoFormatter) {
         debug_assert!(self.ready());
         if self.segs.is_empty() {
             std::mem::swap(out, &mut self.local);
@@ -277,17 +286,17 @@ impl Assembly {
                         let g = &self.gathers[g as usize];
                         let parts: Vec<&[u8]> =
                             g.parts.iter().map(|&p| self.part_bytes(p)).collect();
-                        combine(&g.kind, &parts, &mut Reply::new(out, proto), rng, info);
+                        combine(&g.kind, &parts, &mut Reply::new(out, g.proto), rng, info);
                     }
                 }
             }
         }
-        self.local.clear();
+        recycle(&mut self.local, KEEP_BYTES);
         self.run_start = 0;
-        self.parts.clear();
-        self.remote.clear();
-        self.holes.clear();
-        self.gathers.clear();
+        recycle(&mut self.parts, KEEP_BYTES);
+        recycle(&mut self.remote, KEEP_BYTES);
+        recycle(&mut self.holes, KEEP_BYTES / 16);
+        recycle(&mut self.gathers, KEEP_BYTES / 64);
     }
 }
 
@@ -601,7 +610,7 @@ mod tests {
     fn finish(a: &mut Assembly) -> Vec<u8> {
         let mut out = Vec::new();
         let mut rng = fastrand::Rng::with_seed(1);
-        a.finish(&mut out, Proto::Resp2, &mut rng, &mut |_, _, _| {});
+        a.finish(&mut out, &mut rng, &mut |_, _, _| {});
         out
     }
 
@@ -637,7 +646,7 @@ mod tests {
     fn mget_gather_interleaves_parts() {
         let mut a = Assembly::default();
         // Keys a (local), b (remote), c (local).
-        let mut g = a.begin_gather(GatherKind::Mget(vec![(0, 0), (1, 0), (0, 1)]));
+        let mut g = a.begin_gather(GatherKind::Mget(vec![(0, 0), (1, 0), (0, 1)]), Proto::Resp2);
         local_part(&mut a, &mut g, |r| {
             r.array(2);
             r.bulk(b"A");
@@ -652,11 +661,11 @@ mod tests {
     #[test]
     fn sums_concats_and_errors() {
         let mut a = Assembly::default();
-        let mut g = a.begin_gather(GatherKind::Sum);
+        let mut g = a.begin_gather(GatherKind::Sum, Proto::Resp2);
         local_part(&mut a, &mut g, |r| r.int(2));
         let h = a.gather_remote(&mut g);
         a.push_gather(g);
-        let mut g = a.begin_gather(GatherKind::Concat);
+        let mut g = a.begin_gather(GatherKind::Concat, Proto::Resp2);
         local_part(&mut a, &mut g, |r| {
             r.array(1);
             r.bulk(b"x");
@@ -669,7 +678,7 @@ mod tests {
             finish(&mut a),
             b":5\r\n*3\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n"
         );
-        let mut g = a.begin_gather(GatherKind::Ok);
+        let mut g = a.begin_gather(GatherKind::Ok, Proto::Resp2);
         let h = a.gather_remote(&mut g);
         a.push_gather(g);
         a.fill(h, b"-ERR boom\r\n");

@@ -17,6 +17,19 @@ use corekv_protocol::{Proto, Span};
 
 use crate::command::{Args, OwnedArgs};
 
+/// Buffers larger than this are freed after use instead of kept for reuse, so one large
+/// value does not pin its size in memory for the life of the process.
+pub const KEEP_BYTES: usize = 64 * 1024;
+
+/// Empties `v` for reuse, freeing it instead when it grew beyond `max` elements.
+pub fn recycle<T>(v: &mut Vec<T>, max: usize) {
+    if v.capacity() > max {
+        *v = Vec::new();
+    } else {
+        v.clear();
+    }
+}
+
 /// Where a reply goes on the shard that asked: connection slot and generation, and the
 /// hole in that connection's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,11 +139,11 @@ impl RequestBatch {
         self.reqs.is_empty()
     }
 
-    /// Empties the batch, keeping its buffers.
+    /// Empties the batch, keeping its buffers unless they grew large.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.spans.clear();
-        self.reqs.clear();
+        recycle(&mut self.buf, KEEP_BYTES);
+        recycle(&mut self.spans, KEEP_BYTES / 16);
+        recycle(&mut self.reqs, KEEP_BYTES / 16);
     }
 }
 
@@ -149,10 +162,10 @@ pub struct ReplyBatch {
 }
 
 impl ReplyBatch {
-    /// Empties the batch, keeping its buffers.
+    /// Empties the batch, keeping its buffers unless they grew large.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.replies.clear();
+        recycle(&mut self.buf, KEEP_BYTES);
+        recycle(&mut self.replies, KEEP_BYTES / 16);
         self.request = None;
     }
 }
