@@ -106,15 +106,41 @@ async fn private_reply(shard: &Rc<RefCell<Shard>>, conn: ConnId, hole: u32) -> V
 
 /// Runs a command that must be atomic across shards, for `conn`, whose earlier replies
 /// have all arrived. Pauses the shards involved in ascending order, runs the plan's steps,
-/// resumes them; returns the client's reply.
+/// resumes them; returns the client's reply. Every shard paused is resumed, whatever
+/// path the command ends on.
 pub async fn coordinate(shard: &Rc<RefCell<Shard>>, conn: ConnId, mut plan: CoordPlan) -> Vec<u8> {
     let (me, token) = {
         let mut sh = shard.borrow_mut();
         (sh.id, sh.new_token())
     };
+    let mut paused = Vec::with_capacity(plan.shards.len());
+    let reply = run_plan(shard, conn, &mut plan, me, token, &mut paused).await;
+    let mut sh = shard.borrow_mut();
+    for &s in &paused {
+        if s == me {
+            sh.resume(token);
+        } else {
+            sh.send_control(conn, s, Control::Resume(token));
+        }
+    }
+    if let Some(c) = sh.conns.get_mut(conn) {
+        c.replies.clear_private();
+    }
+    reply
+}
+
+/// Takes the pauses (recording each in `paused` once held) and runs the steps.
+async fn run_plan(
+    shard: &Rc<RefCell<Shard>>,
+    conn: ConnId,
+    plan: &mut CoordPlan,
+    me: usize,
+    token: corekv_shard::message::Token,
+    paused: &mut Vec<usize>,
+) -> Vec<u8> {
     let proto = plan.proto;
-    let unreachable_peer = || b"-ERR connection closed during a cross-shard command\r\n".to_vec();
-    for &s in &plan.shards {
+    let gone = || b"-ERR connection closed during a cross-shard command\r\n".to_vec();
+    for s in plan.shards.clone() {
         if s == me {
             poll_fn(|cx| {
                 if shard.borrow_mut().pause_local(token, cx.waker()) {
@@ -129,15 +155,16 @@ pub async fn coordinate(shard: &Rc<RefCell<Shard>>, conn: ConnId, mut plan: Coor
                 .borrow_mut()
                 .send_control(conn, s, Control::Pause(token))
             else {
-                return unreachable_peer();
+                return gone();
             };
             private_reply(shard, conn, hole).await;
         }
+        paused.push(s);
     }
     let mut results: Vec<Vec<u8>> = Vec::new();
-    let reply = loop {
+    loop {
         match plan.next(&results) {
-            Step::Reply(reply) => break reply,
+            Step::Reply(reply) => return reply,
             Step::Run(ops) => {
                 let mut pending = Vec::with_capacity(ops.len());
                 results = vec![Vec::new(); ops.len()];
@@ -152,7 +179,7 @@ pub async fn coordinate(shard: &Rc<RefCell<Shard>>, conn: ConnId, mut plan: Coor
                             .send_control(conn, s, Control::Step(token, op))
                         {
                             Some(hole) => pending.push((i, hole)),
-                            None => results[i] = unreachable_peer(),
+                            None => return gone(),
                         }
                     }
                 }
@@ -161,17 +188,5 @@ pub async fn coordinate(shard: &Rc<RefCell<Shard>>, conn: ConnId, mut plan: Coor
                 }
             }
         }
-    };
-    let mut sh = shard.borrow_mut();
-    for &s in &plan.shards {
-        if s == me {
-            sh.resume(token);
-        } else {
-            sh.send_control(conn, s, Control::Resume(token));
-        }
     }
-    if let Some(c) = sh.conns.get_mut(conn) {
-        c.replies.clear_private();
-    }
-    reply
 }

@@ -226,6 +226,79 @@ fn command_errors_match_redis_texts() {
 }
 
 #[test]
+fn command_alone_lists_every_command() {
+    let srv = Server::corekv(2, &[]);
+    let mut c = srv.client();
+    let count = c.call_str(&["COMMAND", "COUNT"]);
+    let Frame::Array(all) = c.read_frame_after(&["COMMAND"]) else {
+        panic!("COMMAND replies with an array");
+    };
+    assert_eq!(format!(":{}\r\n", all.len()), count);
+    assert!(all.len() > 40);
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n", "the server is still up");
+}
+
+#[test]
+fn gathered_replies_keep_the_protocol_of_their_request() {
+    for shards in SHARD_COUNTS {
+        let srv = Server::corekv(shards, &[]);
+        let mut c = srv.client();
+        // RESP2 requests pipelined before a HELLO 3 still get RESP2 replies.
+        c.send_raw(b"RANDOMKEY\r\nINFO keyspace\r\nHELLO 3\r\nRANDOMKEY\r\n");
+        assert_eq!(c.read_reply(), b"$-1\r\n");
+        assert_eq!(c.read_reply(), b"$12\r\n# Keyspace\r\n\r\n");
+        let hello = c.read_reply();
+        assert_eq!(hello[0], b'%');
+        assert_eq!(c.read_reply(), b"_\r\n");
+    }
+}
+
+#[test]
+fn memory_from_a_large_value_is_released() {
+    // A value owned by another shard travels through request and reply batches and the
+    // connection's reply assembly; none of them may keep its size afterwards.
+    let srv = Server::corekv(2, &[]);
+    let map = corekv_shard::slot::SlotMap::new(2);
+    let keys: Vec<String> = (0..).map(|i| format!("big{i}")).take(64).collect();
+    let k0 = keys
+        .iter()
+        .find(|k| map.shard_of(k.as_bytes()) == 0)
+        .unwrap()
+        .clone();
+    let k1 = keys
+        .iter()
+        .find(|k| map.shard_of(k.as_bytes()) == 1)
+        .unwrap()
+        .clone();
+    let mut c = srv.client();
+    c.call(&["PING"]);
+    let baseline = srv.rss_kb();
+    let value = vec![b'x'; 64 * 1024 * 1024];
+    for key in [&k0, &k1] {
+        for _ in 0..3 {
+            c.send_bytes(&[b"SET", key.as_bytes(), &value]);
+            assert_eq!(c.read_reply(), b"+OK\r\n");
+            c.send_bytes(&[b"GET", key.as_bytes()]);
+            assert_eq!(c.read_reply().len(), value.len() + 13);
+            assert_eq!(c.call(&["DEL", key]), b":1\r\n");
+        }
+    }
+    let mut rss = srv.rss_kb();
+    for _ in 0..40 {
+        if rss < baseline + 48 * 1024 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        c.call(&["PING"]);
+        rss = srv.rss_kb();
+    }
+    assert!(
+        rss < baseline + 48 * 1024,
+        "RSS {rss} KiB after 64 MiB values came and went (baseline {baseline} KiB)"
+    );
+}
+
+#[test]
 fn quit_replies_then_closes() {
     let srv = Server::corekv(1, &[]);
     let mut c = srv.client();
