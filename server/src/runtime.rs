@@ -41,10 +41,11 @@ const LIVENESS_TICK: Duration = Duration::from_millis(10);
 /// Most timers (expiring keys, idle connections) handled before other tasks run again.
 const TIMER_BUDGET: usize = 1000;
 
-/// How often a shard asks the allocator to return freed memory to the OS. mimalloc
-/// defers that work to allocations on the owning thread, so a shard that freed a large
-/// value and then went quiet would keep its pages resident indefinitely.
-const ALLOCATOR_COLLECT: Duration = Duration::from_secs(1);
+/// How often a shard does its housekeeping: shrinking a keyspace that has mostly emptied,
+/// and asking the allocator to return freed memory to the OS (mimalloc defers that work
+/// to allocations on the owning thread, so a shard that freed a large value and then went
+/// quiet would keep its pages resident indefinitely).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Drives the shard's timing wheel: sleeps until its next deadline (at most
 /// [`LIVENESS_TICK`]), then expires keys and closes idle connections in batches of
@@ -52,7 +53,8 @@ const ALLOCATOR_COLLECT: Duration = Duration::from_secs(1);
 async fn drive_timers(shard: Rc<RefCell<Shard>>) {
     let mut last_collect = std::time::Instant::now();
     loop {
-        if last_collect.elapsed() >= ALLOCATOR_COLLECT {
+        if last_collect.elapsed() >= HOUSEKEEPING {
+            shard.borrow_mut().housekeeping();
             // SAFETY: mi_collect has no preconditions; `false` asks for the cheap,
             // non-forced collection.
             unsafe { libmimalloc_sys::mi_collect(false) };

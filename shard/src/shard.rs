@@ -270,6 +270,12 @@ impl Shard {
         more
     }
 
+    /// Periodic upkeep that must not run per request or per expiry batch: gives back the
+    /// memory of a keyspace that has mostly emptied.
+    pub fn housekeeping(&mut self) {
+        self.store.shrink();
+    }
+
     /// When the wheel next has work (Unix ms), if it has any.
     pub fn next_timer(&self) -> Option<u64> {
         self.store.timers.next_deadline()

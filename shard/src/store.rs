@@ -170,6 +170,9 @@ pub struct Store {
     pub stats: StoreStats,
     /// The shard's timing wheel: key deadlines, and the connection timers the shard adds.
     pub timers: TimingWheel<Timer>,
+    /// [`shrink`](Store::shrink) runs again only once fewer keys than this remain (or the
+    /// slab grew): a live key at the end of the slab must not make every call a full pass.
+    shrink_below: usize,
 }
 
 impl Default for Store {
@@ -202,6 +205,7 @@ impl Store {
             hasher: RandomState::new(),
             stats: StoreStats::default(),
             timers: TimingWheel::new(now),
+            shrink_below: usize::MAX,
         }
     }
 
@@ -342,6 +346,7 @@ impl Store {
             let idx = u32::try_from(self.slots.len()).expect("more than 4 billion keys in a shard");
             assert!(idx != NIL, "more than 4 billion keys in a shard");
             self.slots.push(Slot::Used(entry));
+            self.shrink_below = usize::MAX;
             idx
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
@@ -427,6 +432,37 @@ impl Store {
         self.len = 0;
         self.volatile = 0;
         n
+    }
+
+    /// Gives back memory after the keyspace has mostly emptied (at most 1/16 of the slab
+    /// in use, or none): free slots at the end of the slab, the index's excess buckets,
+    /// and the wheel's free nodes. Entries never move, so only trailing slots can go. The
+    /// pass is O(slab), so the shard calls it from housekeeping, not per expiry batch.
+    pub fn shrink(&mut self) {
+        self.timers.shrink();
+        let sparse =
+            self.len * 16 < self.slots.len() && (self.len == 0 || self.len < self.shrink_below);
+        if self.slots.len() < 4096 || !sparse {
+            return;
+        }
+        self.shrink_below = self.len / 2;
+        let keep = self
+            .slots
+            .iter()
+            .rposition(|s| matches!(s, Slot::Used(_)))
+            .map_or(0, |i| i + 1);
+        self.slots.truncate(keep);
+        self.slots.shrink_to_fit();
+        self.free = NIL;
+        for i in (0..self.slots.len()).rev() {
+            if let Slot::Free(next) = &mut self.slots[i] {
+                *next = self.free;
+                self.free = i as u32;
+            }
+        }
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .shrink_to_fit(|&i| hasher.hash_one(&*Self::used(slots, i).key));
     }
 
     /// Active expiry: advances the wheel to `now`, removes up to `budget` keys whose
@@ -594,6 +630,30 @@ mod tests {
         assert_eq!(st.len(), 1);
         assert!(st.timers.is_empty());
         assert!(conns.is_empty());
+    }
+
+    #[test]
+    fn an_emptied_store_gives_its_memory_back() {
+        let mut st = Store::with_clock(0);
+        for i in 0..20_000u64 {
+            st.insert(format!("k{i}").as_bytes(), s("v"), 10 + i % 50);
+        }
+        st.insert(b"stays", s("v"), 0);
+        let mut conns = Vec::new();
+        while st.expire_due(1000, usize::MAX, &mut conns) {}
+        st.shrink();
+        assert_eq!(st.len(), 1);
+        assert!(
+            st.find(b"stays", 1000).is_some(),
+            "the survivor is still found"
+        );
+        assert!(st.slots.len() <= 20_001);
+        st.remove(b"stays", 1000);
+        st.shrink();
+        assert_eq!(st.slots.len(), 0);
+        assert_eq!(st.timers.capacity(), 0);
+        st.insert(b"again", s("v"), 0);
+        assert!(st.find(b"again", 0).is_some());
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub struct TimingWheel<T> {
     /// Time up to which every slot has been processed, in ms.
     elapsed: u64,
     len: usize,
+    /// Generation given to nodes created from now on: above that of any node dropped by
+    /// [`shrink`](TimingWheel::shrink), so no old handle can match a new node.
+    fresh_gen: u32,
+    /// `shrink` runs again only once fewer timers than this remain, or the slab grew.
+    shrink_below: usize,
 }
 
 /// Which level a deadline belongs at, relative to `elapsed`.
@@ -110,6 +115,36 @@ impl<T> TimingWheel<T> {
             due_tail: NIL,
             elapsed: now,
             len: 0,
+            fresh_gen: 0,
+            shrink_below: usize::MAX,
+        }
+    }
+
+    /// Gives back the slab memory of free nodes at its end when at most 1/16 of the slab
+    /// is in use (or none). O(slab) when it acts; call it from housekeeping.
+    pub fn shrink(&mut self) {
+        let sparse =
+            self.len * 16 < self.nodes.len() && (self.len == 0 || self.len < self.shrink_below);
+        if self.nodes.len() < 4096 || !sparse {
+            return;
+        }
+        self.shrink_below = self.len / 2;
+        let keep = self
+            .nodes
+            .iter()
+            .rposition(|n| n.level != FREE)
+            .map_or(0, |i| i + 1);
+        for n in &self.nodes[keep..] {
+            self.fresh_gen = self.fresh_gen.max(n.gen.wrapping_add(1));
+        }
+        self.nodes.truncate(keep);
+        self.nodes.shrink_to_fit();
+        self.free = NIL;
+        for i in (0..self.nodes.len()).rev() {
+            if self.nodes[i].level == FREE {
+                self.nodes[i].next = self.free;
+                self.free = i as u32;
+            }
         }
     }
 
@@ -263,11 +298,12 @@ impl<T> TimingWheel<T> {
             idx
         } else {
             let idx = u32::try_from(self.nodes.len()).expect("more than 4 billion timers");
+            self.shrink_below = usize::MAX;
             self.nodes.push(Node {
                 deadline,
                 prev: NIL,
                 next: NIL,
-                gen: 0,
+                gen: self.fresh_gen,
                 level: DUE,
                 slot: 0,
                 item: Some(item),
@@ -431,6 +467,28 @@ mod tests {
         }
         assert_eq!(fired, vec![8, 9]);
         assert_eq!(now, far);
+    }
+
+    #[test]
+    fn shrinking_keeps_live_timers_and_stale_handles_harmless() {
+        let mut w = TimingWheel::new(0);
+        let handles: Vec<TimerHandle> = (0..10_000).map(|i| w.insert(100 + i, i as u32)).collect();
+        let keep = w.insert(1_000_000, 99_999);
+        for h in &handles {
+            w.cancel(*h);
+        }
+        w.shrink();
+        assert!(w.capacity() > 10_000, "the live timer sits at the end");
+        w.cancel(keep);
+        w.shrink();
+        assert_eq!(w.capacity(), 0);
+        let fresh = w.insert(50, 7);
+        assert_eq!(
+            w.cancel(handles[0]),
+            None,
+            "a handle from before the shrink"
+        );
+        assert_eq!(w.cancel(fresh), Some(7));
     }
 
     #[test]
