@@ -24,15 +24,36 @@ pub struct Args {
     #[arg(long)]
     pub shards: Option<usize>,
 
-    /// CPUs to run shards on, as a list with ranges: "0,2-3". Shard i runs on the i-th CPU
-    /// of the list. Default: every CPU this process may run on.
+    /// CPUs to run shards on, as a list with ranges: "0,2-3". With --placement fixed (the
+    /// default when --cpus is given) shard i runs on the i-th CPU of the list. Default:
+    /// every CPU this process may run on.
     #[arg(long, value_parser = parse_cpu_list)]
     pub cpus: Option<CpuList>,
+
+    /// How shards are mapped to the allowed CPUs. fixed: the --cpus list in its order.
+    /// The map chosen is logged at start and shown in INFO shards.
+    /// spread: one shard per physical core first (SMT siblings only when every core has
+    /// one), round-robin across NUMA nodes and L3 caches. pack: both threads of a core,
+    /// then the next core of the same L3, then the next node: as few cores and caches as
+    /// possible. Default: fixed with --cpus, spread without.
+    #[arg(long, value_enum)]
+    pub placement: Option<PlacementKind>,
+
+    /// Use only this NUMA node's CPUs, and allocate memory only from it (as numactl
+    /// --cpunodebind N --membind N).
+    #[arg(long)]
+    pub numa_node: Option<usize>,
 
     /// Do not pin shards to CPUs. Allows more shards than CPUs (for tests); costs the
     /// cache locality pinning gives.
     #[arg(long)]
     pub no_pin: bool,
+
+    /// Only these shards accept connections, e.g. "0" (default: all). Connections then
+    /// land only there, and keys other shards own always cost a cross-shard hop: for
+    /// experiments that separate network shards from storage shards or measure the hop.
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub listen_shards: Option<CpuList>,
 
     /// Also serve a raw TCP echo listener on this port (every byte read is written back).
     /// Off unless given; 0 picks a free port.
@@ -66,6 +87,28 @@ pub struct Args {
     /// share without asking the others); more are refused with Redis's error.
     #[arg(long, default_value_t = 10000)]
     pub maxclients: u64,
+}
+
+/// How `--placement` maps shards to CPUs (see `--help`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlacementKind {
+    /// The `--cpus` list, in its order.
+    Fixed,
+    /// One shard per physical core first, across NUMA nodes and L3 caches.
+    Spread,
+    /// As few cores, caches and nodes as possible.
+    Pack,
+}
+
+impl PlacementKind {
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlacementKind::Fixed => "fixed",
+            PlacementKind::Spread => "spread",
+            PlacementKind::Pack => "pack",
+        }
+    }
 }
 
 /// A parsed `--cpus` list, in the order given, without repeats.

@@ -63,7 +63,13 @@ fn init_logging() {
 fn run(args: cli::Args) -> Result<(), String> {
     preflight()?;
     let allowed = topology::allowed_cpus();
-    let placement = topology::plan(&args, &allowed)?;
+    let machine = topology::Machine::this();
+    let placement = topology::plan(&args, &allowed, &machine)?;
+    let listening = listening_shards(&args, placement.shards)?;
+    if let Some(node) = placement.numa_node {
+        // Before the shard threads start: they inherit the policy.
+        topology::bind_memory(node)?;
+    }
     let (resp_addr, _resp_reservation) = reserve(&args.bind, args.port)?;
     let (echo_addr, _echo_reservation) = match args.echo_port {
         Some(port) => {
@@ -77,7 +83,17 @@ fn run(args: cli::Args) -> Result<(), String> {
         port: resp_addr.port(),
         echo_port: echo_addr.map(|a| a.port()),
         shards: placement.shards,
-        cpus: placement.cpus.clone(),
+        cpus: placement
+            .cpus
+            .as_ref()
+            .map(|cs| cs.iter().map(|c| c.place()).collect()),
+        placement: if placement.cpus.is_some() {
+            placement.kind.name()
+        } else {
+            "unpinned"
+        },
+        numa_node: placement.numa_node,
+        listening: listening.clone(),
         limits: Limits {
             max_bulk_len: args.proto_max_bulk_len,
             max_multibulk_len: args.max_multibulk_len,
@@ -100,26 +116,33 @@ fn run(args: cli::Args) -> Result<(), String> {
     let endpoints = runtime::Endpoints {
         resp: resp_addr,
         echo: echo_addr,
+        listening,
     };
     let _pool = runtime::start(config, &placement, endpoints, started_tx)?;
-    let mut map = vec![None; placement.shards];
     for _ in 0..placement.shards {
         let started = started_rx
             .recv_timeout(Duration::from_secs(60))
             .map_err(|_| "the shards did not start within 60 s".to_string())?;
         started.result?;
-        map[started.shard] = Some(started.cpu);
+        if let Some(planned) = &placement.cpus {
+            if started.cpu != Some(planned[started.shard].id) {
+                return Err(format!(
+                    "shard {} runs on {:?}, not on CPU {} as planned",
+                    started.shard, started.cpu, planned[started.shard].id
+                ));
+            }
+        }
     }
-    let shard_map = map
-        .iter()
-        .enumerate()
-        .map(|(i, cpu)| match cpu.flatten() {
-            Some(c) => format!("{i}→cpu{c}"),
-            None => format!("{i}→unpinned"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    tracing::info!(shards = placement.shards, "shard map: {shard_map}");
+    tracing::info!(
+        shards = placement.shards,
+        placement = if placement.cpus.is_some() {
+            placement.kind.name()
+        } else {
+            "unpinned"
+        },
+        numa_node = placement.numa_node,
+        "shard map: {placement}"
+    );
     match echo_addr {
         Some(echo) => tracing::info!("ready to accept connections on {resp_addr} (echo on {echo})"),
         None => tracing::info!("ready to accept connections on {resp_addr}"),
@@ -133,6 +156,24 @@ fn run(args: cli::Args) -> Result<(), String> {
     // while shards are still serving: leave at once.
     // SAFETY: _exit has no preconditions; it ends the process.
     unsafe { libc::_exit(0) }
+}
+
+/// Which shards run listeners (`--listen-shards`), in shard order.
+fn listening_shards(args: &cli::Args, shards: usize) -> Result<Vec<bool>, String> {
+    let Some(list) = &args.listen_shards else {
+        return Ok(vec![true; shards]);
+    };
+    let mut on = vec![false; shards];
+    for &s in &list.0 {
+        if s >= shards {
+            return Err(format!(
+                "--listen-shards names shard {s}, but there are only {shards} (0-{})",
+                shards - 1
+            ));
+        }
+        on[s] = true;
+    }
+    Ok(on)
 }
 
 /// Checks what glommio needs before it would panic without explaining why.

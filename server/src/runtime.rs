@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use corekv_shard::command::Commands;
 use corekv_shard::message::Msg;
@@ -83,7 +84,7 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>) {
 /// What a shard reports once it is listening, or why it could not start.
 #[derive(Debug)]
 pub struct Started {
-    /// Shard index (mesh peer id).
+    /// Shard number (its place in the plan when pinned).
     pub shard: usize,
     /// CPU it is pinned to.
     pub cpu: Option<usize>,
@@ -98,6 +99,8 @@ pub struct Endpoints {
     pub resp: SocketAddr,
     /// The echo listener address, if enabled.
     pub echo: Option<SocketAddr>,
+    /// Which shards listen, in shard order (`--listen-shards`).
+    pub listening: Vec<bool>,
 }
 
 /// Starts every shard; each reports on `started` when it listens or fails.
@@ -108,7 +111,7 @@ pub fn start(
     started: mpsc::Sender<Started>,
 ) -> Result<PoolThreadHandles<()>, String> {
     let n = placement.shards;
-    let pool_placement = match &placement.cpus {
+    let pool_placement = match placement.cpu_ids() {
         Some(cpus) => {
             let online = CpuSet::online().map_err(|e| format!("cannot read CPU topology: {e}"))?;
             PoolPlacement::Custom(
@@ -120,13 +123,60 @@ pub fn start(
         None => PoolPlacement::Unbound(n),
     };
     let mesh: MeshBuilder<Msg, Full> = MeshBuilder::full(n, transport::MESH_CAPACITY);
+    let numbering = Arc::new(Numbering::new(n));
     LocalExecutorPoolBuilder::new(pool_placement)
         .name("corekv-shard")
         .io_memory(IO_MEMORY)
         .on_all_shards(move || async move {
-            shard_main(config, mesh, endpoints, started).await;
+            shard_main(config, mesh, endpoints, numbering, started).await;
         })
         .map_err(|e| format!("cannot start the shard executors: {e}"))
+}
+
+/// Shard numbers follow the placement (shard i on the i-th planned CPU), but glommio
+/// numbers mesh peers in the order their executors happened to be created. At startup
+/// each shard records which mesh peer it is under its shard number and waits until every
+/// shard has; the table is then copied and this is never touched again.
+struct Numbering {
+    peer_of: Vec<AtomicUsize>,
+}
+
+impl Numbering {
+    fn new(n: usize) -> Self {
+        Numbering {
+            peer_of: (0..n).map(|_| AtomicUsize::new(usize::MAX)).collect(),
+        }
+    }
+
+    /// Records that shard `id` is mesh peer `peer`; fails if another shard took `id`.
+    fn claim(&self, id: usize, peer: usize) -> Result<(), String> {
+        let slot = self
+            .peer_of
+            .get(id)
+            .ok_or_else(|| format!("shard number {id} out of range"))?;
+        slot.compare_exchange(usize::MAX, peer, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| format!("two shards claimed shard number {id}"))
+    }
+
+    /// The mesh peer of every shard, once all have claimed their number.
+    async fn table(&self) -> Result<Vec<usize>, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let table: Vec<usize> = self
+                .peer_of
+                .iter()
+                .map(|p| p.load(Ordering::Acquire))
+                .collect();
+            if table.iter().all(|&p| p != usize::MAX) {
+                return Ok(table);
+            }
+            if Instant::now() > deadline {
+                return Err("the shards did not agree on their numbers within 30 s".into());
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// The CPU the calling thread is pinned to, if it is pinned to exactly one.
@@ -153,6 +203,7 @@ async fn shard_main(
     config: Config,
     mesh: MeshBuilder<Msg, Full>,
     endpoints: Endpoints,
+    numbering: Arc<Numbering>,
     started: mpsc::Sender<Started>,
 ) {
     let (tx, mut rx) = match mesh.join().await {
@@ -166,9 +217,34 @@ async fn shard_main(
             return;
         }
     };
-    let id = tx.peer_id();
+    let peer = tx.peer_id();
     let n = config.shards;
     let cpu = config.cpus.as_ref().and_then(|_| pinned_cpu());
+    // Pinned: the shard number is the position of this CPU in the plan. Unpinned: any
+    // order is as good as another, so keep the mesh's.
+    let id = match (&config.cpus, cpu) {
+        (Some(planned), Some(c)) => planned.iter().position(|p| p.cpu == c),
+        (Some(_), None) => None,
+        (None, _) => Some(peer),
+    };
+    let numbered = id
+        .ok_or_else(|| format!("shard (mesh peer {peer}) is not pinned to a planned CPU"))
+        .and_then(|id| numbering.claim(id, peer).map(|_| id));
+    let numbered = match numbered {
+        Ok(id) => numbering.table().await.map(|table| (id, table)),
+        Err(e) => Err(e),
+    };
+    let (id, peer_of) = match numbered {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = started.send(Started {
+                shard: usize::MAX,
+                cpu,
+                result: Err(e),
+            });
+            return;
+        }
+    };
     let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
     let mut shard = Shard::new(id, config, commands);
     shard.cpu = cpu;
@@ -188,9 +264,9 @@ async fn shard_main(
             .detach();
     }
     let tx = Rc::new(tx);
-    for peer in (0..n).filter(|&p| p != id) {
+    for dest in (0..n).filter(|&d| d != id) {
         spawn_local_into(
-            transport::flusher(shard.clone(), tx.clone(), peer),
+            transport::flusher(shard.clone(), tx.clone(), dest, peer_of[dest]),
             mesh_queue,
         )
         .expect("mesh queue exists")
@@ -205,7 +281,8 @@ async fn shard_main(
     // before traffic arrives.
     glommio::timer::sleep(Duration::from_millis(1)).await;
 
-    let listener = match listen(endpoints.resp) {
+    let listens = endpoints.listening.get(id).copied().unwrap_or(true);
+    let listener = match listens.then(|| listen(endpoints.resp)).transpose() {
         Ok(l) => l,
         Err(e) => {
             let _ = started.send(Started {
@@ -216,7 +293,7 @@ async fn shard_main(
             return;
         }
     };
-    if let Some(addr) = endpoints.echo {
+    if let Some(addr) = endpoints.echo.filter(|_| listens) {
         match listen(addr) {
             Ok(echo_listener) => {
                 spawn_local(async move {
@@ -251,6 +328,12 @@ async fn shard_main(
     });
     drop(started);
 
+    // A shard without a listener still owns keys and serves forwarded requests.
+    let Some(listener) = listener else {
+        // The executor runs as long as this future: keep it alive forever.
+        return futures_lite::future::pending().await;
+    };
+    let listeners = endpoints.listening.iter().filter(|&&l| l).count().max(1) as u64;
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -263,7 +346,7 @@ async fn shard_main(
         };
         let over_limit = {
             let sh = shard.borrow();
-            sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(n as u64)
+            sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(listeners)
         };
         if over_limit {
             shard.borrow_mut().stats.rejected_connections += 1;

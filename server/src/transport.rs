@@ -38,8 +38,8 @@ pub async fn receiver(shard: Rc<RefCell<Shard>>, mut stream: ConnectedReceiver<M
     }
 }
 
-/// Sends everything the shard queues for `dest`.
-pub async fn flusher(shard: Rc<RefCell<Shard>>, tx: Rc<Senders<Msg>>, dest: usize) {
+/// Sends everything the shard queues for shard `dest`, which is mesh peer `peer`.
+pub async fn flusher(shard: Rc<RefCell<Shard>>, tx: Rc<Senders<Msg>>, dest: usize, peer: usize) {
     let mut out = Vec::new();
     loop {
         poll_fn(|cx| {
@@ -52,10 +52,10 @@ pub async fn flusher(shard: Rc<RefCell<Shard>>, tx: Rc<Senders<Msg>>, dest: usiz
         })
         .await;
         for msg in out.drain(..) {
-            let sent = match tx.try_send_to(dest, msg) {
+            let sent = match tx.try_send_to(peer, msg) {
                 Ok(()) => Ok(()),
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
-                    tx.send_to(dest, msg).await.map_err(|_| ())
+                    tx.send_to(peer, msg).await.map_err(|_| ())
                 }
                 Err(_) => Err(()),
             };

@@ -279,7 +279,7 @@ fn info_client_list_and_keyspace_cover_every_shard() {
     assert!(info.contains("connected_clients:13"), "{info}");
     for s in 0..4 {
         assert!(
-            info.contains(&format!("shard{s}:cpu=unpinned,keys=1,")),
+            info.contains(&format!("shard{s}:cpu=unpinned,listening=1,keys=1,")),
             "{info}"
         );
     }

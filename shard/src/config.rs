@@ -15,8 +15,14 @@ pub struct Config {
     pub echo_port: Option<u16>,
     /// Number of shards.
     pub shards: usize,
-    /// CPU of each shard; `None` when shards are not pinned.
-    pub cpus: Option<Vec<usize>>,
+    /// Where each shard is pinned, in shard order; `None` when shards are not pinned.
+    pub cpus: Option<Vec<CpuPlace>>,
+    /// How the CPUs were chosen (`fixed`, `spread`, `pack`; INFO `placement`).
+    pub placement: &'static str,
+    /// The NUMA node shards and memory are confined to (`--numa-node`).
+    pub numa_node: Option<usize>,
+    /// Which shards accept connections (`--listen-shards`), in shard order.
+    pub listening: Vec<bool>,
     /// Request size limits (`proto-max-bulk-len` and the multibulk and inline limits).
     pub limits: Limits,
     /// Largest unparsed input a client may accumulate (`client-query-buffer-limit`).
@@ -35,6 +41,19 @@ pub struct Config {
     pub os: String,
 }
 
+/// Where a pinned shard runs: its CPU and that CPU's socket, core and NUMA node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuPlace {
+    /// Logical CPU number.
+    pub cpu: usize,
+    /// Physical package.
+    pub socket: usize,
+    /// Core id within the socket.
+    pub core: usize,
+    /// NUMA node.
+    pub node: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -43,6 +62,9 @@ impl Default for Config {
             echo_port: None,
             shards: 1,
             cpus: None,
+            placement: "fixed",
+            numa_node: None,
+            listening: vec![true],
             limits: Limits::default(),
             query_buffer_limit: 1024 * 1024 * 1024,
             maxclients: 10000,

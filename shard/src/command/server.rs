@@ -418,17 +418,37 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
         section(&mut text, "Keyspace", body);
     }
     if want("shards") {
-        let mut body = String::new();
+        let mut body = format!(
+            "placement:{}\r\nnuma_node:{}\r\n",
+            config.placement,
+            config
+                .numa_node
+                .map_or("any".to_string(), |n| n.to_string())
+        );
         for (i, f) in shards.iter().enumerate() {
-            let cpu = if f[16] >= 0 {
-                f[16].to_string()
-            } else {
-                "unpinned".to_string()
+            let planned = config.cpus.iter().flatten();
+            let place = match planned.into_iter().find(|p| p.cpu as i64 == f[16]) {
+                Some(p) => format!(
+                    "cpu={},socket={},core={},node={}",
+                    f[16], p.socket, p.core, p.node
+                ),
+                _ => "cpu=unpinned".to_string(),
             };
+            let listening = config.listening.get(i).copied().unwrap_or(true);
             body.push_str(&format!(
-                "shard{i}:cpu={cpu},keys={},expires={},expired_keys={},connections={},\
-                 commands={},hops_out={},hops_in={},batches_out={},batches_in={}\r\n",
-                f[0], f[1], f[10], f[2], f[3], f[12], f[13], f[14], f[15]
+                "shard{i}:{place},listening={},keys={},expires={},expired_keys={},\
+                 connections={},commands={},hops_out={},hops_in={},batches_out={},\
+                 batches_in={}\r\n",
+                u8::from(listening),
+                f[0],
+                f[1],
+                f[10],
+                f[2],
+                f[3],
+                f[12],
+                f[13],
+                f[14],
+                f[15]
             ));
         }
         section(&mut text, "Shards", body);
