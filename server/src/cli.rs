@@ -9,8 +9,18 @@ use clap::Parser;
 /// shared port), connections and part of the keyspace. Keys belong to shards by Redis
 /// Cluster hash slot; commands on keys another shard owns are forwarded to it.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "corekv", version, max_term_width = 100)]
+#[command(
+    name = "corekv",
+    version,
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Args {
+    /// Read settings from this file first, in redis.conf's `name value` line format (see
+    /// README for the directives corekv knows); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
     /// TCP port for the Redis protocol. 0 picks a free port; the chosen port is logged.
     #[arg(long, default_value_t = 6379)]
     pub port: u16,
@@ -87,6 +97,46 @@ pub struct Args {
     /// share without asking the others); more are refused with Redis's error.
     #[arg(long, default_value_t = 10000)]
     pub maxclients: u64,
+
+    /// Password clients must give (AUTH, or HELLO ... AUTH default <password>) before
+    /// anything else. Empty: none. Prefer a config file to the command line, where other
+    /// users of the machine can read it.
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub requirepass: String,
+
+    /// yes: while no password is set, refuse clients that connect from other hosts (only
+    /// loopback clients are served), as Redis's protected mode.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+
+    /// Log commands slower than this many microseconds in the slow log (SLOWLOG GET);
+    /// -1 never, 0 every command.
+    #[arg(long, default_value_t = 10000, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..))]
+    pub slowlog_log_slower_than: i64,
+
+    /// Most entries each shard's slow log keeps.
+    #[arg(long, default_value_t = 128)]
+    pub slowlog_max_len: u64,
+
+    /// On SIGTERM, SIGINT or SHUTDOWN, wait at most this many seconds for clients' in-flight
+    /// requests to finish and their replies to be written, then exit anyway.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
+    pub shutdown_timeout: u64,
+
+    /// Serve Prometheus metrics at http://<bind>:<port>/metrics (counters, per-shard and
+    /// per-command figures, latency histograms). Off unless given; 0 picks a free port.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+}
+
+/// Parses Redis's `yes`/`no`.
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{s:?} is not yes or no")),
+    }
 }
 
 /// How `--placement` maps shards to CPUs (see `--help`).
@@ -185,5 +235,26 @@ mod tests {
         assert_eq!(a.cpus, Some(CpuList(vec![0, 1])));
         assert!(a.no_pin);
         assert_eq!(a.proto_max_bulk_len, 512 * 1024 * 1024);
+        assert!(a.protected_mode);
+    }
+
+    #[test]
+    fn later_flags_override_earlier_ones() {
+        let a = Args::try_parse_from([
+            "corekv",
+            "--port",
+            "7000",
+            "--protected-mode",
+            "no",
+            "--port",
+            "7001",
+            "--slowlog-log-slower-than",
+            "-1",
+        ])
+        .unwrap();
+        assert_eq!(a.port, 7001);
+        assert!(!a.protected_mode);
+        assert_eq!(a.slowlog_log_slower_than, -1);
+        assert!(Args::try_parse_from(["corekv", "--slowlog-log-slower-than", "-2"]).is_err());
     }
 }

@@ -223,6 +223,10 @@ impl Connection {
                 }
                 result?;
             }
+            // Killed while this round ran (CLIENT KILL, shutdown): its replies are out.
+            if self.shard.borrow().is_killed(self.conn) {
+                return Ok(());
+            }
             let done = self.parser.discard_consumed();
             self.rbuf.consume(done);
             match end {
@@ -261,6 +265,11 @@ impl Connection {
                     };
                     let args = Args::new(&*buf, &self.parser.spans()[range.clone()]);
                     match sh.dispatch(self.conn, args) {
+                        // CLIENT KILL of itself: no further command runs (Redis's
+                        // close-after-reply).
+                        Outcome::Done if sh.is_killed(self.conn) => {
+                            break Step::End(RoundEnd::CloseAfterWrite)
+                        }
                         Outcome::Done => processed += 1,
                         Outcome::Blocked => {
                             self.held = Some(range);

@@ -1,27 +1,32 @@
 //! `corekv`: the server binary. Parses flags, checks the machine can run it, picks the
 //! CPUs, starts one shard per CPU and waits for a signal.
 //!
-//! The modules, from the outside in: [`cli`] (flags), [`topology`] (which CPUs),
+//! The modules, from the outside in: [`cli`] (flags), [`config_file`] (`--config`),
+//! [`topology`] (which CPUs),
 //! [`runtime`] (executors, listeners), [`connection`] (a client's read–dispatch–write
-//! loop), [`transport`] (messages between shards), [`echo`] (the raw echo listener).
+//! loop), [`transport`] (messages between shards), [`echo`] (the raw echo listener),
+//! [`metrics`] (the Prometheus endpoint).
 //! Everything a shard owns and every command live in the `corekv-shard` crate; the wire
 //! format in `corekv-protocol`.
 
 mod cli;
 mod clock;
+mod config_file;
 mod connection;
 mod echo;
+mod metrics;
 mod runtime;
 mod topology;
 mod transport;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use corekv_protocol::Limits;
+use corekv_shard::lifecycle::Lifecycle;
 use corekv_shard::Config;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -31,7 +36,7 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = parse_args();
     init_logging();
     // A shard that panics leaves its keys unreachable and its peers waiting: stop the
     // whole process rather than limp on.
@@ -48,6 +53,29 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Flags, with `--config`'s directives first so the command line overrides them.
+fn parse_args() -> cli::Args {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = cli::Args::parse_from(&argv);
+    let Some(path) = &args.config else {
+        return args;
+    };
+    let flags = match config_file::load(path) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("corekv: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut all: Vec<std::ffi::OsString> = argv[..1].to_vec();
+    all.extend(flags.into_iter().map(Into::into));
+    all.extend(argv[1..].iter().cloned());
+    cli::Args::try_parse_from(all).unwrap_or_else(|e| {
+        eprintln!("corekv: in config file {}:", path.display());
+        e.exit()
+    })
 }
 
 fn init_logging() {
@@ -78,6 +106,13 @@ fn run(args: cli::Args) -> Result<(), String> {
         }
         None => (None, None),
     };
+    let (metrics_addr, _metrics_reservation) = match args.metrics_port {
+        Some(port) => {
+            let (addr, reservation) = reserve(&args.bind, port)?;
+            (Some(addr), reservation)
+        }
+        None => (None, None),
+    };
     let config = Config {
         bind: args.bind.clone(),
         port: resp_addr.port(),
@@ -102,6 +137,21 @@ fn run(args: cli::Args) -> Result<(), String> {
         query_buffer_limit: args.client_query_buffer_limit,
         maxclients: args.maxclients,
         timeout: args.timeout,
+        requirepass: args.requirepass.clone().into_bytes(),
+        protected_mode: args.protected_mode,
+        slowlog_slower_than: args.slowlog_log_slower_than,
+        slowlog_max_len: args.slowlog_max_len,
+        shutdown_timeout: args.shutdown_timeout,
+        config_file: args
+            .config
+            .as_ref()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_default(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
@@ -112,13 +162,29 @@ fn run(args: cli::Args) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
+    warn_about_risks(&config, resp_addr);
+    tracing::info!(
+        port = config.port,
+        bind = %config.bind,
+        shards = config.shards,
+        maxclients = config.maxclients,
+        timeout = config.timeout,
+        password = if config.requirepass.is_empty() { "none" } else { "set" },
+        protected_mode = config.protected_mode,
+        slowlog_log_slower_than = config.slowlog_slower_than,
+        shutdown_timeout = config.shutdown_timeout,
+        config_file = %config.config_file,
+        "configuration"
+    );
+    let lifecycle = Arc::new(Lifecycle::new(config.shutdown_timeout));
     let (started_tx, started_rx) = mpsc::channel();
     let endpoints = runtime::Endpoints {
         resp: resp_addr,
         echo: echo_addr,
         listening,
+        metrics: metrics_addr,
     };
-    let _pool = runtime::start(config, &placement, endpoints, started_tx)?;
+    let _pool = runtime::start(config, &placement, endpoints, lifecycle.clone(), started_tx)?;
     for _ in 0..placement.shards {
         let started = started_rx
             .recv_timeout(Duration::from_secs(60))
@@ -143,19 +209,97 @@ fn run(args: cli::Args) -> Result<(), String> {
         numa_node = placement.numa_node,
         "shard map: {placement}"
     );
+    if let Some(m) = metrics_addr {
+        tracing::info!("metrics at http://{m}/metrics");
+    }
     match echo_addr {
         Some(echo) => tracing::info!("ready to accept connections on {resp_addr} (echo on {echo})"),
         None => tracing::info!("ready to accept connections on {resp_addr}"),
     }
 
-    if let Some(sig) = signals.forever().next() {
-        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-        tracing::info!("received {name}, exiting");
+    let signal_name = |sig| if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+    let reason = loop {
+        if let Some(sig) = signals.pending().next() {
+            break signal_name(sig);
+        }
+        if lifecycle.requested() {
+            break "SHUTDOWN";
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let shutdown_timeout = Duration::from_secs(lifecycle.timeout());
+    tracing::info!(
+        "{reason}: shutting down; no new connections, finishing in-flight requests (at most {} s)",
+        shutdown_timeout.as_secs()
+    );
+    lifecycle.stop();
+    let deadline = Instant::now() + shutdown_timeout;
+    let started = Instant::now();
+    while lifecycle.drained_shards() < placement.shards && Instant::now() < deadline {
+        if let Some(sig) = signals.pending().next() {
+            tracing::warn!("{} received during shutdown: exiting now", signal_name(sig));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    // Nothing is buffered, and exit handlers (allocator, runtime statics) must not run
-    // while shards are still serving: leave at once.
+    let (commands, connections) = lifecycle.served();
+    let drained = lifecycle.drained_shards();
+    if drained == placement.shards {
+        tracing::info!(
+            "shut down cleanly in {} ms: {} commands served over {} connections; bye",
+            started.elapsed().as_millis(),
+            commands,
+            connections
+        );
+    } else {
+        tracing::warn!(
+            "exiting with {} of {} shards still draining after {} ms",
+            placement.shards - drained,
+            placement.shards,
+            started.elapsed().as_millis()
+        );
+    }
+    // Every reply that was going to be written has been; exit handlers (allocator,
+    // runtime statics) must not run while executor threads still exist: leave at once.
     // SAFETY: _exit has no preconditions; it ends the process.
     unsafe { libc::_exit(0) }
+}
+
+/// Logs the settings that put data or the machine at risk.
+fn warn_about_risks(config: &Config, addr: SocketAddr) {
+    if !addr.ip().is_loopback() && config.requirepass.is_empty() {
+        if config.protected_mode {
+            tracing::warn!(
+                "listening on {addr} with no password: protected mode is on, so clients from \
+                 other hosts are refused until requirepass is set (or protected-mode no)"
+            );
+        } else {
+            tracing::warn!(
+                "listening on {addr} with no password and protected mode off: anyone who can \
+                 reach this port can read, change and delete every key"
+            );
+        }
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY
+    {
+        let need = config.shards as u64 * runtime::LOCKED_PER_SHARD as u64;
+        if lim.rlim_cur < need {
+            tracing::warn!(
+                "the locked-memory limit (ulimit -l) is {} KiB and {} shards may need about {} \
+                 KiB of it for their io_uring rings; if startup fails, raise it (ulimit -l, \
+                 LimitMEMLOCK= under systemd) or use fewer shards",
+                lim.rlim_cur / 1024,
+                config.shards,
+                need / 1024
+            );
+        }
+    }
 }
 
 /// Which shards run listeners (`--listen-shards`), in shard order.
@@ -209,7 +353,38 @@ fn preflight() -> Result<(), String> {
             _ => {}
         }
     }
-    Ok(())
+    probe_io_uring()
+}
+
+/// Creates and closes a tiny io_uring, so that a kernel without it or a seccomp profile
+/// that forbids it gets a clear message instead of glommio's panic.
+fn probe_io_uring() -> Result<(), String> {
+    // struct io_uring_params is 120 bytes; zeroed means default flags.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes `params`, 120 bytes as the kernel expects,
+    // and returns a descriptor we close at once.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: fd is the descriptor io_uring_setup just returned.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    Err(match err.raw_os_error() {
+        Some(libc::ENOSYS) => "this kernel has no io_uring (io_uring_setup: ENOSYS); corekv \
+                               needs Linux 5.8 or later built with CONFIG_IO_URING"
+            .into(),
+        Some(libc::EPERM) => "io_uring is not permitted here (io_uring_setup: EPERM): either \
+                              sysctl kernel.io_uring_disabled is set for this user, or a \
+                              seccomp profile blocks it (Docker's default does: run with a \
+                              profile that allows io_uring_setup, io_uring_enter and \
+                              io_uring_register)"
+            .into(),
+        Some(libc::ENOMEM) => "io_uring_setup failed with ENOMEM: the locked-memory limit \
+                               (ulimit -l) is too low"
+            .into(),
+        _ => format!("io_uring_setup failed: {err}"),
+    })
 }
 
 /// Resolves `bind:port`. For port 0, binds a socket (SO_REUSEPORT, not listening) to

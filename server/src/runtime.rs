@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use corekv_shard::command::Commands;
+use corekv_shard::lifecycle::Lifecycle;
 use corekv_shard::message::Msg;
 use corekv_shard::{Config, Shard};
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
@@ -22,11 +23,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::now_ms;
 use crate::topology::Placement;
-use crate::{connection, echo, transport};
+use crate::{connection, echo, metrics, transport};
 
 /// Memory each executor registers with io_uring for file I/O. corekv does no file I/O
 /// yet and sockets do not use it; small keeps many shards within a modest `ulimit -l`.
 const IO_MEMORY: usize = 128 * 1024;
+
+/// Locked memory one shard may need (its rings and registered buffers), for the startup
+/// warning about `ulimit -l`.
+pub const LOCKED_PER_SHARD: usize = 512 * 1024 + IO_MEMORY;
 
 /// Listen backlog of each shard's listener.
 const BACKLOG: i32 = 1024;
@@ -53,7 +58,11 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// [`TIMER_BUDGET`], yielding between batches so a mass expiry does not stall the shard.
 async fn drive_timers(shard: Rc<RefCell<Shard>>) {
     let mut last_collect = std::time::Instant::now();
+    let mut drained = false;
     loop {
+        if !drained {
+            drained = drain_step(&mut shard.borrow_mut());
+        }
         if last_collect.elapsed() >= HOUSEKEEPING {
             shard.borrow_mut().housekeeping();
             // SAFETY: mi_collect has no preconditions; `false` asks for the cheap,
@@ -81,6 +90,82 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>) {
     }
 }
 
+/// One tick's share of a shutdown: once the main thread has started the drain, close
+/// every connection after its current round; once none is left, report it. Returns
+/// whether this shard has reported.
+fn drain_step(sh: &mut Shard) -> bool {
+    if !sh.lifecycle.stopping() {
+        return false;
+    }
+    if !sh.stopping {
+        tracing::debug!(shard = sh.id, connections = sh.conns.len(), "draining");
+        sh.begin_shutdown();
+    }
+    if !sh.conns.is_empty() {
+        return false;
+    }
+    sh.lifecycle
+        .drained(sh.stats.commands, sh.stats.connections_received);
+    true
+}
+
+/// Resolves when the shard starts draining for a shutdown.
+async fn stopped(shard: &Rc<RefCell<Shard>>) {
+    std::future::poll_fn(|cx| {
+        let mut sh = shard.borrow_mut();
+        if sh.stopping {
+            std::task::Poll::Ready(())
+        } else {
+            sh.stop_wakers.push(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Redis's answer to a client from another host while protected mode is on and no
+/// password is set, byte for byte.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is \
+enabled and no password is set for the default user. In this mode connections are only \
+accepted from the loopback interface. If you want to connect from external computers to \
+Redis you may adopt one of the following solutions: 1) Just disable protected mode sending \
+the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to \
+Redis from the same host the server is running, however MAKE SURE Redis is not publicly \
+accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. \
+2) Alternatively you can just disable the protected mode by editing the Redis configuration \
+file, and setting the protected mode option to 'no', and then restarting the server. 3) If \
+you started the server manually just for testing, restart it with the '--protected-mode no' \
+option. 4) Setup a an authentication password for the default user. NOTE: You only need to \
+do one of the above things in order for the server to start accepting connections from the \
+outside.\r\n";
+
+/// Writes `reply` to a connection that will not be served, then closes it. The write side
+/// is shut first and what the client already sent is read and dropped for a moment, so
+/// that closing does not reset the connection (a reset can destroy the reply before the
+/// client reads it: clients send their first command without waiting).
+fn refuse(stream: glommio::net::TcpStream, reply: &'static [u8]) {
+    spawn_local(async move {
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        if stream.write_all(reply).await.is_ok()
+            && stream.shutdown(std::net::Shutdown::Write).await.is_ok()
+        {
+            let mut sink = [0u8; 4096];
+            let drain = async {
+                while let Ok(n) = stream.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            };
+            futures_lite::future::or(drain, glommio::timer::sleep(Duration::from_millis(200)))
+                .await;
+        }
+        let _ = stream.close().await;
+    })
+    .detach();
+}
+
 /// What a shard reports once it is listening, or why it could not start.
 #[derive(Debug)]
 pub struct Started {
@@ -101,6 +186,8 @@ pub struct Endpoints {
     pub echo: Option<SocketAddr>,
     /// Which shards listen, in shard order (`--listen-shards`).
     pub listening: Vec<bool>,
+    /// The Prometheus endpoint, if enabled (served by the first listening shard).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Starts every shard; each reports on `started` when it listens or fails.
@@ -108,6 +195,7 @@ pub fn start(
     config: Config,
     placement: &Placement,
     endpoints: Endpoints,
+    lifecycle: Arc<Lifecycle>,
     started: mpsc::Sender<Started>,
 ) -> Result<PoolThreadHandles<()>, String> {
     let n = placement.shards;
@@ -128,7 +216,7 @@ pub fn start(
         .name("corekv-shard")
         .io_memory(IO_MEMORY)
         .on_all_shards(move || async move {
-            shard_main(config, mesh, endpoints, numbering, started).await;
+            shard_main(config, mesh, endpoints, numbering, lifecycle, started).await;
         })
         .map_err(|e| format!("cannot start the shard executors: {e}"))
 }
@@ -204,6 +292,7 @@ async fn shard_main(
     mesh: MeshBuilder<Msg, Full>,
     endpoints: Endpoints,
     numbering: Arc<Numbering>,
+    lifecycle: Arc<Lifecycle>,
     started: mpsc::Sender<Started>,
 ) {
     let (tx, mut rx) = match mesh.join().await {
@@ -248,6 +337,7 @@ async fn shard_main(
     let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
     let mut shard = Shard::new(id, config, commands);
     shard.cpu = cpu;
+    shard.lifecycle = lifecycle;
     shard.set_now(now_ms());
     let shard = Rc::new(RefCell::new(shard));
 
@@ -296,13 +386,23 @@ async fn shard_main(
     if let Some(addr) = endpoints.echo.filter(|_| listens) {
         match listen(addr) {
             Ok(echo_listener) => {
+                let shard = shard.clone();
                 spawn_local(async move {
                     loop {
-                        match echo_listener.accept().await {
-                            Ok(stream) => {
+                        let accepted = futures_lite::future::or(
+                            async { Some(echo_listener.accept().await) },
+                            async {
+                                stopped(&shard).await;
+                                None
+                            },
+                        )
+                        .await;
+                        match accepted {
+                            None => return,
+                            Some(Ok(stream)) => {
                                 spawn_local(echo::serve(stream)).detach();
                             }
-                            Err(e) => {
+                            Some(Err(e)) => {
                                 tracing::warn!(error = %e, "echo accept failed");
                                 glommio::timer::sleep(Duration::from_millis(10)).await;
                             }
@@ -316,6 +416,27 @@ async fn shard_main(
                     shard: id,
                     cpu,
                     result: Err(format!("cannot listen on {addr} (echo): {e}")),
+                });
+                return;
+            }
+        }
+    }
+    let first_listener = endpoints.listening.iter().position(|&l| l).unwrap_or(0);
+    if let Some(addr) = endpoints.metrics.filter(|_| id == first_listener) {
+        match listen(addr) {
+            Ok(l) => {
+                let shard = shard.clone();
+                spawn_local(async move {
+                    futures_lite::future::or(metrics::serve(shard.clone(), l), stopped(&shard))
+                        .await
+                })
+                .detach();
+            }
+            Err(e) => {
+                let _ = started.send(Started {
+                    shard: id,
+                    cpu,
+                    result: Err(format!("cannot listen on {addr} (metrics): {e}")),
                 });
                 return;
             }
@@ -335,7 +456,18 @@ async fn shard_main(
     };
     let listeners = endpoints.listening.iter().filter(|&&l| l).count().max(1) as u64;
     loop {
-        let stream = match listener.accept().await {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stopped(&shard).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else {
+            // Draining: close the listening socket so the kernel sends new connections to
+            // no one, and keep the executor serving forwarded requests until exit.
+            drop(listener);
+            return futures_lite::future::pending().await;
+        };
+        let stream = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -344,21 +476,26 @@ async fn shard_main(
                 continue;
             }
         };
-        let over_limit = {
+        let (over_limit, protected) = {
             let sh = shard.borrow();
-            sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(listeners)
+            let protected = sh.config.protected_mode
+                && sh.config.requirepass.is_empty()
+                && stream
+                    .peer_addr()
+                    .map(|a| !a.ip().is_loopback())
+                    .unwrap_or(false);
+            (
+                sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(listeners),
+                protected,
+            )
         };
+        if protected {
+            refuse(stream, DENIED);
+            continue;
+        }
         if over_limit {
             shard.borrow_mut().stats.rejected_connections += 1;
-            spawn_local(async move {
-                use futures_lite::AsyncWriteExt;
-                let mut stream = stream;
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-                let _ = stream.close().await;
-            })
-            .detach();
+            refuse(stream, b"-ERR max number of clients reached\r\n");
             continue;
         }
         spawn_local(connection::serve(shard.clone(), stream)).detach();

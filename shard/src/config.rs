@@ -31,6 +31,21 @@ pub struct Config {
     pub maxclients: u64,
     /// Seconds a connection may stay idle before it is closed; 0 never (`timeout`).
     pub timeout: u64,
+    /// The password clients must give with AUTH or HELLO … AUTH; empty for none
+    /// (`requirepass`).
+    pub requirepass: Vec<u8>,
+    /// Refuse clients from other hosts while no password is set (`protected-mode`).
+    pub protected_mode: bool,
+    /// Commands that run longer than this many microseconds go to the slow log; -1 never,
+    /// 0 every command (`slowlog-log-slower-than`).
+    pub slowlog_slower_than: i64,
+    /// Most entries each shard's slow log keeps (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
+    /// Seconds SHUTDOWN, SIGTERM and SIGINT wait for connections to finish
+    /// (`shutdown-timeout`).
+    pub shutdown_timeout: u64,
+    /// The configuration file the server was started with, if any (INFO `config_file`).
+    pub config_file: String,
     /// Path of the binary, for INFO.
     pub executable: String,
     /// Process start, Unix ms.
@@ -69,6 +84,12 @@ impl Default for Config {
             query_buffer_limit: 1024 * 1024 * 1024,
             maxclients: 10000,
             timeout: 0,
+            requirepass: Vec::new(),
+            protected_mode: true,
+            slowlog_slower_than: 10_000,
+            slowlog_max_len: 128,
+            shutdown_timeout: 10,
+            config_file: String::new(),
             executable: String::new(),
             started_ms: 0,
             run_id: "0".repeat(40),
@@ -99,7 +120,7 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 }
 
 /// A setting CONFIG SET can change, with a value already checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Setting {
     /// `timeout`, seconds.
     Timeout(u64),
@@ -109,6 +130,16 @@ pub enum Setting {
     ProtoMaxBulkLen(u64),
     /// `client-query-buffer-limit`, bytes.
     QueryBufferLimit(u64),
+    /// `requirepass`; empty removes the password.
+    RequirePass(Vec<u8>),
+    /// `protected-mode`.
+    ProtectedMode(bool),
+    /// `slowlog-log-slower-than`, microseconds.
+    SlowlogSlowerThan(i64),
+    /// `slowlog-max-len`.
+    SlowlogMaxLen(u64),
+    /// `shutdown-timeout`, seconds.
+    ShutdownTimeout(u64),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -119,6 +150,7 @@ const IMMUTABLE: &[&str] = &["bind", "port", "databases", "save", "appendonly"];
 /// Names match in any case.
 pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
     let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let value_bytes = value;
     let value = String::from_utf8_lossy(value);
     let failed = |canonical: &str, why: &str| {
         format!("CONFIG SET failed (possibly related to argument '{canonical}') - {why}")
@@ -146,7 +178,35 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
         }
         Ok(n)
     };
+    let yes_no = |canonical: &str| -> Result<bool, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            _ => Err(failed(canonical, "argument must be 'yes' or 'no'")),
+        }
+    };
     match lower.as_str() {
+        "requirepass" => Ok(Setting::RequirePass(value_bytes.to_vec())),
+        "protected-mode" => yes_no("protected-mode").map(Setting::ProtectedMode),
+        "slowlog-log-slower-than" => {
+            let n = corekv_protocol::number::parse_i64(value.as_bytes()).ok_or_else(|| {
+                failed(
+                    "slowlog-log-slower-than",
+                    "argument couldn't be parsed into an integer",
+                )
+            })?;
+            if n < -1 {
+                return Err(failed(
+                    "slowlog-log-slower-than",
+                    "argument must be between -1 and 9223372036854775807 inclusive",
+                ));
+            }
+            Ok(Setting::SlowlogSlowerThan(n))
+        }
+        "slowlog-max-len" => integer("slowlog-max-len", 0, i64::MAX).map(Setting::SlowlogMaxLen),
+        "shutdown-timeout" => {
+            integer("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
+        }
         "timeout" => integer("timeout", 0, i64::from(i32::MAX)).map(Setting::Timeout),
         "maxclients" => integer("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
         "proto-max-bulk-len" => memory("proto-max-bulk-len").map(Setting::ProtoMaxBulkLen),
@@ -172,16 +232,26 @@ impl Setting {
             Setting::MaxClients(_) => "maxclients",
             Setting::ProtoMaxBulkLen(_) => "proto-max-bulk-len",
             Setting::QueryBufferLimit(_) => "client-query-buffer-limit",
+            Setting::RequirePass(_) => "requirepass",
+            Setting::ProtectedMode(_) => "protected-mode",
+            Setting::SlowlogSlowerThan(_) => "slowlog-log-slower-than",
+            Setting::SlowlogMaxLen(_) => "slowlog-max-len",
+            Setting::ShutdownTimeout(_) => "shutdown-timeout",
         }
     }
 
-    /// The value, as a plain number.
-    pub fn value(&self) -> u64 {
-        match *self {
+    /// The value as CONFIG GET shows it (and as [`parse_setting`] reads it back).
+    pub fn value(&self) -> Vec<u8> {
+        match self {
             Setting::Timeout(v)
             | Setting::MaxClients(v)
             | Setting::ProtoMaxBulkLen(v)
-            | Setting::QueryBufferLimit(v) => v,
+            | Setting::QueryBufferLimit(v)
+            | Setting::SlowlogMaxLen(v)
+            | Setting::ShutdownTimeout(v) => v.to_string().into_bytes(),
+            Setting::SlowlogSlowerThan(v) => v.to_string().into_bytes(),
+            Setting::RequirePass(p) => p.clone(),
+            Setting::ProtectedMode(b) => yes_no(*b).as_bytes().to_vec(),
         }
     }
 }
@@ -203,6 +273,17 @@ impl Config {
             ),
             ("maxclients", self.maxclients.to_string()),
             ("timeout", self.timeout.to_string()),
+            (
+                "requirepass",
+                String::from_utf8_lossy(&self.requirepass).into_owned(),
+            ),
+            ("protected-mode", yes_no(self.protected_mode).into()),
+            (
+                "slowlog-log-slower-than",
+                self.slowlog_slower_than.to_string(),
+            ),
+            ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            ("shutdown-timeout", self.shutdown_timeout.to_string()),
         ]
     }
 
@@ -213,7 +294,21 @@ impl Config {
             Setting::MaxClients(v) => self.maxclients = v,
             Setting::ProtoMaxBulkLen(v) => self.limits.max_bulk_len = v,
             Setting::QueryBufferLimit(v) => self.query_buffer_limit = v,
+            Setting::RequirePass(p) => self.requirepass = p,
+            Setting::ProtectedMode(b) => self.protected_mode = b,
+            Setting::SlowlogSlowerThan(v) => self.slowlog_slower_than = v,
+            Setting::SlowlogMaxLen(v) => self.slowlog_max_len = v,
+            Setting::ShutdownTimeout(v) => self.shutdown_timeout = v,
         }
+    }
+}
+
+/// `yes` or `no`, as Redis writes booleans.
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
     }
 }
 

@@ -50,6 +50,11 @@ pub enum GatherKind {
     /// CLIENT LIST: parts are bulk strings of lines, concatenated; with `ID` filters, the
     /// lines are put in the order of the IDs asked (repeats included), as Redis does.
     ClientList(Option<Vec<u64>>),
+    /// SLOWLOG GET: parts are arrays of `[time_us, entry]`; the newest `usize` entries of
+    /// all of them, newest first.
+    Slowlog(usize),
+    /// CLIENT KILL ip:port (the old form): `+OK` if a part killed one, else an error.
+    KillAddr,
 }
 
 /// Where one part of a gather is.
@@ -407,6 +412,31 @@ fn combine(
             }
         }
         GatherKind::Info(sections) => info(sections, parts, out),
+        GatherKind::KillAddr => {
+            if parts.iter().filter_map(|p| int_of(p)).sum::<i64>() > 0 {
+                out.ok();
+            } else {
+                out.err("No such client");
+            }
+        }
+        GatherKind::Slowlog(count) => {
+            let mut entries: Vec<(i64, &[u8])> = parts
+                .iter()
+                .filter_map(|p| array_elements(p))
+                .flat_map(|(_, pairs)| pairs)
+                .filter_map(|pair| {
+                    let (_, e) = array_elements(pair)?;
+                    Some((int_of(e.first()?)?, *e.get(1)?))
+                })
+                .collect();
+            // Newest first; the sort is stable, so one shard's order is kept on ties.
+            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+            entries.truncate(*count);
+            out.array(entries.len());
+            for (_, e) in entries {
+                out.raw(e);
+            }
+        }
         GatherKind::ClientList(order) => {
             let mut text = Vec::new();
             for p in parts {
@@ -469,6 +499,12 @@ pub struct Client {
     pub kill_waker: Option<Waker>,
     /// Full name of the last command.
     pub last_cmd: &'static str,
+    /// The server's own connection (the metrics endpoint's INFO): not listed, not
+    /// counted as a client.
+    pub internal: bool,
+    /// Whether the client may run commands: it authenticated, or connected while no
+    /// password was set (Redis's `authenticated` flag).
+    pub authenticated: bool,
     /// Bytes in the read buffer not yet consumed.
     pub qbuf: usize,
     /// Free space in the read buffer.
@@ -500,6 +536,8 @@ pub struct NewClient {
     pub fd: i32,
     /// Unix ms now.
     pub now: u64,
+    /// Whether it starts authenticated (no password is set).
+    pub authenticated: bool,
 }
 
 impl ConnTable {
@@ -541,6 +579,8 @@ impl ConnTable {
             killed: false,
             kill_waker: None,
             last_cmd: "NULL",
+            authenticated: c.authenticated,
+            internal: false,
             qbuf: 0,
             qbuf_free: 0,
             omem: 0,
@@ -694,6 +734,7 @@ mod tests {
             laddr: String::new(),
             fd: 3,
             now: 0,
+            authenticated: true,
         };
         let a = t.insert(new());
         t.remove(a);

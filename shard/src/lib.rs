@@ -20,7 +20,9 @@
 //! - [`message`]: what shards send each other; [`coord`]: atomic cross-shard commands;
 //! - [`slot`]: key → hash slot → shard, in one place;
 //! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
-//! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic.
+//! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
+//! - [`lifecycle`]: the shutdown request and drain the shards and main thread share;
+//! - [`slowlog`]: each shard's slow log.
 //!
 //! The server crate owns the runtime (glommio): it moves bytes between sockets and
 //! [`Shard`], and messages between shards.
@@ -32,9 +34,11 @@ pub mod conn;
 pub mod coord;
 pub mod float;
 pub mod glob;
+pub mod lifecycle;
 pub mod message;
 pub mod shard;
 pub mod slot;
+pub mod slowlog;
 pub mod stats;
 pub mod store;
 pub mod wheel;

@@ -64,6 +64,16 @@ pub enum Op {
     ClientList,
     /// Apply CONFIG SET; arguments: checked `name value` pairs.
     ConfigSet,
+    /// CONFIG RESETSTAT.
+    ResetStat,
+    /// CLIENT KILL; arguments: the filter (see `client_kill_part`).
+    ClientKill,
+    /// A shard's slow log entries, each as `[time_us, entry]`.
+    SlowlogGet,
+    /// A shard's slow log length.
+    SlowlogLen,
+    /// SLOWLOG RESET.
+    SlowlogReset,
 }
 
 /// One forwarded request.

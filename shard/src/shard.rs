@@ -22,7 +22,9 @@
 //! waits for a channel: the server's tasks call in and get told when to wait.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::task::Waker;
+use std::time::Instant;
 
 use corekv_protocol::{Proto, Reply};
 
@@ -34,10 +36,13 @@ use crate::command::{
 use crate::config::Config;
 use crate::conn::{ConnId, ConnTable, GatherKind, NewClient};
 use crate::coord::CoordPlan;
+use crate::lifecycle::Lifecycle;
 use crate::message::{
     Control, ControlMsg, Msg, Op, ReplyBatch, RequestBatch, StepOp, Ticket, Token,
 };
 use crate::slot::SlotMap;
+use crate::slowlog::SlowLog;
+use crate::stats::CommandStats;
 use crate::stats::Stats;
 use crate::store::Store;
 
@@ -127,6 +132,19 @@ pub struct Shard {
     scratch: Vec<u8>,
     /// The CPU this shard is pinned to, if any.
     pub cpu: Option<usize>,
+    /// Per-command and per-error counters.
+    pub cmdstats: CommandStats,
+    /// This shard's slow log.
+    pub slowlog: SlowLog,
+    /// The shutdown state every shard and the main thread share.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Set once this shard has started draining for a shutdown.
+    pub stopping: bool,
+    /// Tasks (listeners) to wake when the shard starts draining.
+    pub stop_wakers: Vec<Waker>,
+    /// Set by [`Shard::forward`]: the request being dispatched runs on another shard,
+    /// which times it and logs it if slow.
+    forwarded: bool,
 }
 
 impl Shard {
@@ -150,6 +168,12 @@ impl Shard {
             deferred: VecDeque::new(),
             scratch: Vec::new(),
             cpu: None,
+            cmdstats: CommandStats::default(),
+            slowlog: SlowLog::default(),
+            lifecycle: Arc::new(Lifecycle::default()),
+            stopping: false,
+            stop_wakers: Vec::new(),
+            forwarded: false,
             config,
         }
     }
@@ -177,8 +201,21 @@ impl Shard {
             laddr,
             fd,
             now: self.now,
+            authenticated: self.config.requirepass.is_empty(),
         });
         self.arm_idle_timer(conn);
+        conn
+    }
+
+    /// Registers the server's own connection (for the metrics endpoint): authenticated,
+    /// not counted as a client.
+    pub fn connect_internal(&mut self) -> ConnId {
+        let conn = self.connect("internal".into(), String::new(), -1);
+        self.stats.connections_received -= 1;
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.internal = true;
+            c.authenticated = true;
+        }
         conn
     }
 
@@ -235,12 +272,37 @@ impl Shard {
             return;
         }
         if now.saturating_sub(c.last_ms) > timeout_ms {
+            self.kill(conn);
+        } else {
+            self.arm_idle_timer(conn);
+        }
+    }
+
+    /// Closes a connection: its task stops waiting for input, or stops after writing the
+    /// round it is in (CLIENT KILL, idle timeout, shutdown).
+    pub fn kill(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(conn) {
             c.killed = true;
             if let Some(w) = c.kill_waker.take() {
                 w.wake();
             }
-        } else {
-            self.arm_idle_timer(conn);
+        }
+    }
+
+    /// Whether the connection was killed (or is gone).
+    pub fn is_killed(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).is_none_or(|c| c.killed)
+    }
+
+    /// Starts this shard's part of a shutdown: every connection closes once the round it
+    /// is in has been written. The server stops accepting.
+    pub fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        for w in self.stop_wakers.drain(..) {
+            w.wake();
+        }
+        for conn in self.conns.ids() {
+            self.kill(conn);
         }
     }
 
@@ -287,9 +349,13 @@ impl Shard {
         for i in (0..args.len()).step_by(2) {
             if let Ok(s) = crate::config::parse_setting(args.get(i), args.get(i + 1)) {
                 timeout_changed |= matches!(s, crate::config::Setting::Timeout(_));
+                if let crate::config::Setting::ShutdownTimeout(t) = s {
+                    self.lifecycle.set_timeout(t);
+                }
                 self.config.apply(s);
             }
         }
+        self.slowlog.trim(self.config.slowlog_max_len);
         if timeout_changed {
             for conn in self.conns.ids() {
                 self.arm_idle_timer(conn);
@@ -331,14 +397,31 @@ impl Shard {
         };
         if !spec.arity_ok(args.len()) {
             self.stats.commands += 1;
+            self.cmdstats.get(spec.stat).rejected += 1;
             let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
             self.reply_error(conn, text.as_bytes());
             return Outcome::Done;
         }
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.last_cmd = spec.name;
-            c.last_ms = self.now;
+        let Some(c) = self.conns.get_mut(conn) else {
+            return Outcome::Close;
+        };
+        if !c.authenticated
+            && !self.config.requirepass.is_empty()
+            && !matches!(
+                spec.route,
+                Route::Conn(Conn::Auth | Conn::Hello | Conn::Quit)
+            )
+        {
+            self.stats.commands += 1;
+            self.cmdstats.get(spec.stat).rejected += 1;
+            self.reply_error(conn, b"NOAUTH Authentication required.");
+            return Outcome::Done;
         }
+        c.last_cmd = spec.name;
+        c.last_ms = self.now;
+        let start_len = c.replies.local.len();
+        self.forwarded = false;
+        let started = Instant::now();
         let outcome = match spec.route {
             Route::Key(f, multi) => self.dispatch_keyed(conn, spec, f, multi, args, proto),
             Route::Conn(which) => self.run_conn(conn, which, args),
@@ -354,8 +437,74 @@ impl Shard {
         };
         if !matches!(outcome, Outcome::Blocked) {
             self.stats.commands += 1;
+            let nanos = started.elapsed().as_nanos() as u64;
+            self.record(conn, spec, args, nanos, start_len);
         }
         outcome
+    }
+
+    /// Counts a command this shard's client ran: its call, its time here, its error (if
+    /// its reply, written from `start_len` of the local output, is one), and the slow log.
+    fn record(&mut self, conn: ConnId, spec: &Spec, args: Args, nanos: u64, start_len: usize) {
+        let stat = self.cmdstats.get(spec.stat);
+        stat.calls += 1;
+        stat.nanos += nanos;
+        if self.forwarded {
+            // Its run is timed by the owner; this was only the routing.
+            return;
+        }
+        stat.hist.get_or_insert_with(Default::default).record(nanos);
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        if c.replies.local.get(start_len) == Some(&b'-') {
+            self.cmdstats.get(spec.stat).failed += 1;
+            self.cmdstats.error(&c.replies.local[start_len..]);
+        }
+        let slower = self.config.slowlog_slower_than;
+        if slower >= 0 && nanos / 1000 >= slower as u64 {
+            self.slowlog.push(
+                self.config.slowlog_max_len,
+                self.id,
+                self.map.shards(),
+                self.now * 1000,
+                nanos / 1000,
+                args.iter().enumerate().map(|(i, a)| {
+                    if command::is_secret(spec, args, i) {
+                        &b"(redacted)"[..]
+                    } else {
+                        a
+                    }
+                }),
+                &c.addr,
+                c.name.as_deref().unwrap_or_default(),
+            );
+        }
+    }
+
+    /// Counts a keyed command run here for another shard's client: its time and error
+    /// (the call itself was counted where the client is), and the slow log.
+    fn record_remote(&mut self, spec: &Spec, args: Args, nanos: u64, reply: &[u8]) {
+        let stat = self.cmdstats.get(spec.stat);
+        stat.nanos += nanos;
+        stat.hist.get_or_insert_with(Default::default).record(nanos);
+        if reply.first() == Some(&b'-') {
+            stat.failed += 1;
+            self.cmdstats.error(reply);
+        }
+        let slower = self.config.slowlog_slower_than;
+        if slower >= 0 && nanos / 1000 >= slower as u64 {
+            self.slowlog.push(
+                self.config.slowlog_max_len,
+                self.id,
+                self.map.shards(),
+                self.now * 1000,
+                nanos / 1000,
+                args.iter(),
+                "",
+                b"",
+            );
+        }
     }
 
     /// Writes an error (`text` starts with its code) to the connection's output.
@@ -363,6 +512,7 @@ impl Shard {
         if let Some(c) = self.conns.get_mut(conn) {
             Reply::new(&mut c.replies.local, c.proto).error(text);
             self.stats.error_replies += 1;
+            self.cmdstats.error(text);
         }
     }
 
@@ -428,6 +578,7 @@ impl Shard {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        self.forwarded = true;
         let hole = c.replies.push_hole();
         let ticket = Ticket {
             conn: conn.slot,
@@ -599,6 +750,7 @@ impl Shard {
 
     /// A command that covers every shard: validates, then one part per shard, gathered.
     fn dispatch_all(&mut self, conn: ConnId, which: All, args: Args, proto: Proto) -> Outcome {
+        let me = self.conns.get(conn).map_or(0, |c| c.id);
         let (op, kind, part_args): (Op, GatherKind, Vec<Vec<u8>>) = {
             let c = self
                 .conns
@@ -625,17 +777,40 @@ impl Shard {
                     Ok(settings) => {
                         let pairs = settings
                             .iter()
-                            .flat_map(|s| {
-                                [
-                                    s.name().as_bytes().to_vec(),
-                                    s.value().to_string().into_bytes(),
-                                ]
-                            })
+                            .flat_map(|s| [s.name().as_bytes().to_vec(), s.value()])
                             .collect();
                         (Op::ConfigSet, GatherKind::Ok, pairs)
                     }
                     Err(text) => {
                         out.err(&text);
+                        self.stats.error_replies += 1;
+                        return Outcome::Done;
+                    }
+                },
+                All::ConfigResetStat => (Op::ResetStat, GatherKind::Ok, vec![]),
+                All::SlowlogLen => (Op::SlowlogLen, GatherKind::Sum, vec![]),
+                All::SlowlogReset => (Op::SlowlogReset, GatherKind::Ok, vec![]),
+                All::SlowlogGet => match server::slowlog_count(&mut out, args) {
+                    Some(count) => {
+                        let max = self.config.slowlog_max_len as usize;
+                        let count = count.map_or(max, |c| c.min(max));
+                        (Op::SlowlogGet, GatherKind::Slowlog(count), vec![])
+                    }
+                    None => {
+                        self.stats.error_replies += 1;
+                        return Outcome::Done;
+                    }
+                },
+                All::ClientKill => match connection::client_kill_filter(&mut out, args, me) {
+                    Some((filter, old_style)) => {
+                        let kind = if old_style {
+                            GatherKind::KillAddr
+                        } else {
+                            GatherKind::Sum
+                        };
+                        (Op::ClientKill, kind, filter)
+                    }
+                    None => {
                         self.stats.error_replies += 1;
                         return Outcome::Done;
                     }
@@ -756,10 +931,13 @@ impl Shard {
             | Conn::ClientGetName
             | Conn::ClientSetInfo
             | Conn::ClientInfo
+            | Conn::ClientNoEvict
+            | Conn::Auth
             | Conn::ClientHelp => {
                 connection::run(self, conn, which, args);
                 Outcome::Done
             }
+            Conn::Shutdown => server::shutdown(self, conn, args),
             _ => {
                 server::run(self, conn, which, args);
                 Outcome::Done
@@ -776,6 +954,8 @@ impl Shard {
             Lookup::Found(spec) => match spec.route {
                 Route::Key(f, _) => {
                     let (env, proto) = (self.env(), out.proto());
+                    let start = out.buffer().len();
+                    let started = Instant::now();
                     run_keyed(
                         f,
                         spec.name,
@@ -785,6 +965,8 @@ impl Shard {
                         out.buffer(),
                         proto,
                     );
+                    let nanos = started.elapsed().as_nanos() as u64;
+                    self.record_remote(spec, args, nanos, &out.buffer()[start..]);
                 }
                 _ => out.err("internal error: forwarded a command without keys"),
             },
@@ -820,6 +1002,26 @@ impl Shard {
                 out.ok();
             }
             Op::ClientList => connection::client_list_part(self, args, out),
+            Op::ClientKill => connection::client_kill_part(self, args, out),
+            Op::ResetStat => {
+                self.stats = Default::default();
+                self.store.stats = Default::default();
+                self.cmdstats.reset();
+                out.ok();
+            }
+            Op::SlowlogLen => out.int(self.slowlog.len() as i64),
+            Op::SlowlogReset => {
+                self.slowlog.reset();
+                out.ok();
+            }
+            Op::SlowlogGet => {
+                out.array(self.slowlog.len());
+                for e in self.slowlog.iter() {
+                    out.array(2);
+                    out.int(e.time_us as i64);
+                    e.encode(out);
+                }
+            }
         }
     }
 

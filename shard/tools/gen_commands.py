@@ -16,7 +16,9 @@ import sys
 SUPPORTED = {
     # connection
     "ping": None, "echo": None, "quit": None, "select": None, "hello": None, "reset": None,
-    "client": ["id", "setname", "getname", "setinfo", "info", "list", "help"],
+    "client": ["id", "setname", "getname", "setinfo", "info", "list", "kill", "no-evict",
+               "help"],
+    "auth": None,
     "command": ["count", "info", "docs", "list", "getkeys", "help"],
     # strings
     "get": None, "set": None, "setnx": None, "getset": None, "getdel": None, "mget": None,
@@ -31,7 +33,8 @@ SUPPORTED = {
     "renamenx": None, "copy": None, "touch": None, "keys": None, "scan": None,
     "dbsize": None, "flushdb": None, "flushall": None, "randomkey": None,
     # server
-    "info": None, "time": None, "config": ["get", "set", "help"],
+    "info": None, "time": None, "config": ["get", "set", "resetstat", "help"],
+    "shutdown": None, "slowlog": ["get", "len", "reset", "help"],
 }
 
 SETINFO_INFO = ["client|setinfo", 4, {"set": ["noscript", "loading", "stale"]}, 0, 0, 0,

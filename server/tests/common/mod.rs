@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corekv_protocol::frame::{self, Frame};
@@ -18,6 +18,10 @@ pub struct Server {
     pub port: u16,
     /// Port of the echo listener, if started with one.
     pub echo_port: Option<u16>,
+    /// Port of the metrics endpoint, if started with one.
+    pub metrics_port: Option<u16>,
+    /// Every line corekv has logged so far (empty for redis-server).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -53,10 +57,13 @@ impl Server {
             .expect("start corekv");
         let stderr = child.stderr.take().expect("stderr piped");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_writer = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                log_writer.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(Ok(rest.to_string()));
@@ -82,30 +89,78 @@ impl Server {
             Some((resp, echo)) => (port_of(resp), Some(port_of(echo))),
             None => (port_of(ready.trim()), None),
         };
+        let metrics_port = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.split("metrics at http://").nth(1).map(str::to_string))
+            .and_then(|rest| {
+                rest.split("/metrics")
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            });
         Server {
             child,
             port: resp,
             echo_port: echo,
+            metrics_port,
+            log,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code, or `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether corekv has logged a line containing `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
     /// Starts `redis-server` (found on PATH; CI installs it) with no persistence and one
     /// database, as corekv has.
     pub fn redis() -> Server {
+        Self::redis_with(&[])
+    }
+
+    /// [`Server::redis`] with extra `redis-server` flags.
+    pub fn redis_with(extra: &[&str]) -> Server {
         let port = free_port();
+        let port_s = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--databases",
+            "1",
+        ];
+        args.extend_from_slice(extra);
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--databases",
-                "1",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,7 +168,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut c) = Client::try_connect(port) {
-                if c.call(&["PING"]) == b"+PONG\r\n" {
+                let pong = c.call(&["PING"]);
+                if pong == b"+PONG\r\n" || pong.starts_with(b"-NOAUTH") {
                     break;
                 }
             }
@@ -124,6 +180,8 @@ impl Server {
             child,
             port,
             echo_port: None,
+            metrics_port: None,
+            log: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -186,6 +244,23 @@ impl Client {
             stream,
             buf: Vec::new(),
         })
+    }
+
+    /// The socket, for tests that half-close or time it.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Connects to `host:port`, for addresses other than loopback.
+    pub fn connect_to(host: std::net::IpAddr, port: u16) -> Client {
+        let stream = TcpStream::connect((host, port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Sends raw bytes.

@@ -11,6 +11,10 @@ use crate::shard::Shard;
 /// Runs a connection command for `conn`.
 pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
     let now = sh.now();
+    // Only the commands that check or reset authentication need the password.
+    let password = matches!(which, Conn::Auth | Conn::Hello | Conn::Reset)
+        .then(|| sh.config.requirepass.clone())
+        .unwrap_or_default();
     let Some(c) = sh.conns.get_mut(conn) else {
         return;
     };
@@ -18,10 +22,11 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
     let mut out_buf = std::mem::take(&mut c.replies.local);
     let start = out_buf.len();
     match which {
-        Conn::Hello => hello(c, args, &mut out_buf),
+        Conn::Hello => hello(c, args, &password, &mut out_buf),
         Conn::Reset => {
             c.proto = Proto::Resp2;
             c.name = None;
+            c.authenticated = password.is_empty();
             Reply::new(&mut out_buf, Proto::Resp2).simple(b"RESET");
         }
         other => {
@@ -37,6 +42,16 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
                     }
                 }
                 Conn::Echo => out.bulk(args.get(1)),
+                Conn::Auth => auth(c, args, &password, &mut out),
+                Conn::ClientNoEvict => {
+                    // corekv never evicts clients for memory; the flag is accepted as Redis
+                    // accepts it, and has nothing to change.
+                    if is(args.get(2), "on") || is(args.get(2), "off") {
+                        out.ok();
+                    } else {
+                        out.err(errors::SYNTAX);
+                    }
+                }
                 Conn::Select => match super::int32_arg(&mut out, args.get(1)) {
                     None => {}
                     Some(0) => out.ok(),
@@ -150,7 +165,42 @@ fn set_info(c: &mut Client, args: Args, out: &mut Reply) {
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-fn hello(c: &mut Client, args: Args, out: &mut Vec<u8>) {
+/// The reply to a wrong user name or password.
+const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Whether `user` (the default user when `None`) with `pass` may log in. corekv has one
+/// user, `default`: with no `requirepass` it takes any password (Redis's `nopass`).
+fn credentials_ok(user: Option<&[u8]>, pass: &[u8], password: &[u8]) -> bool {
+    user.is_none_or(|u| u == b"default") && (password.is_empty() || pass == password)
+}
+
+/// AUTH [username] password, as Redis 7 with only the default user.
+fn auth(c: &mut Client, args: Args, password: &[u8], out: &mut Reply) {
+    if args.len() > 3 {
+        out.err(errors::SYNTAX);
+        return;
+    }
+    let (user, pass) = if args.len() == 3 {
+        (Some(args.get(1)), args.get(2))
+    } else {
+        (None, args.get(1))
+    };
+    if user.is_none() && password.is_empty() {
+        out.err(
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        );
+        return;
+    }
+    if credentials_ok(user, pass, password) {
+        c.authenticated = true;
+        out.ok();
+    } else {
+        out.error(WRONGPASS);
+    }
+}
+
+fn hello(c: &mut Client, args: Args, password: &[u8], out: &mut Vec<u8>) {
     let mut version = None;
     let mut next = 1;
     if args.len() >= 2 {
@@ -166,22 +216,16 @@ fn hello(c: &mut Client, args: Args, out: &mut Vec<u8>) {
         next = 2;
     }
     let mut j = next;
+    let mut login = None;
+    let mut name = None;
     while j < args.len() {
         let more = args.len() - 1 - j;
         let opt = args.get(j);
         if is(opt, "auth") && more >= 2 {
-            // No requirepass yet: the default user takes any password, as Redis's
-            // `nopass` default user does; other users do not exist.
-            if args.get(j + 1) != b"default" {
-                Reply::new(out, c.proto)
-                    .error(b"WRONGPASS invalid username-password pair or user is disabled.");
-                return;
-            }
+            login = Some((args.get(j + 1), args.get(j + 2)));
             j += 2;
         } else if is(opt, "setname") && more >= 1 {
-            if !set_name(c, args.get(j + 1), &mut Reply::new(out, c.proto)) {
-                return;
-            }
+            name = Some(args.get(j + 1));
             j += 1;
         } else {
             Reply::new(out, c.proto).err(&format!(
@@ -191,6 +235,27 @@ fn hello(c: &mut Client, args: Args, out: &mut Vec<u8>) {
             return;
         }
         j += 1;
+    }
+    // Redis 7.0's order: options, then credentials, then the name.
+    if let Some((user, pass)) = login {
+        if !credentials_ok(Some(user), pass, password) {
+            Reply::new(out, c.proto).error(WRONGPASS);
+            return;
+        }
+        c.authenticated = true;
+    }
+    if !c.authenticated && !password.is_empty() {
+        Reply::new(out, c.proto).error(
+            b"NOAUTH HELLO must be called with the client already authenticated, otherwise \
+              the HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+              select the RESP protocol version at the same time",
+        );
+        return;
+    }
+    if let Some(name) = name {
+        if !set_name(c, name, &mut Reply::new(out, c.proto)) {
+            return;
+        }
     }
     if let Some(v) = version {
         c.proto = if v == 3 { Proto::Resp3 } else { Proto::Resp2 };
@@ -294,7 +359,120 @@ pub fn client_list_part(sh: &Shard, filter: Args, out: &mut Reply) {
                 .filter(|c| ids.contains(&(c.id as i64)))
                 .for_each(|c| client_line(c, now, &mut text));
         }
-        _ => sh.conns.iter().for_each(|c| client_line(c, now, &mut text)),
+        _ => sh
+            .conns
+            .iter()
+            .filter(|c| !c.internal)
+            .for_each(|c| client_line(c, now, &mut text)),
     }
     out.bulk(&text);
+}
+
+/// Checks CLIENT KILL's arguments as Redis 7.0 does. Returns the filter every shard
+/// applies (`name value` pairs, lower-case names, plus `me <id>`) and whether it is the
+/// old `CLIENT KILL ip:port` form; `None` after writing the error.
+pub fn client_kill_filter(out: &mut Reply, args: Args, me: u64) -> Option<(Vec<Vec<u8>>, bool)> {
+    let mut filter: Vec<Vec<u8>> = vec![b"me".to_vec(), me.to_string().into_bytes()];
+    if args.len() == 3 {
+        // The old form: by address, and a client may kill itself.
+        filter.extend([b"addr".to_vec(), args.get(2).to_vec()]);
+        filter.extend([b"skipme".to_vec(), b"no".to_vec()]);
+        return Some((filter, true));
+    }
+    if args.len() < 4 {
+        out.err(errors::SYNTAX);
+        return None;
+    }
+    let mut skipme = b"yes".to_vec();
+    for i in (2..args.len()).step_by(2) {
+        // Options are checked in order; one without its value is a syntax error there.
+        if i + 1 >= args.len() {
+            out.err(errors::SYNTAX);
+            return None;
+        }
+        let (opt, value) = (args.get(i), args.get(i + 1));
+        let text = || String::from_utf8_lossy(super::cstr(value)).into_owned();
+        if is(opt, "id") {
+            match parse_i64(value) {
+                Some(id) if id >= 1 => filter.extend([b"id".to_vec(), id.to_string().into()]),
+                _ => {
+                    out.err("client-id should be greater than 0");
+                    return None;
+                }
+            }
+        } else if is(opt, "type") {
+            let t = super::cstr(value).to_ascii_lowercase();
+            match t.as_slice() {
+                b"normal" => {}
+                b"master" | b"replica" | b"slave" | b"pubsub" => {
+                    filter.extend([b"type".to_vec(), t]);
+                }
+                _ => {
+                    out.err(&format!("Unknown client type '{}'", text()));
+                    return None;
+                }
+            }
+        } else if is(opt, "addr") || is(opt, "laddr") {
+            let name = super::cstr(opt).to_ascii_lowercase();
+            filter.extend([name, value.to_vec()]);
+        } else if is(opt, "user") {
+            if super::cstr(value) != b"default" {
+                out.err(&format!("No such user '{}'", text()));
+                return None;
+            }
+        } else if is(opt, "skipme") {
+            if is(value, "yes") {
+                skipme = b"yes".to_vec();
+            } else if is(value, "no") {
+                skipme = b"no".to_vec();
+            } else {
+                out.err(errors::SYNTAX);
+                return None;
+            }
+        } else {
+            out.err(errors::SYNTAX);
+            return None;
+        }
+    }
+    filter.extend([b"skipme".to_vec(), skipme]);
+    Some((filter, false))
+}
+
+/// One shard's part of CLIENT KILL: closes its connections that match every filter
+/// (the caller itself only with `skipme no`, after its reply); replies with the count.
+pub fn client_kill_part(sh: &mut Shard, filter: Args, out: &mut Reply) {
+    let mut me = 0u64;
+    let mut skipme = true;
+    let mut tests: Vec<(&[u8], &[u8])> = Vec::new();
+    for i in (0..filter.len().saturating_sub(1)).step_by(2) {
+        let (name, value) = (filter.get(i), filter.get(i + 1));
+        match name {
+            b"me" => me = parse_i64(value).unwrap_or_default() as u64,
+            b"skipme" => skipme = value == b"yes",
+            _ => tests.push((name, value)),
+        }
+    }
+    let victims: Vec<ConnId> = sh
+        .conns
+        .ids()
+        .into_iter()
+        .filter(|&id| {
+            let Some(c) = sh.conns.get(id) else {
+                return false;
+            };
+            let matches = tests.iter().all(|&(name, value)| match name {
+                b"id" => parse_i64(value) == Some(c.id as i64),
+                b"addr" => c.addr.as_bytes() == value,
+                b"laddr" => c.laddr.as_bytes() == value,
+                // Every corekv client is a normal one.
+                b"type" => false,
+                _ => false,
+            });
+            matches && !(skipme && c.id == me)
+        })
+        .collect();
+    for &v in &victims {
+        sh.kill(v);
+    }
+    out.int(victims.len() as i64);
 }

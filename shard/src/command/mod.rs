@@ -62,7 +62,7 @@ impl<'a> Args<'a> {
     }
 
     /// All arguments in order.
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + '_ {
         self.spans.iter().map(|s| s.of(self.buf))
     }
 }
@@ -196,6 +196,16 @@ pub enum All {
     ClientList,
     /// CONFIG SET: every shard applies the new values.
     ConfigSet,
+    /// CONFIG RESETSTAT: every shard zeroes its counters.
+    ConfigResetStat,
+    /// CLIENT KILL: every shard closes its matching connections; the counts are summed.
+    ClientKill,
+    /// SLOWLOG GET: every shard's entries, merged newest first.
+    SlowlogGet,
+    /// SLOWLOG LEN: the sum.
+    SlowlogLen,
+    /// SLOWLOG RESET.
+    SlowlogReset,
 }
 
 /// A command that runs on the connection's shard with connection state.
@@ -245,6 +255,14 @@ pub enum Conn {
     ConfigGet,
     /// CONFIG HELP
     ConfigHelp,
+    /// AUTH
+    Auth,
+    /// SHUTDOWN
+    Shutdown,
+    /// CLIENT NO-EVICT (accepted: corekv never evicts clients)
+    ClientNoEvict,
+    /// SLOWLOG HELP
+    SlowlogHelp,
 }
 
 /// Where a command runs. See the module docs.
@@ -294,8 +312,13 @@ pub struct Spec {
     pub docs: &'static meta::Meta,
     /// Subcommands, for containers.
     pub subcommands: Vec<Spec>,
-    /// Index in the table, for per-command statistics.
+    /// Index in the table.
     pub id: usize,
+    /// Dense index of this command or subcommand, for per-command statistics.
+    pub stat: usize,
+    /// Whether some of its arguments are passwords, shown as `(redacted)` in the slow log
+    /// (AUTH, HELLO … AUTH, CONFIG SET requirepass), as Redis 7 does.
+    pub redacts: bool,
 }
 
 impl Spec {
@@ -348,6 +371,8 @@ pub enum Lookup<'a> {
 pub struct Commands {
     specs: Vec<Spec>,
     by_name: HashMap<&'static [u8], usize, RandomState>,
+    /// Full names by statistics slot (`Spec::stat`).
+    stat_names: Vec<&'static str>,
 }
 
 /// Longest command name; longer names cannot be commands.
@@ -383,7 +408,25 @@ impl Commands {
             by_name.insert(cmd.name.as_bytes(), specs.len());
             specs.push(spec);
         }
-        Commands { specs, by_name }
+        let mut stat_names = Vec::new();
+        for spec in &mut specs {
+            spec.stat = stat_names.len();
+            stat_names.push(spec.name);
+            for sub in &mut spec.subcommands {
+                sub.stat = stat_names.len();
+                stat_names.push(sub.name);
+            }
+        }
+        Commands {
+            specs,
+            by_name,
+            stat_names,
+        }
+    }
+
+    /// Full names by statistics slot (`Spec::stat`).
+    pub fn stat_names(&self) -> &[&'static str] {
+        &self.stat_names
     }
 
     /// Every top-level command, sorted by name.
@@ -476,6 +519,8 @@ fn build_spec(
         docs,
         subcommands,
         id,
+        stat: 0,
+        redacts: matches!(name, "auth" | "hello" | "config|set"),
     }
 }
 
@@ -543,6 +588,15 @@ fn route_of(name: &str) -> Route {
         "client|setinfo" => Route::Conn(Conn::ClientSetInfo),
         "client|info" => Route::Conn(Conn::ClientInfo),
         "client|help" => Route::Conn(Conn::ClientHelp),
+        "client|kill" => Route::All(All::ClientKill),
+        "client|no-evict" => Route::Conn(Conn::ClientNoEvict),
+        "auth" => Route::Conn(Conn::Auth),
+        "shutdown" => Route::Conn(Conn::Shutdown),
+        "slowlog|get" => Route::All(All::SlowlogGet),
+        "slowlog|len" => Route::All(All::SlowlogLen),
+        "slowlog|reset" => Route::All(All::SlowlogReset),
+        "slowlog|help" => Route::Conn(Conn::SlowlogHelp),
+        "config|resetstat" => Route::All(All::ConfigResetStat),
         "command|count" => Route::Conn(Conn::CommandCount),
         "command|info" => Route::Conn(Conn::CommandInfo),
         "command|docs" => Route::Conn(Conn::CommandDocs),
@@ -554,6 +608,21 @@ fn route_of(name: &str) -> Route {
         "config|help" => Route::Conn(Conn::ConfigHelp),
         "config|set" => Route::All(All::ConfigSet),
         other => panic!("command {other} is in the table but has no implementation"),
+    }
+}
+
+/// Whether argument `i` of a request for `spec` is a password, which the slow log shows
+/// as `(redacted)`: AUTH's arguments, HELLO's two after `AUTH`, and the value of
+/// `requirepass` in CONFIG SET.
+pub fn is_secret(spec: &Spec, args: Args, i: usize) -> bool {
+    if !spec.redacts || i == 0 {
+        return false;
+    }
+    match spec.name {
+        "auth" => true,
+        "hello" => (1..=2).any(|back| i > back && is(args.get(i - back), "auth")),
+        "config|set" => i >= 3 && i % 2 == 1 && is(args.get(i - 1), "requirepass"),
+        _ => false,
     }
 }
 

@@ -98,12 +98,100 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
                 "    Return parameters matching the glob-like <pattern> and their values.",
                 "SET <directive> <value>",
                 "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
             ],
         ),
+        Conn::SlowlogHelp => {
+            // SLOWLOG's help ends in "Prints", not "Print", in Redis 7.0.
+            let lines = [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            out.array(lines.len());
+            for l in lines {
+                out.simple(l.as_bytes());
+            }
+        }
         _ => unreachable!("not a server command"),
     }
     if c.replies.local.get(start) == Some(&b'-') {
         sh.stats.error_replies += 1;
+    }
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], as Redis 7.0 parses it. corekv keeps
+/// nothing on disk, so NOSAVE, NOW and FORCE change nothing and SAVE cannot be honoured.
+/// On success the shutdown is requested (the server drains every shard) and this
+/// connection closes after writing the replies before it, with none for SHUTDOWN.
+pub fn shutdown(sh: &mut Shard, conn: ConnId, args: Args) -> crate::Outcome {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    let mut bad = false;
+    for a in args.iter().skip(1) {
+        if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "now") || is(a, "force") {
+            other = true;
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            bad = true;
+        }
+    }
+    let error = if bad || (abort && (save || nosave || other)) || (save && nosave) {
+        Some(super::errors::SYNTAX)
+    } else if abort {
+        Some("No shutdown in progress.")
+    } else if save {
+        tracing::warn!("SHUTDOWN SAVE refused: corekv does not persist data");
+        Some("Errors trying to SHUTDOWN. Check logs.")
+    } else {
+        None
+    };
+    if let Some(text) = error {
+        if let Some(c) = sh.conns.get_mut(conn) {
+            Reply::new(&mut c.replies.local, c.proto).err(text);
+            sh.stats.error_replies += 1;
+        }
+        return crate::Outcome::Done;
+    }
+    tracing::info!("SHUTDOWN requested by a client");
+    sh.lifecycle.request();
+    crate::Outcome::Quit
+}
+
+/// SLOWLOG GET [count]: `Some(None)` for every entry, `Some(Some(n))` for at most `n`;
+/// `None` after writing the error.
+pub fn slowlog_count(out: &mut Reply, args: Args) -> Option<Option<usize>> {
+    if args.len() > 3 {
+        out.err(&format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(super::cstr(args.get(1)))
+        ));
+        return None;
+    }
+    if args.len() == 2 {
+        return Some(Some(10));
+    }
+    match corekv_protocol::number::parse_i64(args.get(2)) {
+        Some(-1) => Some(None),
+        Some(n) if n >= 0 => Some(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        _ => {
+            out.err("count should be greater than or equal to -1");
+            None
+        }
     }
 }
 
@@ -277,17 +365,36 @@ pub fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 17;
+const INFO_FIELDS: usize = 19;
 
-/// One shard's part of INFO: its counters as an array of integers.
+/// CPU time the calling thread has used: (user, system), microseconds.
+fn thread_cpu_us() -> (i64, i64) {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+/// CPU time of `who` (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD): (user, system) µs.
+fn rusage(who: libc::c_int) -> (i64, i64) {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return (0, 0);
+    }
+    let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+    (us(ru.ru_utime), us(ru.ru_stime))
+}
+
+/// One shard's part of INFO: its counters, then its per-command statistics
+/// (`[name, calls, ns, rejected, failed, histogram]`, the histogram as `bucket:count,…`)
+/// and its error counts (`[code, count]`).
 pub fn info_part(sh: &Shard, out: &mut Reply) {
     let st = &sh.stats;
     let ks = &sh.store.stats;
     let cpu = sh.cpu.map_or(-1, |c| c as i64);
+    let (user, sys) = thread_cpu_us();
     let fields: [i64; INFO_FIELDS] = [
         sh.store.len() as i64,
         sh.store.volatile() as i64,
-        sh.conns.len() as i64,
+        sh.conns.iter().filter(|c| !c.internal).count() as i64,
         st.commands as i64,
         st.connections_received as i64,
         st.rejected_connections as i64,
@@ -302,35 +409,175 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         st.batches_out as i64,
         st.batches_in as i64,
         cpu,
+        user,
+        sys,
     ];
-    out.array(fields.len());
+    out.array(fields.len() + 2);
     for f in fields {
         out.int(f);
     }
+    let names = sh.commands.stat_names();
+    let used: Vec<(usize, &crate::stats::CommandStat)> = sh
+        .cmdstats
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.calls + c.rejected + c.failed > 0 || c.nanos > 0)
+        .collect();
+    out.array(used.len());
+    for (slot, c) in used {
+        out.array(6);
+        out.bulk(names.get(slot).copied().unwrap_or("?").as_bytes());
+        out.int(c.calls as i64);
+        out.int(c.nanos as i64);
+        out.int(c.rejected as i64);
+        out.int(c.failed as i64);
+        let mut hist = String::new();
+        if let Some(h) = &c.hist {
+            for (b, &n) in h.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+                if !hist.is_empty() {
+                    hist.push(',');
+                }
+                hist.push_str(&format!("{b}:{n}"));
+            }
+        }
+        out.bulk(hist.as_bytes());
+    }
+    out.array(sh.cmdstats.errors.len());
+    for (code, n) in &sh.cmdstats.errors {
+        out.array(2);
+        out.bulk(code);
+        out.int(*n as i64);
+    }
+}
+
+/// A command's statistics summed over shards.
+#[derive(Default)]
+struct CmdTotals {
+    calls: i64,
+    nanos: i64,
+    rejected: i64,
+    failed: i64,
+    hist: crate::stats::LatencyHist,
+}
+
+/// Everything the shards sent for INFO, added up where it adds up.
+struct Gathered {
+    shards: Vec<[i64; INFO_FIELDS]>,
+    commands: std::collections::BTreeMap<String, CmdTotals>,
+    errors: std::collections::BTreeMap<Vec<u8>, i64>,
+}
+
+fn gather_parts(parts: &[&[u8]]) -> Gathered {
+    use frame::Frame;
+    let mut g = Gathered {
+        shards: Vec::new(),
+        commands: Default::default(),
+        errors: Default::default(),
+    };
+    for p in parts {
+        let mut f = [0i64; INFO_FIELDS];
+        let Ok(Some((Frame::Array(items), _))) = frame::parse(p) else {
+            g.shards.push(f);
+            continue;
+        };
+        for (slot, item) in f.iter_mut().zip(&items) {
+            if let Frame::Integer(n) = item {
+                *slot = *n;
+            }
+        }
+        g.shards.push(f);
+        if let Some(Frame::Array(cmds)) = items.get(INFO_FIELDS) {
+            for cmd in cmds {
+                let Frame::Array(v) = cmd else { continue };
+                let int = |i: usize| match v.get(i) {
+                    Some(Frame::Integer(n)) => *n,
+                    _ => 0,
+                };
+                let name = v.first().and_then(|n| n.as_bytes()).unwrap_or_default();
+                let t = g
+                    .commands
+                    .entry(String::from_utf8_lossy(name).into_owned())
+                    .or_default();
+                t.calls += int(1);
+                t.nanos += int(2);
+                t.rejected += int(3);
+                t.failed += int(4);
+                let hist = v.get(5).and_then(|h| h.as_bytes()).unwrap_or_default();
+                for pair in String::from_utf8_lossy(hist).split(',') {
+                    if let Some((b, n)) = pair.split_once(':') {
+                        if let (Ok(b), Ok(n)) = (b.parse::<usize>(), n.parse::<u64>()) {
+                            if let Some(c) = t.hist.counts.get_mut(b) {
+                                *c += n;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(Frame::Array(errs)) = items.get(INFO_FIELDS + 1) {
+            for e in errs {
+                let Frame::Array(v) = e else { continue };
+                if let (Some(code), Some(Frame::Integer(n))) =
+                    (v.first().and_then(|c| c.as_bytes()), v.get(1))
+                {
+                    *g.errors.entry(code.to_vec()).or_default() += n;
+                }
+            }
+        }
+    }
+    g
+}
+
+/// Resident set size and its peak, bytes, from `/proc/self/status`.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// Bytes as Redis's `bytesToHuman`: `1.50K`, `12.00M`, or plain bytes under 1 KiB.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["K", "M", "G", "T", "P"];
+    let mut v = n as f64;
+    if v < 1024.0 {
+        return format!("{n}B");
+    }
+    for u in units {
+        v /= 1024.0;
+        if v < 1024.0 || u == "P" {
+            return format!("{v:.2}{u}");
+        }
+    }
+    unreachable!()
+}
+
+/// Seconds with six decimals, as INFO cpu shows them.
+fn secs(us: i64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
 /// Formats INFO from every shard's numbers (`parts`, in shard order).
 pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Reply) {
-    let shards: Vec<[i64; INFO_FIELDS]> = parts
-        .iter()
-        .map(|p| {
-            let mut f = [0i64; INFO_FIELDS];
-            if let Ok(Some((frame::Frame::Array(items), _))) = frame::parse(p) {
-                for (slot, item) in f.iter_mut().zip(items) {
-                    if let frame::Frame::Integer(n) = item {
-                        *slot = n;
-                    }
-                }
-            }
-            f
-        })
-        .collect();
+    let gathered = gather_parts(parts);
+    let shards = &gathered.shards;
     let sum = |i: usize| shards.iter().map(|f| f[i]).sum::<i64>();
     let wanted: Vec<&[u8]> = sections.split(|&b| b == b'\n').collect();
-    let all = wanted
-        .iter()
-        .any(|s| matches!(*s, b"default" | b"all" | b"everything"));
-    let want = |name: &str| all || wanted.contains(&name.as_bytes());
+    let everything = wanted.iter().any(|s| matches!(*s, b"all" | b"everything"));
+    let default = everything || wanted.contains(&&b"default"[..]);
+    // Sections INFO shows with no argument; commandstats and latencystats only on request
+    // or with `all`, as in Redis.
+    let want = |name: &str| {
+        let in_default = !matches!(name, "commandstats" | "latencystats");
+        everything || (default && in_default) || wanted.contains(&name.as_bytes())
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -356,7 +603,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                  monotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\n\
                  process_id:{pid}\r\nprocess_supervised:no\r\nrun_id:{run_id}\r\n\
                  tcp_port:{port}\r\nserver_time_usec:{usec}\r\nuptime_in_seconds:{uptime}\r\n\
-                 uptime_in_days:{days}\r\nexecutable:{exe}\r\nconfig_file:\r\n\
+                 uptime_in_days:{days}\r\nexecutable:{exe}\r\nconfig_file:{config_file}\r\n\
                  io_threads_active:0\r\ncorekv_version:{version}\r\nshards:{shards}\r\n",
                 redis = super::table::REDIS_VERSION,
                 os = config.os,
@@ -366,6 +613,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 usec = now.as_micros(),
                 days = uptime / 86400,
                 exe = config.executable,
+                config_file = config.config_file,
                 version = env!("CARGO_PKG_VERSION"),
                 shards = shards.len(),
             ),
@@ -408,6 +656,98 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
             ),
         );
     }
+    if want("memory") {
+        let (rss, peak) = rss();
+        section(
+            &mut text,
+            "Memory",
+            format!(
+                "used_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
+                 used_memory_peak_rss:{peak}\r\nused_memory_peak_rss_human:{}\r\n\
+                 maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
+                 allocator:mimalloc\r\n",
+                human_bytes(rss),
+                human_bytes(peak)
+            ),
+        );
+    }
+    if want("cpu") {
+        let (user, sys) = rusage(libc::RUSAGE_SELF);
+        let (cuser, csys) = rusage(libc::RUSAGE_CHILDREN);
+        let (shard_user, shard_sys) = (sum(17), sum(18));
+        section(
+            &mut text,
+            "CPU",
+            format!(
+                "used_cpu_sys:{}\r\nused_cpu_user:{}\r\nused_cpu_sys_children:{}\r\n\
+                 used_cpu_user_children:{}\r\nused_cpu_sys_shards:{}\r\n\
+                 used_cpu_user_shards:{}\r\n",
+                secs(sys),
+                secs(user),
+                secs(csys),
+                secs(cuser),
+                secs(shard_sys),
+                secs(shard_user)
+            ),
+        );
+    }
+    if want("commandstats") {
+        let mut body = String::new();
+        for (name, t) in &gathered.commands {
+            let usec = t.nanos / 1000;
+            let per_call = if t.calls > 0 {
+                t.nanos as f64 / 1000.0 / t.calls as f64
+            } else {
+                0.0
+            };
+            body.push_str(&format!(
+                "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},\
+                 rejected_calls={},failed_calls={}\r\n",
+                t.calls, t.rejected, t.failed
+            ));
+        }
+        section(&mut text, "Commandstats", body);
+    }
+    if want("errorstats") {
+        let mut body = String::new();
+        for (code, n) in &gathered.errors {
+            body.push_str(&format!(
+                "errorstat_{}:count={n}\r\n",
+                String::from_utf8_lossy(code)
+            ));
+        }
+        section(&mut text, "Errorstats", body);
+    }
+    if want("latencystats") {
+        let mut body = String::new();
+        for (name, t) in gathered.commands.iter().filter(|(_, t)| t.hist.total() > 0) {
+            let q = |p: f64| t.hist.quantile(p) as f64 / 1000.0;
+            body.push_str(&format!(
+                "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                q(0.5),
+                q(0.99),
+                q(0.999)
+            ));
+        }
+        section(&mut text, "Latencystats", body);
+    }
+    // Not a Redis section, and not in `everything`: cumulative latency buckets per
+    // command for the Prometheus endpoint (`le_<µs>=count`, powers of two up to ~1 s).
+    if wanted.contains(&&b"histograms"[..]) {
+        let mut body = String::new();
+        for (name, t) in gathered.commands.iter().filter(|(_, t)| t.hist.total() > 0) {
+            body.push_str(&format!("hist_{name}:"));
+            for (le, n) in t.hist.cumulative_us(20) {
+                body.push_str(&format!("le_{le}={n},"));
+            }
+            body.push_str(&format!(
+                "count={},sum_usec={}\r\n",
+                t.hist.total(),
+                t.nanos / 1000
+            ));
+        }
+        section(&mut text, "Histograms", body);
+    }
     if want("keyspace") {
         let (keys, expires) = (sum(0), sum(1));
         let body = if keys > 0 || expires > 0 {
@@ -438,7 +778,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
             body.push_str(&format!(
                 "shard{i}:{place},listening={},keys={},expires={},expired_keys={},\
                  connections={},commands={},hops_out={},hops_in={},batches_out={},\
-                 batches_in={}\r\n",
+                 batches_in={},cpu_user={},cpu_sys={}\r\n",
                 u8::from(listening),
                 f[0],
                 f[1],
@@ -448,7 +788,9 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 f[12],
                 f[13],
                 f[14],
-                f[15]
+                f[15],
+                secs(f[17]),
+                secs(f[18])
             ));
         }
         section(&mut text, "Shards", body);

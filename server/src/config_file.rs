@@ -1,0 +1,197 @@
+//! `--config FILE`: settings in redis.conf's format, one `name value…` directive per line,
+//! `#` comments, arguments split and unquoted exactly as Redis does (the same splitter as
+//! inline requests). Each directive becomes the flag of the same name, placed before the
+//! command line's own flags so that those win. A directive corekv does not know is an
+//! error naming it and its line, never silently ignored.
+
+use corekv_protocol::request::{Limits, RequestParser};
+
+/// Directives that map to a flag taking one value (`name value` → `--name value`).
+const VALUED: &[&str] = &[
+    "port",
+    "bind",
+    "timeout",
+    "maxclients",
+    "requirepass",
+    "protected-mode",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "shutdown-timeout",
+    // corekv's own
+    "shards",
+    "cpus",
+    "placement",
+    "numa-node",
+    "listen-shards",
+    "echo-port",
+    "metrics-port",
+    "max-multibulk-len",
+    "max-inline-len",
+];
+
+/// Redis directives accepted only with the value that describes corekv (it keeps nothing
+/// on disk and has one database), so a redis.conf that says so loads.
+const FIXED: &[(&str, &str, &str)] = &[
+    (
+        "save",
+        "",
+        "corekv does not persist data; only save \"\" is accepted",
+    ),
+    (
+        "appendonly",
+        "no",
+        "corekv does not persist data; only appendonly no is accepted",
+    ),
+    (
+        "databases",
+        "1",
+        "corekv has one database; only databases 1 is accepted",
+    ),
+];
+
+/// Reads `path` and returns the flags it stands for.
+pub fn load(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    to_flags(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Splits one line as Redis's `sdssplitargs` does. `None` for unbalanced quotes.
+fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let limits = Limits {
+        max_inline_len: line.len() + 16,
+        ..Limits::default()
+    };
+    let mut parser = RequestParser::new(limits);
+    let mut buf = line.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    match parser.parse(&mut buf) {
+        Ok(Some(range)) => Some(
+            parser.spans()[range]
+                .iter()
+                .map(|s| s.of(&buf).to_vec())
+                .collect(),
+        ),
+        Ok(None) => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
+/// The flags for a config file's contents. Every problem in the file is reported at once.
+pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
+    let mut flags = Vec::new();
+    let mut problems = Vec::new();
+    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+        let line_no = n + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let trimmed = line.trim_ascii_start();
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
+            continue;
+        }
+        let Some(words) = split(trimmed) else {
+            problems.push(format!("line {line_no}: unbalanced quotes"));
+            continue;
+        };
+        let Some((name, values)) = words.split_first() else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        if let Some((_, want, why)) = FIXED.iter().find(|(n, _, _)| *n == name) {
+            if values.len() != 1 || values[0] != *want {
+                problems.push(format!(
+                    "line {line_no}: {name} {}: {why}",
+                    values.join(" ")
+                ));
+            }
+            continue;
+        }
+        if name == "no-pin" {
+            match values.as_slice() {
+                [v] if v.eq_ignore_ascii_case("yes") => flags.push("--no-pin".into()),
+                [v] if v.eq_ignore_ascii_case("no") => {}
+                _ => problems.push(format!("line {line_no}: no-pin takes yes or no")),
+            }
+            continue;
+        }
+        if !VALUED.contains(&name.as_str()) {
+            problems.push(format!("line {line_no}: unknown directive '{name}'"));
+            continue;
+        }
+        match values.as_slice() {
+            [v] => {
+                flags.push(format!("--{name}"));
+                flags.push(v.clone());
+            }
+            [] => problems.push(format!("line {line_no}: {name} needs a value")),
+            _ if name == "bind" => problems.push(format!(
+                "line {line_no}: bind {}: corekv listens on one address",
+                values.join(" ")
+            )),
+            _ => problems.push(format!("line {line_no}: {name} takes one value")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(flags)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_become_flags() {
+        let conf = b"# a redis.conf subset\n\
+                     port 7000\r\n\
+                     bind 0.0.0.0\n\
+                     requirepass \"s3cret with space\"\n\
+                     \n   # indented comment\n\
+                     save \"\"\n\
+                     appendonly no\n\
+                     PROTECTED-MODE no\n\
+                     no-pin yes\n\
+                     shards 4\n";
+        assert_eq!(
+            to_flags(conf).unwrap(),
+            [
+                "--port",
+                "7000",
+                "--bind",
+                "0.0.0.0",
+                "--requirepass",
+                "s3cret with space",
+                "--protected-mode",
+                "no",
+                "--no-pin",
+                "--shards",
+                "4"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_line() {
+        let conf = b"port 7000\ndaemonize yes\nsave 900 1\nbind 127.0.0.1 ::1\ntimeout\n\
+                     requirepass \"open\n";
+        let err = to_flags(conf).unwrap_err();
+        assert!(
+            err.contains("line 2: unknown directive 'daemonize'"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 3: save 900 1: corekv does not persist data"),
+            "{err}"
+        );
+        assert!(err.contains("line 4: bind 127.0.0.1 ::1: corekv listens on one address"));
+        assert!(err.contains("line 5: timeout needs a value"), "{err}");
+        assert!(err.contains("line 6: unbalanced quotes"), "{err}");
+    }
+}
