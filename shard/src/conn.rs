@@ -55,6 +55,9 @@ pub enum GatherKind {
     Slowlog(usize),
     /// CLIENT KILL ip:port (the old form): `+OK` if a part killed one, else an error.
     KillAddr,
+    /// LATENCY HISTOGRAM: parts are `[name, buckets]` arrays; merged per command, in the
+    /// order of the names asked (all commands, by name, when none).
+    LatencyHist(Vec<Vec<u8>>),
 }
 
 /// Where one part of a gather is.
@@ -412,6 +415,9 @@ fn combine(
             }
         }
         GatherKind::Info(sections) => info(sections, parts, out),
+        GatherKind::LatencyHist(names) => {
+            crate::command::server::latency_histogram_reply(names, parts, out)
+        }
         GatherKind::KillAddr => {
             if parts.iter().filter_map(|p| int_of(p)).sum::<i64>() > 0 {
                 out.ok();

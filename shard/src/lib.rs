@@ -22,7 +22,7 @@
 //! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
 //! - [`lifecycle`]: the shutdown request and drain the shards and main thread share;
-//! - [`slowlog`]: each shard's slow log.
+//! - [`slowlog`]: each shard's slow log; [`ticks`]: the cheap clock commands are timed with.
 //!
 //! The server crate owns the runtime (glommio): it moves bytes between sockets and
 //! [`Shard`], and messages between shards.
@@ -41,6 +41,7 @@ pub mod slot;
 pub mod slowlog;
 pub mod stats;
 pub mod store;
+pub mod ticks;
 pub mod wheel;
 
 pub use config::Config;

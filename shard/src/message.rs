@@ -74,6 +74,8 @@ pub enum Op {
     SlowlogLen,
     /// SLOWLOG RESET.
     SlowlogReset,
+    /// A shard's latency histograms, `[name, buckets]` per command (see `hist_sparse`).
+    LatencyHist,
 }
 
 /// One forwarded request.

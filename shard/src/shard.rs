@@ -24,7 +24,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Instant;
 
 use corekv_protocol::{Proto, Reply};
 
@@ -145,11 +144,17 @@ pub struct Shard {
     /// Set by [`Shard::forward`]: the request being dispatched runs on another shard,
     /// which times it and logs it if slow.
     forwarded: bool,
+    /// When the last timed step ended ([`crate::ticks`]): the next command's start.
+    stamp: u64,
+    /// `slowlog-log-slower-than` in clock ticks (`u64::MAX` when off), so the per-command
+    /// check is one comparison.
+    slow_ticks: u64,
 }
 
 impl Shard {
     /// Shard `id` of `config.shards`.
     pub fn new(id: usize, config: Config, commands: &'static Commands) -> Self {
+        crate::ticks::init();
         let n = config.shards;
         Shard {
             id,
@@ -168,20 +173,24 @@ impl Shard {
             deferred: VecDeque::new(),
             scratch: Vec::new(),
             cpu: None,
-            cmdstats: CommandStats::default(),
+            cmdstats: CommandStats::with_commands(commands.stat_names().len()),
             slowlog: SlowLog::default(),
             lifecycle: Arc::new(Lifecycle::default()),
             stopping: false,
             stop_wakers: Vec::new(),
             forwarded: false,
+            stamp: 0,
+            slow_ticks: slow_ticks(config.slowlog_slower_than),
             config,
         }
     }
 
-    /// Sets the clock (Unix ms) commands see; the server calls this once per batch.
+    /// Sets the clock (Unix ms) commands see, and starts timing a batch of commands: the
+    /// server calls this before each batch it hands the shard without yielding.
     #[inline]
     pub fn set_now(&mut self, now: u64) {
         self.now = now;
+        self.stamp = crate::ticks::now();
     }
 
     /// The clock commands see (Unix ms).
@@ -356,6 +365,7 @@ impl Shard {
             }
         }
         self.slowlog.trim(self.config.slowlog_max_len);
+        self.slow_ticks = slow_ticks(self.config.slowlog_slower_than);
         if timeout_changed {
             for conn in self.conns.ids() {
                 self.arm_idle_timer(conn);
@@ -420,8 +430,8 @@ impl Shard {
         c.last_cmd = spec.name;
         c.last_ms = self.now;
         let start_len = c.replies.local.len();
+        let errors_before = self.stats.error_replies;
         self.forwarded = false;
-        let started = Instant::now();
         let outcome = match spec.route {
             Route::Key(f, multi) => self.dispatch_keyed(conn, spec, f, multi, args, proto),
             Route::Conn(which) => self.run_conn(conn, which, args),
@@ -437,69 +447,91 @@ impl Shard {
         };
         if !matches!(outcome, Outcome::Blocked) {
             self.stats.commands += 1;
-            let nanos = started.elapsed().as_nanos() as u64;
-            self.record(conn, spec, args, nanos, start_len);
+            // Commands are timed end to end in a chain: this one started where the last
+            // one (or the batch) ended, which costs one clock read per command.
+            let end = crate::ticks::now();
+            let ticks = end.saturating_sub(self.stamp);
+            self.stamp = end;
+            let failed = self.stats.error_replies != errors_before;
+            self.record(conn, spec, args, ticks, failed.then_some(start_len));
         }
         outcome
     }
 
-    /// Counts a command this shard's client ran: its call, its time here, its error (if
-    /// its reply, written from `start_len` of the local output, is one), and the slow log.
-    fn record(&mut self, conn: ConnId, spec: &Spec, args: Args, nanos: u64, start_len: usize) {
+    /// Counts a command this shard's client ran: its call, its time here, its error (the
+    /// reply written from `error_at` of the local output, when it failed), and the slow
+    /// log. The common case (no error, not slow) touches no connection.
+    #[inline]
+    fn record(
+        &mut self,
+        conn: ConnId,
+        spec: &Spec,
+        args: Args,
+        ticks: u64,
+        error_at: Option<usize>,
+    ) {
         let stat = self.cmdstats.get(spec.stat);
         stat.calls += 1;
-        stat.nanos += nanos;
+        stat.ticks += ticks;
         if self.forwarded {
             // Its run is timed by the owner; this was only the routing.
             return;
         }
-        stat.hist.get_or_insert_with(Default::default).record(nanos);
+        stat.hist.get_or_insert_with(Default::default).record(ticks);
+        if let Some(at) = error_at {
+            stat.failed += 1;
+            if let Some(c) = self.conns.get(conn) {
+                if c.replies.local.get(at) == Some(&b'-') {
+                    self.cmdstats.error(&c.replies.local[at..]);
+                }
+            }
+        }
+        if ticks >= self.slow_ticks {
+            self.log_slow(conn, spec, args, ticks);
+        }
+    }
+
+    /// Adds a command of this shard's client to the slow log, passwords redacted.
+    #[cold]
+    fn log_slow(&mut self, conn: ConnId, spec: &Spec, args: Args, ticks: u64) {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
-        if c.replies.local.get(start_len) == Some(&b'-') {
-            self.cmdstats.get(spec.stat).failed += 1;
-            self.cmdstats.error(&c.replies.local[start_len..]);
-        }
-        let slower = self.config.slowlog_slower_than;
-        if slower >= 0 && nanos / 1000 >= slower as u64 {
-            self.slowlog.push(
-                self.config.slowlog_max_len,
-                self.id,
-                self.map.shards(),
-                self.now * 1000,
-                nanos / 1000,
-                args.iter().enumerate().map(|(i, a)| {
-                    if command::is_secret(spec, args, i) {
-                        &b"(redacted)"[..]
-                    } else {
-                        a
-                    }
-                }),
-                &c.addr,
-                c.name.as_deref().unwrap_or_default(),
-            );
-        }
+        self.slowlog.push(
+            self.config.slowlog_max_len,
+            self.id,
+            self.map.shards(),
+            self.now * 1000,
+            crate::ticks::to_ns(ticks) / 1000,
+            args.iter().enumerate().map(|(i, a)| {
+                if command::is_secret(spec, args, i) {
+                    &b"(redacted)"[..]
+                } else {
+                    a
+                }
+            }),
+            &c.addr,
+            c.name.as_deref().unwrap_or_default(),
+        );
     }
 
     /// Counts a keyed command run here for another shard's client: its time and error
     /// (the call itself was counted where the client is), and the slow log.
-    fn record_remote(&mut self, spec: &Spec, args: Args, nanos: u64, reply: &[u8]) {
+    fn record_remote(&mut self, spec: &Spec, args: Args, ticks: u64, reply: &[u8]) {
         let stat = self.cmdstats.get(spec.stat);
-        stat.nanos += nanos;
-        stat.hist.get_or_insert_with(Default::default).record(nanos);
+        stat.ticks += ticks;
+        stat.hist.get_or_insert_with(Default::default).record(ticks);
         if reply.first() == Some(&b'-') {
             stat.failed += 1;
             self.cmdstats.error(reply);
         }
-        let slower = self.config.slowlog_slower_than;
-        if slower >= 0 && nanos / 1000 >= slower as u64 {
+        if ticks >= self.slow_ticks {
             self.slowlog.push(
                 self.config.slowlog_max_len,
                 self.id,
                 self.map.shards(),
                 self.now * 1000,
-                nanos / 1000,
+                crate::ticks::to_ns(ticks) / 1000,
                 args.iter(),
                 "",
                 b"",
@@ -788,6 +820,14 @@ impl Shard {
                     }
                 },
                 All::ConfigResetStat => (Op::ResetStat, GatherKind::Ok, vec![]),
+                All::LatencyHistogram => {
+                    let names = args
+                        .iter()
+                        .skip(2)
+                        .map(|a| command::cstr(a).to_ascii_lowercase())
+                        .collect();
+                    (Op::LatencyHist, GatherKind::LatencyHist(names), vec![])
+                }
                 All::SlowlogLen => (Op::SlowlogLen, GatherKind::Sum, vec![]),
                 All::SlowlogReset => (Op::SlowlogReset, GatherKind::Ok, vec![]),
                 All::SlowlogGet => match server::slowlog_count(&mut out, args) {
@@ -955,7 +995,6 @@ impl Shard {
                 Route::Key(f, _) => {
                     let (env, proto) = (self.env(), out.proto());
                     let start = out.buffer().len();
-                    let started = Instant::now();
                     run_keyed(
                         f,
                         spec.name,
@@ -965,8 +1004,10 @@ impl Shard {
                         out.buffer(),
                         proto,
                     );
-                    let nanos = started.elapsed().as_nanos() as u64;
-                    self.record_remote(spec, args, nanos, &out.buffer()[start..]);
+                    let end = crate::ticks::now();
+                    let ticks = end.saturating_sub(self.stamp);
+                    self.stamp = end;
+                    self.record_remote(spec, args, ticks, &out.buffer()[start..]);
                 }
                 _ => out.err("internal error: forwarded a command without keys"),
             },
@@ -1010,6 +1051,7 @@ impl Shard {
                 out.ok();
             }
             Op::SlowlogLen => out.int(self.slowlog.len() as i64),
+            Op::LatencyHist => server::latency_part(self, out),
             Op::SlowlogReset => {
                 self.slowlog.reset();
                 out.ok();
@@ -1058,6 +1100,10 @@ impl Shard {
             let args = batch.args(req);
             let start = reply.buf.len();
             self.run_part(req.op, args, &mut Reply::new(&mut reply.buf, req.proto));
+            if req.op != Op::Key {
+                // Keyed requests chain their timing; this one must not count in the next.
+                self.stamp = crate::ticks::now();
+            }
             reply.replies.push((req.ticket, start, reply.buf.len()));
         }
         self.stats.hops_in += reqs.len() as u64;
@@ -1349,6 +1395,15 @@ impl Shard {
             }
             _ => true,
         }
+    }
+}
+
+/// `slowlog-log-slower-than` (µs; negative: off) as a tick threshold.
+fn slow_ticks(us: i64) -> u64 {
+    if us < 0 {
+        u64::MAX
+    } else {
+        crate::ticks::from_ns((us as u64).saturating_mul(1000))
     }
 }
 

@@ -37,7 +37,7 @@ const SUB: u32 = 4;
 /// Buckets of a [`LatencyHist`]: nanoseconds up to 2^40 (about 18 minutes).
 pub const HIST_BUCKETS: usize = 40 * SUB as usize;
 
-/// A command's latency distribution in nanoseconds, log-linear (see [`SUB`]): recording is
+/// A latency distribution (in nanoseconds, or any unit), log-linear (see [`SUB`]): recording is
 /// a few instructions, merging is adding arrays, and the buckets nest in powers of two so
 /// they can be shown as Redis's `LATENCY HISTOGRAM` or Prometheus buckets.
 #[derive(Clone, Debug)]
@@ -84,6 +84,17 @@ impl LatencyHist {
     #[inline]
     pub fn record(&mut self, ns: u64) {
         self.counts[Self::bucket(ns)] += 1;
+    }
+
+    /// The same distribution in another unit: each bucket's count moves to the bucket of
+    /// its middle value times `factor` (within one bucket's resolution).
+    pub fn rescaled(&self, factor: f64) -> LatencyHist {
+        let mut out = LatencyHist::default();
+        for (b, &n) in self.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let mid = (Self::lower(b) + Self::lower(b + 1)) as f64 / 2.0;
+            out.counts[Self::bucket((mid * factor) as u64)] += n;
+        }
+        out
     }
 
     /// Adds another histogram's counts.
@@ -139,14 +150,14 @@ impl LatencyHist {
 pub struct CommandStat {
     /// Times it was called by this shard's clients.
     pub calls: u64,
-    /// Time spent running it on this shard, in ns (including its parts run here for
-    /// other shards' clients).
-    pub nanos: u64,
+    /// Time spent running it on this shard, in clock ticks (see `crate::ticks`),
+    /// including its parts run here for other shards' clients.
+    pub ticks: u64,
     /// Calls refused before running (wrong arity, not authenticated).
     pub rejected: u64,
     /// Calls that ran and replied with an error.
     pub failed: u64,
-    /// Latency of each run on this shard; allocated on first use.
+    /// Latency of each run on this shard, in clock ticks; allocated on first use.
     pub hist: Option<LatencyHist>,
 }
 
@@ -165,6 +176,12 @@ pub struct CommandStats {
 pub const MAX_ERROR_CODES: usize = 128;
 
 impl CommandStats {
+    /// Room for `n` commands, so counting never grows the table.
+    pub fn with_commands(n: usize) -> Self {
+        let mut s = CommandStats::default();
+        s.commands.resize_with(n, CommandStat::default);
+        s
+    }
     /// The stats of slot `stat`, growing the table as needed.
     #[inline]
     pub fn get(&mut self, stat: usize) -> &mut CommandStat {
@@ -191,7 +208,9 @@ impl CommandStats {
 
     /// Forgets everything (CONFIG RESETSTAT).
     pub fn reset(&mut self) {
-        self.commands.clear();
+        self.commands
+            .iter_mut()
+            .for_each(|c| *c = CommandStat::default());
         self.errors.clear();
     }
 }

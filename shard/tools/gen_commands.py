@@ -35,6 +35,7 @@ SUPPORTED = {
     # server
     "info": None, "time": None, "config": ["get", "set", "resetstat", "help"],
     "shutdown": None, "slowlog": ["get", "len", "reset", "help"],
+    "latency": ["histogram", "help"],
 }
 
 SETINFO_INFO = ["client|setinfo", 4, {"set": ["noscript", "loading", "stale"]}, 0, 0, 0,

@@ -206,6 +206,8 @@ pub enum All {
     SlowlogLen,
     /// SLOWLOG RESET.
     SlowlogReset,
+    /// LATENCY HISTOGRAM: every shard's latency histograms, merged per command.
+    LatencyHistogram,
 }
 
 /// A command that runs on the connection's shard with connection state.
@@ -263,6 +265,8 @@ pub enum Conn {
     ClientNoEvict,
     /// SLOWLOG HELP
     SlowlogHelp,
+    /// LATENCY HELP
+    LatencyHelp,
 }
 
 /// Where a command runs. See the module docs.
@@ -597,6 +601,8 @@ fn route_of(name: &str) -> Route {
         "slowlog|reset" => Route::All(All::SlowlogReset),
         "slowlog|help" => Route::Conn(Conn::SlowlogHelp),
         "config|resetstat" => Route::All(All::ConfigResetStat),
+        "latency|histogram" => Route::All(All::LatencyHistogram),
+        "latency|help" => Route::Conn(Conn::LatencyHelp),
         "command|count" => Route::Conn(Conn::CommandCount),
         "command|info" => Route::Conn(Conn::CommandInfo),
         "command|docs" => Route::Conn(Conn::CommandDocs),

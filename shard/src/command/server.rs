@@ -102,6 +102,20 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
                 "    Reset statistics reported by the INFO command.",
             ],
         ),
+        Conn::LatencyHelp => {
+            // Only HISTOGRAM is implemented; the help says so instead of listing Redis's
+            // latency-monitor subcommands, which corekv does not have.
+            help(
+                &mut out,
+                args.get(0),
+                &[
+                    "HISTOGRAM [COMMAND ...]",
+                    "    Return a cumulative distribution of latencies in the format of a \
+                     histogram for the specified command names.",
+                    "    If no commands are specified then all histograms are replied.",
+                ],
+            );
+        }
         Conn::SlowlogHelp => {
             // SLOWLOG's help ends in "Prints", not "Print", in Redis 7.0.
             let lines = [
@@ -422,32 +436,134 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         .commands
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.calls + c.rejected + c.failed > 0 || c.nanos > 0)
+        .filter(|(_, c)| c.calls + c.rejected + c.failed > 0 || c.ticks > 0)
         .collect();
     out.array(used.len());
     for (slot, c) in used {
         out.array(6);
         out.bulk(names.get(slot).copied().unwrap_or("?").as_bytes());
         out.int(c.calls as i64);
-        out.int(c.nanos as i64);
+        out.int(crate::ticks::to_ns(c.ticks) as i64);
         out.int(c.rejected as i64);
         out.int(c.failed as i64);
-        let mut hist = String::new();
-        if let Some(h) = &c.hist {
-            for (b, &n) in h.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
-                if !hist.is_empty() {
-                    hist.push(',');
-                }
-                hist.push_str(&format!("{b}:{n}"));
-            }
-        }
-        out.bulk(hist.as_bytes());
+        out.bulk(hist_sparse(c).as_bytes());
     }
     out.array(sh.cmdstats.errors.len());
     for (code, n) in &sh.cmdstats.errors {
         out.array(2);
         out.bulk(code);
         out.int(*n as i64);
+    }
+}
+
+/// A command's latency histogram in nanoseconds, as `bucket:count,…` of its non-empty
+/// buckets (empty when it never ran here).
+fn hist_sparse(c: &crate::stats::CommandStat) -> String {
+    let mut text = String::new();
+    if let Some(h) = &c.hist {
+        let h = h.rescaled(crate::ticks::to_ns(1_000_000) as f64 / 1e6);
+        for (b, &n) in h.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            if !text.is_empty() {
+                text.push(',');
+            }
+            text.push_str(&format!("{b}:{n}"));
+        }
+    }
+    text
+}
+
+/// Adds `bucket:count,…` (see [`hist_sparse`]) to `hist`.
+fn add_sparse(hist: &mut crate::stats::LatencyHist, text: &[u8]) {
+    for pair in String::from_utf8_lossy(text).split(',') {
+        if let Some((b, n)) = pair.split_once(':') {
+            if let (Ok(b), Ok(n)) = (b.parse::<usize>(), n.parse::<u64>()) {
+                if let Some(c) = hist.counts.get_mut(b) {
+                    *c += n;
+                }
+            }
+        }
+    }
+}
+
+/// One shard's part of LATENCY HISTOGRAM: `[name, buckets]` for every command that ran
+/// here.
+pub fn latency_part(sh: &Shard, out: &mut Reply) {
+    let names = sh.commands.stat_names();
+    let used: Vec<(usize, &crate::stats::CommandStat)> = sh
+        .cmdstats
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.hist.is_some())
+        .collect();
+    out.array(used.len());
+    for (slot, c) in used {
+        out.array(2);
+        out.bulk(names.get(slot).copied().unwrap_or("?").as_bytes());
+        out.bulk(hist_sparse(c).as_bytes());
+    }
+}
+
+/// LATENCY HISTOGRAM's reply from every shard's part, as Redis 7 shapes it: per command,
+/// `calls` and `histogram_usec`, the cumulative count at each power of two from 1,024 ns
+/// (labelled in µs as Redis's hdr_histogram labels them: 1, 2, 4, 8, 16, 33, 66, …),
+/// only where the count grows.
+pub fn latency_histogram_reply(names: &[Vec<u8>], parts: &[&[u8]], out: &mut Reply) {
+    use frame::Frame;
+    let mut merged: std::collections::BTreeMap<Vec<u8>, crate::stats::LatencyHist> =
+        Default::default();
+    for p in parts {
+        let Ok(Some((Frame::Array(items), _))) = frame::parse(p) else {
+            continue;
+        };
+        for item in items {
+            let Frame::Array(v) = item else { continue };
+            if let (Some(name), Some(buckets)) = (
+                v.first().and_then(|n| n.as_bytes()),
+                v.get(1).and_then(|b| b.as_bytes()),
+            ) {
+                add_sparse(merged.entry(name.to_vec()).or_default(), buckets);
+            }
+        }
+    }
+    let chosen: Vec<(&[u8], &crate::stats::LatencyHist)> = if names.is_empty() {
+        merged.iter().map(|(n, h)| (n.as_slice(), h)).collect()
+    } else {
+        names
+            .iter()
+            .filter_map(|n| merged.get_key_value(n).map(|(n, h)| (n.as_slice(), h)))
+            .collect()
+    };
+    out.map(chosen.len());
+    for (name, h) in chosen {
+        let total = h.total();
+        let mut steps = Vec::new();
+        let mut cumulative = 0;
+        let mut bucket = 0;
+        for p in 0u32..40 {
+            let bound = 1u64 << (10 + p);
+            while bucket < h.counts.len() && crate::stats::LatencyHist::lower(bucket + 1) <= bound {
+                cumulative += h.counts[bucket];
+                bucket += 1;
+            }
+            if cumulative > steps.last().map_or(0, |&(_, c)| c) {
+                // hdr_histogram's highest equivalent value at 2 significant digits.
+                steps.push(((bound + (bound >> 7) - 1) / 1000, cumulative));
+            }
+            if cumulative >= total {
+                break;
+            }
+        }
+        out.bulk(name);
+        out.map(2);
+        out.bulk(b"calls");
+        out.int(total as i64);
+        out.bulk(b"histogram_usec");
+        out.map(steps.len());
+        for (label, count) in steps {
+            out.int(label as i64);
+            out.int(count as i64);
+        }
     }
 }
 
@@ -503,16 +619,10 @@ fn gather_parts(parts: &[&[u8]]) -> Gathered {
                 t.nanos += int(2);
                 t.rejected += int(3);
                 t.failed += int(4);
-                let hist = v.get(5).and_then(|h| h.as_bytes()).unwrap_or_default();
-                for pair in String::from_utf8_lossy(hist).split(',') {
-                    if let Some((b, n)) = pair.split_once(':') {
-                        if let (Ok(b), Ok(n)) = (b.parse::<usize>(), n.parse::<u64>()) {
-                            if let Some(c) = t.hist.counts.get_mut(b) {
-                                *c += n;
-                            }
-                        }
-                    }
-                }
+                add_sparse(
+                    &mut t.hist,
+                    v.get(5).and_then(|h| h.as_bytes()).unwrap_or_default(),
+                );
             }
         }
         if let Some(Frame::Array(errs)) = items.get(INFO_FIELDS + 1) {
@@ -557,6 +667,15 @@ pub fn human_bytes(n: u64) -> String {
         }
     }
     unreachable!()
+}
+
+/// `a / b`, or 0 when `b` is 0: requests per cross-shard batch.
+fn ratio(a: i64, b: i64) -> f64 {
+    if b > 0 {
+        a as f64 / b as f64
+    } else {
+        0.0
+    }
 }
 
 /// Seconds with six decimals, as INFO cpu shows them.
@@ -778,7 +897,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
             body.push_str(&format!(
                 "shard{i}:{place},listening={},keys={},expires={},expired_keys={},\
                  connections={},commands={},hops_out={},hops_in={},batches_out={},\
-                 batches_in={},cpu_user={},cpu_sys={}\r\n",
+                 batches_in={},avg_batch_out={:.2},avg_batch_in={:.2},cpu_user={},cpu_sys={}\r\n",
                 u8::from(listening),
                 f[0],
                 f[1],
@@ -789,6 +908,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 f[13],
                 f[14],
                 f[15],
+                ratio(f[12], f[14]),
+                ratio(f[13], f[15]),
                 secs(f[17]),
                 secs(f[18])
             ));
