@@ -679,3 +679,66 @@ fn metrics_endpoint_serves_prometheus_text() {
     let (head, _) = http_get(port, "/nope");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+/// One command of a LATENCY HISTOGRAM reply: name, calls, `(label µs, cumulative)`.
+type Histogram = (Vec<u8>, i64, Vec<(i64, i64)>);
+
+/// A LATENCY HISTOGRAM reply, checked for Redis's field names.
+fn latency_histograms(reply: &[u8]) -> Vec<Histogram> {
+    let Frame::Array(items) = frame::parse(reply).unwrap().unwrap().0 else {
+        panic!("{}", show(reply))
+    };
+    items
+        .chunks(2)
+        .map(|kv| {
+            let Frame::Array(fields) = &kv[1] else {
+                panic!()
+            };
+            let calls = match fields[1] {
+                Frame::Integer(n) => n,
+                _ => panic!(),
+            };
+            let Frame::Array(buckets) = &fields[3] else {
+                panic!()
+            };
+            let steps = buckets
+                .chunks(2)
+                .map(|lc| match (&lc[0], &lc[1]) {
+                    (Frame::Integer(l), Frame::Integer(c)) => (*l, *c),
+                    _ => panic!(),
+                })
+                .collect();
+            assert_eq!(fields[0].as_bytes(), Some(&b"calls"[..]));
+            assert_eq!(fields[2].as_bytes(), Some(&b"histogram_usec"[..]));
+            (kv[0].as_bytes().unwrap().to_vec(), calls, steps)
+        })
+        .collect()
+}
+
+#[test]
+fn latency_histogram_has_redis_shape_and_counts_every_run() {
+    let redis = Server::redis();
+    let corekv = Server::corekv(4, &[]);
+    let redis_labels: Vec<i64> = vec![1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113];
+    for srv in [&redis, &corekv] {
+        let mut c = srv.client();
+        for i in 0..300 {
+            c.call(&["SET", &format!("h{i}"), "v"]);
+        }
+        let got = latency_histograms(&c.call(&["LATENCY", "HISTOGRAM", "set", "nosuch", "get"]));
+        assert_eq!(got.len(), 1, "only commands that ran");
+        let (name, calls, steps) = &got[0];
+        assert_eq!(name, b"set");
+        assert_eq!(*calls, 300);
+        assert_eq!(steps.last().unwrap().1, 300, "cumulative to the total");
+        assert!(steps.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        for (label, _) in steps {
+            assert!(
+                redis_labels.contains(label) || *label > 2113,
+                "label {label} not on Redis's scale"
+            );
+        }
+        let all = latency_histograms(&c.call(&["LATENCY", "HISTOGRAM"]));
+        assert!(all.iter().any(|(n, _, _)| n == b"set"));
+    }
+}
