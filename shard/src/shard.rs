@@ -497,6 +497,12 @@ impl Shard {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
+        let (addr, name) = (c.addr.clone(), c.name.clone().unwrap_or_default());
+        self.push_slow(spec, args, ticks, &addr, &name);
+    }
+
+    /// Adds an entry to the slow log, passwords redacted.
+    fn push_slow(&mut self, spec: &Spec, args: Args, ticks: u64, addr: &str, name: &[u8]) {
         self.slowlog.push(
             self.config.slowlog_max_len,
             self.id,
@@ -510,8 +516,8 @@ impl Shard {
                     a
                 }
             }),
-            &c.addr,
-            c.name.as_deref().unwrap_or_default(),
+            addr,
+            name,
         );
     }
 
@@ -526,16 +532,7 @@ impl Shard {
             self.cmdstats.error(reply);
         }
         if ticks >= self.slow_ticks {
-            self.slowlog.push(
-                self.config.slowlog_max_len,
-                self.id,
-                self.map.shards(),
-                self.now * 1000,
-                crate::ticks::to_ns(ticks) / 1000,
-                args.iter(),
-                "",
-                b"",
-            );
+            self.push_slow(spec, args, ticks, "", b"");
         }
     }
 

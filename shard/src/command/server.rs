@@ -430,18 +430,11 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
     for f in fields {
         out.int(f);
     }
-    let names = sh.commands.stat_names();
-    let used: Vec<(usize, &crate::stats::CommandStat)> = sh
-        .cmdstats
-        .commands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.calls + c.rejected + c.failed > 0 || c.ticks > 0)
-        .collect();
+    let used = used_commands(sh, |c| c.calls + c.rejected + c.failed > 0 || c.ticks > 0);
     out.array(used.len());
-    for (slot, c) in used {
+    for (name, c) in used {
         out.array(6);
-        out.bulk(names.get(slot).copied().unwrap_or("?").as_bytes());
+        out.bulk(name.as_bytes());
         out.int(c.calls as i64);
         out.int(crate::ticks::to_ns(c.ticks) as i64);
         out.int(c.rejected as i64);
@@ -454,6 +447,21 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         out.bulk(code);
         out.int(*n as i64);
     }
+}
+
+/// The commands whose statistics pass `keep`, with their names.
+fn used_commands(
+    sh: &Shard,
+    keep: impl Fn(&crate::stats::CommandStat) -> bool,
+) -> Vec<(&'static str, &crate::stats::CommandStat)> {
+    let names = sh.commands.stat_names();
+    sh.cmdstats
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| keep(c))
+        .map(|(slot, c)| (names.get(slot).copied().unwrap_or("?"), c))
+        .collect()
 }
 
 /// A command's latency histogram in nanoseconds, as `bucket:count,…` of its non-empty
@@ -488,18 +496,11 @@ fn add_sparse(hist: &mut crate::stats::LatencyHist, text: &[u8]) {
 /// One shard's part of LATENCY HISTOGRAM: `[name, buckets]` for every command that ran
 /// here.
 pub fn latency_part(sh: &Shard, out: &mut Reply) {
-    let names = sh.commands.stat_names();
-    let used: Vec<(usize, &crate::stats::CommandStat)> = sh
-        .cmdstats
-        .commands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.hist.is_some())
-        .collect();
+    let used = used_commands(sh, |c| c.hist.is_some());
     out.array(used.len());
-    for (slot, c) in used {
+    for (name, c) in used {
         out.array(2);
-        out.bulk(names.get(slot).copied().unwrap_or("?").as_bytes());
+        out.bulk(name.as_bytes());
         out.bulk(hist_sparse(c).as_bytes());
     }
 }
