@@ -88,6 +88,13 @@ pub struct Args {
     #[arg(long, value_parser = parse_size, default_value = "1gb")]
     pub client_query_buffer_limit: u64,
 
+    /// Disconnect a client whose unread replies pass HARD bytes, or stay above SOFT bytes for
+    /// SECONDS: "normal HARD SOFT SECONDS" (0 disables; Redis's format and default). A
+    /// client that never reads is otherwise held to one round of replies (256 KiB) by
+    /// backpressure.
+    #[arg(long, default_value = "normal 0 0 0", value_parser = parse_output_limit)]
+    pub client_output_buffer_limit: corekv_shard::config::OutputLimit,
+
     /// Close a connection idle (nothing read or written) for more than this many seconds;
     /// 0 never. Redis's `timeout`; CONFIG SET changes it at run time.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
@@ -128,6 +135,11 @@ pub struct Args {
     /// per-command figures, latency histograms). Off unless given; 0 picks a free port.
     #[arg(long)]
     pub metrics_port: Option<u16>,
+}
+
+/// Parses `--client-output-buffer-limit` (see `corekv_shard::config::parse_output_limit`).
+pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimit, String> {
+    corekv_shard::config::parse_output_limit(s, Default::default())
 }
 
 /// Parses Redis's `yes`/`no`.

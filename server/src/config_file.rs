@@ -83,6 +83,8 @@ fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
     let mut flags = Vec::new();
     let mut problems = Vec::new();
+    // client-output-buffer-limit lines (one per class in redis.conf) make one flag.
+    let mut output_limits: Vec<String> = Vec::new();
     for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line_no = n + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -111,6 +113,17 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
             }
             continue;
         }
+        if name == "client-output-buffer-limit" {
+            if values.is_empty() || values.len() % 4 != 0 {
+                problems.push(format!(
+                    "line {line_no}: client-output-buffer-limit takes <class> <hard> <soft> \
+                     <seconds>"
+                ));
+            } else {
+                output_limits.extend(values);
+            }
+            continue;
+        }
         if name == "no-pin" {
             match values.as_slice() {
                 [v] if v.eq_ignore_ascii_case("yes") => flags.push("--no-pin".into()),
@@ -136,6 +149,10 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
             _ => problems.push(format!("line {line_no}: {name} takes one value")),
         }
     }
+    if !output_limits.is_empty() {
+        flags.push("--client-output-buffer-limit".into());
+        flags.push(output_limits.join(" "));
+    }
     if problems.is_empty() {
         Ok(flags)
     } else {
@@ -158,6 +175,8 @@ mod tests {
                      appendonly no\n\
                      PROTECTED-MODE no\n\
                      no-pin yes\n\
+                     client-output-buffer-limit normal 1mb 256kb 5\n\
+                     client-output-buffer-limit pubsub 32mb 8mb 60\n\
                      shards 4\n";
         assert_eq!(
             to_flags(conf).unwrap(),
@@ -172,7 +191,9 @@ mod tests {
                 "no",
                 "--no-pin",
                 "--shards",
-                "4"
+                "4",
+                "--client-output-buffer-limit",
+                "normal 1mb 256kb 5 pubsub 32mb 8mb 60"
             ]
         );
     }

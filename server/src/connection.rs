@@ -14,6 +14,7 @@ use std::future::poll_fn;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 use corekv_protocol::{ProtocolError, RequestParser};
 use corekv_shard::command::Args;
@@ -27,6 +28,11 @@ use crate::transport;
 
 /// Most requests executed before their replies are written.
 pub const MAX_PER_ROUND: usize = 1024;
+
+/// A round stops dispatching once its replies produced on this shard pass this size, so
+/// a pipeline of large replies is written in pieces instead of gathered whole (the
+/// connection reads no further requests until they are written).
+pub const ROUND_OUTPUT_BYTES: usize = 256 * 1024;
 
 /// Initial read buffer size, and the least free space asked of each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -188,6 +194,7 @@ impl Connection {
                     sh.config.query_buffer_limit
                 };
                 if self.rbuf.pending() as u64 > qbuf_limit {
+                    self.shard.borrow_mut().stats.query_limit_disconnections += 1;
                     tracing::warn!(
                         bytes = self.rbuf.pending(),
                         limit = qbuf_limit,
@@ -201,16 +208,51 @@ impl Connection {
                 return Ok(());
             }
             transport::wait_ready(&self.shard, self.conn).await;
-            {
+            let limit = {
                 let mut sh = self.shard.borrow_mut();
                 sh.take_output(self.conn, &mut self.out);
                 if let Some(c) = sh.conns.get_mut(self.conn) {
                     c.qbuf = self.rbuf.pending();
                     c.qbuf_free = self.rbuf.buf.len() - self.rbuf.end;
+                    c.omem = self.out.len();
                 }
+                sh.config.output_limit
+            };
+            let pending = self.out.len() as u64;
+            if limit.hard > 0 && pending > limit.hard {
+                self.shard.borrow_mut().stats.output_limit_disconnections += 1;
+                tracing::warn!(
+                    bytes = pending,
+                    limit = limit.hard,
+                    "closing client over the output buffer hard limit"
+                );
+                return Ok(());
             }
             if !self.out.is_empty() {
-                let result = stream.write_all(&self.out).await;
+                let write = stream.write_all(&self.out);
+                let result = if limit.soft > 0 && pending > limit.soft {
+                    // Over the soft limit: the client may take soft_secs to read it.
+                    let patience = Duration::from_secs(limit.soft_secs);
+                    let timed = future::or(async { Some(write.await) }, async {
+                        glommio::timer::sleep(patience).await;
+                        None
+                    });
+                    match timed.await {
+                        Some(r) => r,
+                        None => {
+                            self.shard.borrow_mut().stats.output_limit_disconnections += 1;
+                            tracing::warn!(
+                                bytes = pending,
+                                limit = limit.soft,
+                                seconds = limit.soft_secs,
+                                "closing client over the output buffer soft limit"
+                            );
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    write.await
+                };
                 let mut sh = self.shard.borrow_mut();
                 sh.set_now(now_ms());
                 sh.touch(self.conn);
@@ -265,12 +307,18 @@ impl Connection {
                     };
                     let args = Args::new(&*buf, &self.parser.spans()[range.clone()]);
                     match sh.dispatch(self.conn, args) {
-                        // CLIENT KILL of itself: no further command runs (Redis's
-                        // close-after-reply).
-                        Outcome::Done if sh.is_killed(self.conn) => {
-                            break Step::End(RoundEnd::CloseAfterWrite)
+                        Outcome::Done => {
+                            processed += 1;
+                            match sh.round_output(self.conn) {
+                                // Killed (CLIENT KILL of itself, shutdown): no further
+                                // command runs (Redis's close-after-reply).
+                                None => break Step::End(RoundEnd::CloseAfterWrite),
+                                Some(n) if n > ROUND_OUTPUT_BYTES => {
+                                    break Step::End(RoundEnd::MoreBuffered)
+                                }
+                                Some(_) => {}
+                            }
                         }
-                        Outcome::Done => processed += 1,
                         Outcome::Blocked => {
                             self.held = Some(range);
                             break Step::Blocked;

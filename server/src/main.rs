@@ -135,6 +135,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             max_inline_len: args.max_inline_len as usize,
         },
         query_buffer_limit: args.client_query_buffer_limit,
+        output_limit: args.client_output_buffer_limit,
         maxclients: args.maxclients,
         timeout: args.timeout,
         requirepass: args.requirepass.clone().into_bytes(),

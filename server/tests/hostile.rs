@@ -293,3 +293,102 @@ fn maxclients_refuses_with_redis_error_and_counts() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(srv.client().call(&["PING"]), b"+PONG\r\n");
 }
+
+fn info_field(c: &mut Client, section: &str, field: &str) -> String {
+    let info = c.call_str(&["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn output_buffer_limits_match_redis_config_and_close_the_client() {
+    let redis = Server::redis();
+    let srv = Server::corekv(2, &["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    // CONFIG GET/SET speak Redis's format and errors.
+    let mut r = redis.client();
+    r.call(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 1mb 0 0",
+    ]);
+    let mut c = srv.client();
+    for args in [
+        &["CONFIG", "GET", "client-output-buffer-limit"][..],
+        &["CONFIG", "SET", "client-output-buffer-limit", "normal 1 2"],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "master 1 2 3",
+        ],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal x 2 3",
+        ],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&c.call(args)),
+            String::from_utf8_lossy(&r.call(args)),
+            "{args:?}"
+        );
+    }
+    // A reply over the hard limit closes the client instead of being buffered.
+    c.call(&["SET", "big", &"z".repeat(2 * 1024 * 1024)]);
+    let mut victim = srv.client();
+    victim.send(&["GET", "big"]);
+    assert_eq!(victim.read_to_close(), b"");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(
+        info_field(&mut c, "stats", "client_output_buffer_limit_disconnections"),
+        "1"
+    );
+    // Under it, all is well; CONFIG SET applies on every shard.
+    assert_eq!(
+        c.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 0 0"
+        ]),
+        b"+OK\r\n"
+    );
+    for _ in 0..4 {
+        let reply = srv.client().call(&["GET", "big"]);
+        assert_eq!(reply.len(), 2 * 1024 * 1024 + "$2097152\r\n\r\n".len());
+    }
+}
+
+#[test]
+fn soft_limit_closes_a_client_that_never_reads() {
+    let srv = Server::corekv(1, &["--client-output-buffer-limit", "normal 0 64kb 1"]);
+    let mut c = srv.client();
+    c.call(&["SET", "v", &"w".repeat(10_000)]);
+    let mut hostile = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    let mut pipeline = Vec::new();
+    for _ in 0..2_000 {
+        encode_request(&mut pipeline, &["GET", "v"]);
+    }
+    // 20 MB of replies asked for, none read: the server's write blocks above the soft
+    // limit, and after a second the client is gone.
+    let writer = std::thread::spawn(move || {
+        let _ = hostile.write_all(&pipeline);
+        hostile
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while info_field(&mut c, "stats", "client_output_buffer_limit_disconnections") != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the non-reading client was not closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info_field(&mut c, "clients", "connected_clients"), "1");
+    drop(writer.join());
+    assert_eq!(c.call(&["STRLEN", "v"]), b":10000\r\n");
+}

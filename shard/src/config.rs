@@ -27,6 +27,8 @@ pub struct Config {
     pub limits: Limits,
     /// Largest unparsed input a client may accumulate (`client-query-buffer-limit`).
     pub query_buffer_limit: u64,
+    /// `client-output-buffer-limit` for normal clients (the only kind corekv has).
+    pub output_limit: OutputLimit,
     /// Most connections at once (`maxclients`).
     pub maxclients: u64,
     /// Seconds a connection may stay idle before it is closed; 0 never (`timeout`).
@@ -56,6 +58,59 @@ pub struct Config {
     pub os: String,
 }
 
+/// `client-output-buffer-limit` for one class of clients: a client whose pending replies
+/// exceed `hard` bytes, or stay above `soft` bytes for `soft_secs` seconds, is
+/// disconnected. 0 disables a limit. Redis's default for normal clients is `0 0 0`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Hard limit, bytes.
+    pub hard: u64,
+    /// Soft limit, bytes.
+    pub soft: u64,
+    /// How long a client may stay above the soft limit, seconds.
+    pub soft_secs: u64,
+}
+
+/// What CONFIG GET client-output-buffer-limit shows for the classes corekv does not have
+/// (Redis's defaults, accepted and kept for compatibility).
+const OTHER_CLASSES: &str = "slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+
+/// Parses `client-output-buffer-limit`'s value: one or more `<class> <hard> <soft>
+/// <seconds>` groups, classes `normal`, `slave`/`replica`, `pubsub`. Returns the normal
+/// class's limit (unchanged from `current` when the value does not name it).
+pub fn parse_output_limit(value: &str, current: OutputLimit) -> Result<OutputLimit, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut normal = current;
+    for group in words.chunks(4) {
+        let class = group[0].to_ascii_lowercase();
+        if !matches!(class.as_str(), "normal" | "slave" | "replica" | "pubsub") {
+            return Err("Invalid client class specified in buffer limit configuration.".into());
+        }
+        let (Some(hard), Some(soft), Ok(secs)) = (
+            parse_memory(group[1]),
+            parse_memory(group[2]),
+            group[3].parse::<u64>(),
+        ) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit \
+                        configuration."
+                    .into(),
+            );
+        };
+        if class == "normal" {
+            normal = OutputLimit {
+                hard,
+                soft,
+                soft_secs: secs,
+            };
+        }
+    }
+    Ok(normal)
+}
+
 /// Where a pinned shard runs: its CPU and that CPU's socket, core and NUMA node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuPlace {
@@ -82,6 +137,7 @@ impl Default for Config {
             listening: vec![true],
             limits: Limits::default(),
             query_buffer_limit: 1024 * 1024 * 1024,
+            output_limit: OutputLimit::default(),
             maxclients: 10000,
             timeout: 0,
             requirepass: Vec::new(),
@@ -140,6 +196,8 @@ pub enum Setting {
     SlowlogMaxLen(u64),
     /// `shutdown-timeout`, seconds.
     ShutdownTimeout(u64),
+    /// `client-output-buffer-limit` (the normal class).
+    OutputLimit(OutputLimit),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -187,6 +245,9 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
     };
     match lower.as_str() {
         "requirepass" => Ok(Setting::RequirePass(value_bytes.to_vec())),
+        "client-output-buffer-limit" => parse_output_limit(&value, OutputLimit::default())
+            .map(Setting::OutputLimit)
+            .map_err(|why| failed("client-output-buffer-limit", &why)),
         "protected-mode" => yes_no("protected-mode").map(Setting::ProtectedMode),
         "slowlog-log-slower-than" => {
             let n = corekv_protocol::number::parse_i64(value.as_bytes()).ok_or_else(|| {
@@ -237,6 +298,7 @@ impl Setting {
             Setting::SlowlogSlowerThan(_) => "slowlog-log-slower-than",
             Setting::SlowlogMaxLen(_) => "slowlog-max-len",
             Setting::ShutdownTimeout(_) => "shutdown-timeout",
+            Setting::OutputLimit(_) => "client-output-buffer-limit",
         }
     }
 
@@ -252,6 +314,7 @@ impl Setting {
             Setting::SlowlogSlowerThan(v) => v.to_string().into_bytes(),
             Setting::RequirePass(p) => p.clone(),
             Setting::ProtectedMode(b) => yes_no(*b).as_bytes().to_vec(),
+            Setting::OutputLimit(l) => output_limit_text(*l).into_bytes(),
         }
     }
 }
@@ -284,6 +347,10 @@ impl Config {
             ),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
             ("shutdown-timeout", self.shutdown_timeout.to_string()),
+            (
+                "client-output-buffer-limit",
+                output_limit_text(self.output_limit),
+            ),
         ]
     }
 
@@ -299,8 +366,17 @@ impl Config {
             Setting::SlowlogSlowerThan(v) => self.slowlog_slower_than = v,
             Setting::SlowlogMaxLen(v) => self.slowlog_max_len = v,
             Setting::ShutdownTimeout(v) => self.shutdown_timeout = v,
+            Setting::OutputLimit(l) => self.output_limit = l,
         }
     }
+}
+
+/// The value CONFIG GET shows: the normal class, then Redis's defaults for the others.
+fn output_limit_text(l: OutputLimit) -> String {
+    format!(
+        "normal {} {} {} {OTHER_CLASSES}",
+        l.hard, l.soft, l.soft_secs
+    )
 }
 
 /// `yes` or `no`, as Redis writes booleans.
@@ -326,6 +402,28 @@ mod tests {
         assert_eq!(parse_memory("1tb"), None);
         assert_eq!(parse_memory("mb"), None);
         assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn output_limits_parse_like_redis() {
+        let l = parse_output_limit("normal 1mb 512kb 10", OutputLimit::default()).unwrap();
+        assert_eq!(
+            l,
+            OutputLimit {
+                hard: 1024 * 1024,
+                soft: 512 * 1024,
+                soft_secs: 10
+            }
+        );
+        let kept = parse_output_limit("pubsub 32mb 8mb 60", l).unwrap();
+        assert_eq!(kept, l, "other classes leave the normal limit alone");
+        assert!(parse_output_limit("normal 1 2", l).is_err());
+        assert!(parse_output_limit("master 1 2 3", l).is_err());
+        assert!(parse_output_limit("normal x 2 3", l).is_err());
+        assert_eq!(
+            output_limit_text(l),
+            "normal 1048576 524288 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
     }
 
     #[test]

@@ -298,6 +298,16 @@ impl Shard {
         }
     }
 
+    /// Bytes of replies the connection's current round has produced here, or `None` when
+    /// it was killed (or is gone) and must stop after writing them.
+    #[inline]
+    pub fn round_output(&self, conn: ConnId) -> Option<usize> {
+        match self.conns.get(conn) {
+            Some(c) if !c.killed => Some(c.replies.local.len()),
+            _ => None,
+        }
+    }
+
     /// Whether the connection was killed (or is gone).
     pub fn is_killed(&self, conn: ConnId) -> bool {
         self.conns.get(conn).is_none_or(|c| c.killed)

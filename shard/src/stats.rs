@@ -28,6 +28,10 @@ pub struct Stats {
     pub batches_out: u64,
     /// Request batches received.
     pub batches_in: u64,
+    /// Clients closed for going over `client-query-buffer-limit`.
+    pub query_limit_disconnections: u64,
+    /// Clients closed for going over `client-output-buffer-limit`.
+    pub output_limit_disconnections: u64,
 }
 
 /// Sub-buckets per power of two in a [`LatencyHist`]: bucket bounds grow by 2^(1/4),

@@ -379,7 +379,7 @@ pub fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 19;
+const INFO_FIELDS: usize = 21;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -425,6 +425,8 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         cpu,
         user,
         sys,
+        st.query_limit_disconnections as i64,
+        st.output_limit_disconnections as i64,
     ];
     out.array(fields.len() + 2);
     for f in fields {
@@ -761,6 +763,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                  total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
                  rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\
+                 client_query_buffer_limit_disconnections:{}\r\n\
+                 client_output_buffer_limit_disconnections:{}\r\n\
                  cross_shard_requests:{}\r\ncross_shard_batches:{}\r\n",
                 sum(4),
                 sum(3),
@@ -771,6 +775,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 sum(8),
                 sum(9),
                 sum(11),
+                sum(19),
+                sum(20),
                 sum(12),
                 sum(14),
             ),
