@@ -95,6 +95,18 @@ pub struct Args {
     #[arg(long, default_value = "normal 0 0 0", value_parser = parse_output_limit)]
     pub client_output_buffer_limit: corekv_shard::config::OutputLimit,
 
+    /// Most memory the keyspace may use, divided evenly across shards (each enforces its
+    /// share); 0 for no limit. Units as above. Over it, writes evict by
+    /// --maxmemory-policy or are refused with Redis's OOM error.
+    #[arg(long, value_parser = parse_size, default_value = "0")]
+    pub maxmemory: u64,
+
+    /// What to evict at maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random,
+    /// volatile-lru, volatile-lfu, volatile-random, volatile-ttl (Redis's names; LRU and
+    /// LFU are CLOCK and GCLOCK hands over each shard's keys).
+    #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
+    pub maxmemory_policy: &'static str,
+
     /// Close a connection idle (nothing read or written) for more than this many seconds;
     /// 0 never. Redis's `timeout`; CONFIG SET changes it at run time.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
@@ -140,6 +152,14 @@ pub struct Args {
 /// Parses `--client-output-buffer-limit` (see `corekv_shard::config::parse_output_limit`).
 pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimit, String> {
     corekv_shard::config::parse_output_limit(s, Default::default())
+}
+
+/// Parses a `maxmemory-policy` name.
+pub fn parse_policy(s: &str) -> Result<&'static str, String> {
+    corekv_shard::config::policy_named(s).ok_or_else(|| {
+        let names: Vec<&str> = corekv_shard::config::POLICIES.iter().map(|p| p.0).collect();
+        format!("{s:?} is not a policy: one of {}", names.join(", "))
+    })
 }
 
 /// Parses Redis's `yes`/`no`.

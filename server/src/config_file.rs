@@ -19,6 +19,8 @@ const VALUED: &[&str] = &[
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "shutdown-timeout",
+    "maxmemory",
+    "maxmemory-policy",
     // corekv's own
     "shards",
     "cpus",

@@ -136,6 +136,8 @@ fn run(args: cli::Args) -> Result<(), String> {
         },
         query_buffer_limit: args.client_query_buffer_limit,
         output_limit: args.client_output_buffer_limit,
+        maxmemory: args.maxmemory,
+        maxmemory_policy: args.maxmemory_policy,
         maxclients: args.maxclients,
         timeout: args.timeout,
         requirepass: args.requirepass.clone().into_bytes(),

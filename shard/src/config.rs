@@ -4,6 +4,37 @@
 
 use corekv_protocol::Limits;
 
+use crate::store::Eviction;
+
+/// `maxmemory-policy` names, in the order Redis lists them, with how each evicts and
+/// whether it only evicts keys that have a deadline.
+pub const POLICIES: [(&str, Eviction, bool); 8] = [
+    ("volatile-lru", Eviction::Lru, true),
+    ("volatile-lfu", Eviction::Lfu, true),
+    ("volatile-random", Eviction::Random, true),
+    ("volatile-ttl", Eviction::Ttl, true),
+    ("allkeys-lru", Eviction::Lru, false),
+    ("allkeys-lfu", Eviction::Lfu, false),
+    ("allkeys-random", Eviction::Random, false),
+    ("noeviction", Eviction::NoEviction, false),
+];
+
+/// The policy named `name` (any case), as its canonical name.
+pub fn policy_named(name: &str) -> Option<&'static str> {
+    POLICIES
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+        .map(|(n, _, _)| *n)
+}
+
+/// How the policy named `name` evicts, and whether only volatile keys.
+pub fn policy(name: &str) -> (Eviction, bool) {
+    POLICIES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or((Eviction::NoEviction, false), |(_, e, v)| (*e, *v))
+}
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -29,6 +60,11 @@ pub struct Config {
     pub query_buffer_limit: u64,
     /// `client-output-buffer-limit` for normal clients (the only kind corekv has).
     pub output_limit: OutputLimit,
+    /// Most bytes the keyspace may use, divided evenly across shards; 0 for no limit
+    /// (`maxmemory`).
+    pub maxmemory: u64,
+    /// `maxmemory-policy`, one of [`POLICIES`].
+    pub maxmemory_policy: &'static str,
     /// Most connections at once (`maxclients`).
     pub maxclients: u64,
     /// Seconds a connection may stay idle before it is closed; 0 never (`timeout`).
@@ -138,6 +174,8 @@ impl Default for Config {
             limits: Limits::default(),
             query_buffer_limit: 1024 * 1024 * 1024,
             output_limit: OutputLimit::default(),
+            maxmemory: 0,
+            maxmemory_policy: "noeviction",
             maxclients: 10000,
             timeout: 0,
             requirepass: Vec::new(),
@@ -198,6 +236,10 @@ pub enum Setting {
     ShutdownTimeout(u64),
     /// `client-output-buffer-limit` (the normal class).
     OutputLimit(OutputLimit),
+    /// `maxmemory`, bytes.
+    MaxMemory(u64),
+    /// `maxmemory-policy`.
+    MaxMemoryPolicy(&'static str),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -245,6 +287,19 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
     };
     match lower.as_str() {
         "requirepass" => Ok(Setting::RequirePass(value_bytes.to_vec())),
+        "maxmemory" => parse_memory(&value)
+            .map(Setting::MaxMemory)
+            .ok_or_else(|| failed("maxmemory", "argument must be a memory value")),
+        "maxmemory-policy" => policy_named(&value)
+            .map(Setting::MaxMemoryPolicy)
+            .ok_or_else(|| {
+                failed(
+                    "maxmemory-policy",
+                    "argument(s) must be one of the following: volatile-lru, volatile-lfu, \
+                     volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, \
+                     noeviction",
+                )
+            }),
         "client-output-buffer-limit" => parse_output_limit(&value, OutputLimit::default())
             .map(Setting::OutputLimit)
             .map_err(|why| failed("client-output-buffer-limit", &why)),
@@ -299,6 +354,8 @@ impl Setting {
             Setting::SlowlogMaxLen(_) => "slowlog-max-len",
             Setting::ShutdownTimeout(_) => "shutdown-timeout",
             Setting::OutputLimit(_) => "client-output-buffer-limit",
+            Setting::MaxMemory(_) => "maxmemory",
+            Setting::MaxMemoryPolicy(_) => "maxmemory-policy",
         }
     }
 
@@ -315,6 +372,8 @@ impl Setting {
             Setting::RequirePass(p) => p.clone(),
             Setting::ProtectedMode(b) => yes_no(*b).as_bytes().to_vec(),
             Setting::OutputLimit(l) => output_limit_text(*l).into_bytes(),
+            Setting::MaxMemory(v) => v.to_string().into_bytes(),
+            Setting::MaxMemoryPolicy(p) => p.as_bytes().to_vec(),
         }
     }
 }
@@ -351,6 +410,8 @@ impl Config {
                 "client-output-buffer-limit",
                 output_limit_text(self.output_limit),
             ),
+            ("maxmemory", self.maxmemory.to_string()),
+            ("maxmemory-policy", self.maxmemory_policy.to_string()),
         ]
     }
 
@@ -367,6 +428,8 @@ impl Config {
             Setting::SlowlogMaxLen(v) => self.slowlog_max_len = v,
             Setting::ShutdownTimeout(v) => self.shutdown_timeout = v,
             Setting::OutputLimit(l) => self.output_limit = l,
+            Setting::MaxMemory(v) => self.maxmemory = v,
+            Setting::MaxMemoryPolicy(p) => self.maxmemory_policy = p,
         }
     }
 }

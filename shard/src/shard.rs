@@ -156,11 +156,13 @@ impl Shard {
     pub fn new(id: usize, config: Config, commands: &'static Commands) -> Self {
         crate::ticks::init();
         let n = config.shards;
+        let mut store = Store::with_clock(config.started_ms);
+        store.eviction = crate::config::policy(config.maxmemory_policy).0;
         Shard {
             id,
             map: SlotMap::new(n),
             commands,
-            store: Store::with_clock(config.started_ms),
+            store,
             stats: Stats::default(),
             conns: ConnTable::default(),
             links: (0..n).map(|_| Link::default()).collect(),
@@ -375,6 +377,7 @@ impl Shard {
             }
         }
         self.slowlog.trim(self.config.slowlog_max_len);
+        self.store.eviction = crate::config::policy(self.config.maxmemory_policy).0;
         self.slow_ticks = slow_ticks(self.config.slowlog_slower_than);
         if timeout_changed {
             for conn in self.conns.ids() {
@@ -600,8 +603,42 @@ impl Shard {
         }
     }
 
+    /// This shard's share of `maxmemory` (0: none).
+    pub fn memory_limit(&self) -> u64 {
+        self.config.maxmemory.div_ceil(self.map.shards() as u64)
+    }
+
+    /// Before a command that may grow memory: while the keyspace is over this shard's
+    /// share of `maxmemory`, evicts by the policy. False when it stays over (noeviction,
+    /// or nothing the policy may evict): the command must be refused.
+    fn admit(&mut self) -> bool {
+        let limit = self.memory_limit();
+        if limit == 0 {
+            return true;
+        }
+        let (kind, volatile) = crate::config::policy(self.config.maxmemory_policy);
+        while self.store.used_memory() as u64 > limit {
+            if self
+                .store
+                .evict_one(kind, volatile, &mut self.rng)
+                .is_none()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Runs a keyed command here, its reply appended to the connection's output.
     fn run_local(&mut self, conn: ConnId, spec: &Spec, f: KeyFn, args: Args, proto: Proto) {
+        if spec.denyoom && !self.admit() {
+            // Counted like any error reply; its code goes to errorstats in `record`.
+            if let Some(c) = self.conns.get_mut(conn) {
+                Reply::new(&mut c.replies.local, proto).error(OOM);
+                self.stats.error_replies += 1;
+            }
+            return;
+        }
         let env = self.env();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
@@ -723,11 +760,14 @@ impl Shard {
                 let part = OwnedArgs::from_slices(
                     &name_span.iter().copied().chain(mine).collect::<Vec<_>>(),
                 );
+                let admitted = !spec.denyoom || self.admit();
                 let env = self.env();
                 let c = self.conns.get_mut(conn).expect("live connection");
                 let buf = c.replies.parts_buf();
                 let start = buf.len();
-                if let Route::Key(f, _) = spec.route {
+                if !admitted {
+                    Reply::new(buf, proto).error(OOM);
+                } else if let Route::Key(f, _) = spec.route {
                     run_keyed(f, spec.name, part.args(), &mut self.store, env, buf, proto);
                 }
                 c.replies.gather_local(&mut g, start);
@@ -999,6 +1039,10 @@ impl Shard {
         let commands = self.commands;
         match commands.lookup(args) {
             Lookup::Found(spec) => match spec.route {
+                Route::Key(_, _) if spec.denyoom && !self.admit() => {
+                    out.error(OOM);
+                    self.cmdstats.error(OOM);
+                }
                 Route::Key(f, _) => {
                     let (env, proto) = (self.env(), out.proto());
                     let start = out.buffer().len();
@@ -1404,6 +1448,9 @@ impl Shard {
         }
     }
 }
+
+/// Redis's reply to a write refused under `maxmemory` (after `-`).
+const OOM: &[u8] = b"OOM command not allowed when used memory > 'maxmemory'.";
 
 /// `slowlog-log-slower-than` (µs; negative: off) as a tick threshold.
 fn slow_ticks(us: i64) -> u64 {

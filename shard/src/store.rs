@@ -112,12 +112,64 @@ pub enum Timer {
 #[derive(Clone, Debug)]
 pub struct Entry {
     key: Box<[u8]>,
-    /// The value.
+    /// The value. Read it freely; change it through [`Store::replace_value`] or
+    /// [`Store::with_value_mut`], which keep the memory accounting right.
     pub value: Value,
     /// Unix time in milliseconds after which the key is gone; 0 for no deadline.
     expire_at: u64,
     /// The wheel timer of the deadline, when there is one.
     timer: TimerHandle,
+    /// Eviction metadata for the CLOCK hand: the reference bit (LRU policies) or a
+    /// saturating use counter (LFU policies). Lives in the entry's padding.
+    hits: u8,
+}
+
+/// How eviction ranks keys (`maxmemory-policy`). See [`Store::evict_one`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// Never evict: writes that need memory are refused.
+    #[default]
+    NoEviction,
+    /// Least recently used, approximated by CLOCK (one reference bit).
+    Lru,
+    /// Least frequently used, approximated by GCLOCK (a 4-bit use counter).
+    Lfu,
+    /// Uniformly random.
+    Random,
+    /// Nearest deadline first (volatile keys only).
+    Ttl,
+}
+
+/// Highest value of the LFU use counter.
+const LFU_MAX: u8 = 15;
+
+/// Bytes one entry costs besides its key and value bytes: the slab slot, and the hash
+/// index's 4-byte position plus its control byte and slack.
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Slot>() + 8;
+
+/// Heap bytes the allocator gives for a request of `n` (rounded to 8).
+#[inline]
+fn heap(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 7) & !7
+    }
+}
+
+/// Heap bytes a value holds.
+#[inline]
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Str(Str::Int(_)) => 0,
+        Value::Str(Str::Raw(b)) => heap(b.capacity()),
+    }
+}
+
+/// Everything one entry costs: overhead, key and value.
+#[inline]
+fn entry_bytes(e: &Entry) -> usize {
+    ENTRY_OVERHEAD + heap(e.key.len()) + value_bytes(&e.value)
 }
 
 impl Entry {
@@ -156,6 +208,8 @@ pub struct StoreStats {
     pub misses: u64,
     /// Keys removed because their deadline passed.
     pub expired: u64,
+    /// Keys removed to stay under `maxmemory`.
+    pub evicted: u64,
 }
 
 /// One shard's keyspace. See the module docs.
@@ -173,6 +227,14 @@ pub struct Store {
     /// [`shrink`](Store::shrink) runs again only once fewer keys than this remain (or the
     /// slab grew): a live key at the end of the slab must not make every call a full pass.
     shrink_below: usize,
+    /// Bytes of every entry (see [`ENTRY_OVERHEAD`]): what `maxmemory` limits.
+    used: usize,
+    /// The most `used` has been.
+    peak: usize,
+    /// How reads and writes mark entries for eviction (the policy's kind).
+    pub eviction: Eviction,
+    /// Where the CLOCK hand is in the slab.
+    hand: usize,
 }
 
 impl Default for Store {
@@ -206,6 +268,29 @@ impl Store {
             stats: StoreStats::default(),
             timers: TimingWheel::new(now),
             shrink_below: usize::MAX,
+            used: 0,
+            peak: 0,
+            eviction: Eviction::NoEviction,
+            hand: 0,
+        }
+    }
+
+    /// Bytes the keyspace holds (entries, keys, values, index).
+    #[inline]
+    pub fn used_memory(&self) -> usize {
+        self.used
+    }
+
+    /// The most [`used_memory`](Self::used_memory) has been.
+    pub fn peak_memory(&self) -> usize {
+        self.peak
+    }
+
+    #[inline]
+    fn grew(&mut self, bytes: usize) {
+        self.used += bytes;
+        if self.used > self.peak {
+            self.peak = self.used;
         }
     }
 
@@ -259,6 +344,14 @@ impl Store {
             self.stats.expired += 1;
             return None;
         }
+        match self.eviction {
+            Eviction::NoEviction | Eviction::Random | Eviction::Ttl => {}
+            Eviction::Lru => self.entry_mut(idx).hits = 1,
+            Eviction::Lfu => {
+                let e = self.entry_mut(idx);
+                e.hits = (e.hits + 1).min(LFU_MAX);
+            }
+        }
         Some(idx)
     }
 
@@ -285,9 +378,25 @@ impl Store {
         Self::used(&self.slots, idx)
     }
 
-    /// The entry at a position returned by a lookup, for changing its value.
+    /// Replaces the value at `idx`.
+    pub fn replace_value(&mut self, idx: u32, value: Value) {
+        self.with_value_mut(idx, |v| *v = value);
+    }
+
+    /// Changes the value at `idx` through `f`, keeping the memory accounting right.
     #[inline]
-    pub fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+    pub fn with_value_mut<R>(&mut self, idx: u32, f: impl FnOnce(&mut Value) -> R) -> R {
+        let e = self.entry_mut(idx);
+        let before = value_bytes(&e.value);
+        let r = f(&mut e.value);
+        let after = value_bytes(&e.value);
+        self.used -= before;
+        self.grew(after);
+        r
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, idx: u32) -> &mut Entry {
         match &mut self.slots[idx as usize] {
             Slot::Used(e) => e,
             Slot::Free(_) => unreachable!("index points at a free slot"),
@@ -334,7 +443,9 @@ impl Store {
             value,
             expire_at,
             timer: TimerHandle::NONE,
+            hits: 0,
         };
+        self.grew(entry_bytes(&entry));
         let idx = if self.free != NIL {
             let idx = self.free;
             match std::mem::replace(&mut self.slots[idx as usize], Slot::Used(entry)) {
@@ -368,7 +479,7 @@ impl Store {
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool, now: u64) -> u32 {
         match self.find(key, now) {
             Some(idx) => {
-                self.entry_mut(idx).value = value;
+                self.replace_value(idx, value);
                 if !keep_ttl {
                     self.set_expire(idx, 0);
                 }
@@ -396,6 +507,7 @@ impl Store {
         self.len -= 1;
         match slot {
             Slot::Used(mut e) => {
+                self.used -= entry_bytes(&e);
                 if e.expire_at != 0 {
                     self.volatile -= 1;
                 }
@@ -431,7 +543,95 @@ impl Store {
         self.free = NIL;
         self.len = 0;
         self.volatile = 0;
+        self.used = 0;
+        self.hand = 0;
         n
+    }
+
+    /// Evicts one key by `policy` (`volatile`: only keys with a deadline) and returns
+    /// the bytes freed, or `None` when no key qualifies.
+    ///
+    /// LRU and LFU are a CLOCK hand over the slab, not Redis's sampling: on each access
+    /// a key sets its reference bit (LRU) or bumps a 4-bit counter (LFU, GCLOCK); the
+    /// hand clears or decrements as it passes and evicts the first key at zero. It costs
+    /// one byte per key, which the entry's padding already had, and O(1) amortized work.
+    /// TTL samples 16 volatile keys and evicts the one expiring first.
+    pub fn evict_one(
+        &mut self,
+        policy: Eviction,
+        volatile: bool,
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        if self.len == 0 || (volatile && self.volatile == 0) {
+            return None;
+        }
+        let victim = match policy {
+            Eviction::NoEviction => return None,
+            Eviction::Random => self.sample(rng, volatile, 1).first().copied(),
+            Eviction::Ttl => self
+                .sample(rng, true, 16)
+                .into_iter()
+                .min_by_key(|&i| Self::used(&self.slots, i).expire_at),
+            Eviction::Lru | Eviction::Lfu => self.clock_victim(volatile),
+        }?;
+        let before = self.used;
+        self.remove_at(victim);
+        self.stats.evicted += 1;
+        Some(before - self.used)
+    }
+
+    /// Up to `n` random live positions (with a deadline when `volatile`).
+    fn sample(&mut self, rng: &mut fastrand::Rng, volatile: bool, n: usize) -> Vec<u32> {
+        let mut out = Vec::with_capacity(n);
+        let slab = self.slots.len();
+        // Random probes first; a sparse slab or few volatile keys fall back to a walk.
+        for _ in 0..n * 64 {
+            if out.len() == n {
+                return out;
+            }
+            let pos = rng.usize(..slab);
+            if let Slot::Used(e) = &self.slots[pos] {
+                if (!volatile || e.expire_at != 0) && !out.contains(&(pos as u32)) {
+                    out.push(pos as u32);
+                }
+            }
+        }
+        let start = rng.usize(..slab);
+        for step in 0..slab {
+            if out.len() == n {
+                break;
+            }
+            let pos = (start + step) % slab;
+            if let Slot::Used(e) = &self.slots[pos] {
+                if (!volatile || e.expire_at != 0) && !out.contains(&(pos as u32)) {
+                    out.push(pos as u32);
+                }
+            }
+        }
+        out
+    }
+
+    /// Advances the CLOCK hand to the next victim (see [`Store::evict_one`]).
+    fn clock_victim(&mut self, volatile: bool) -> Option<u32> {
+        let slab = self.slots.len();
+        // Every counter reaches zero within LFU_MAX + 1 turns.
+        for _ in 0..slab * (LFU_MAX as usize + 2) {
+            if self.hand >= slab {
+                self.hand = 0;
+            }
+            let pos = self.hand;
+            self.hand += 1;
+            if let Slot::Used(e) = &mut self.slots[pos] {
+                if volatile && e.expire_at == 0 {
+                    continue;
+                }
+                if e.hits == 0 {
+                    return Some(pos as u32);
+                }
+                e.hits -= 1;
+            }
+        }
+        None
     }
 
     /// Gives back memory after the keyspace has mostly emptied (at most 1/16 of the slab
@@ -563,6 +763,116 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
+
+    fn raw(n: usize) -> Value {
+        Value::Str(Str::Raw(vec![b'x'; n]))
+    }
+
+    #[test]
+    fn memory_accounting_follows_every_change_and_returns_to_zero() {
+        let mut s = Store::new();
+        let a = s.insert(b"a", raw(100), 0);
+        let one = s.used_memory();
+        assert_eq!(one, ENTRY_OVERHEAD + 8 + 104);
+        s.with_value_mut(a, |v| match v {
+            Value::Str(st) => st.make_raw().extend_from_slice(&[b'y'; 1000]),
+        });
+        assert!(s.used_memory() >= one + 1000);
+        s.replace_value(a, Value::Str(Str::Int(7)));
+        assert_eq!(s.used_memory(), ENTRY_OVERHEAD + 8);
+        s.set(b"b", raw(10), false, 0);
+        s.insert(b"c", raw(10), 5);
+        assert!(s.peak_memory() >= one + 1000);
+        s.remove(b"a", 0);
+        s.remove(b"b", 0);
+        s.remove(b"c", 0);
+        assert_eq!(s.used_memory(), 0);
+        s.insert(b"d", raw(10), 0);
+        s.clear();
+        assert_eq!(s.used_memory(), 0);
+    }
+
+    #[test]
+    fn clock_lru_evicts_keys_not_touched_since_the_hand_passed() {
+        let mut s = Store::new();
+        s.eviction = Eviction::Lru;
+        let mut rng = fastrand::Rng::with_seed(1);
+        for i in 0..100u32 {
+            s.insert(format!("k{i}").as_bytes(), raw(10), 0);
+        }
+        // Reads mark 0..50; the hand clears their bits as it passes and takes 50.. .
+        for i in 0..50u32 {
+            s.find(format!("k{i}").as_bytes(), 0);
+        }
+        for _ in 0..40 {
+            s.evict_one(Eviction::Lru, false, &mut rng).unwrap();
+        }
+        let survivors = (0..50u32)
+            .filter(|i| s.contains(format!("k{i}").as_bytes(), 0))
+            .count();
+        assert_eq!(survivors, 50, "recently read keys survive");
+        assert_eq!(s.stats.evicted, 40);
+        assert!(
+            !s.contains(b"k50", 0) && s.contains(b"k99", 0),
+            "in hand order"
+        );
+    }
+
+    #[test]
+    fn lfu_keeps_frequent_keys() {
+        let mut s = Store::new();
+        s.eviction = Eviction::Lfu;
+        let mut rng = fastrand::Rng::with_seed(2);
+        for i in 0..100u32 {
+            s.insert(format!("k{i}").as_bytes(), raw(10), 0);
+        }
+        for _ in 0..10 {
+            for i in 0..10u32 {
+                s.find(format!("k{i}").as_bytes(), 0);
+            }
+        }
+        for i in 10..100u32 {
+            s.find(format!("k{i}").as_bytes(), 0);
+        }
+        for _ in 0..80 {
+            s.evict_one(Eviction::Lfu, false, &mut rng).unwrap();
+        }
+        let hot = (0..10u32)
+            .filter(|i| s.contains(format!("k{i}").as_bytes(), 0))
+            .count();
+        assert_eq!(hot, 10, "keys used ten times outlive keys used once");
+    }
+
+    #[test]
+    fn volatile_policies_only_take_keys_with_a_deadline() {
+        for policy in [
+            Eviction::Lru,
+            Eviction::Lfu,
+            Eviction::Random,
+            Eviction::Ttl,
+        ] {
+            let mut s = Store::new();
+            let mut rng = fastrand::Rng::with_seed(3);
+            for i in 0..50u64 {
+                s.insert(format!("p{i}").as_bytes(), raw(10), 0);
+                s.insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
+            }
+            for _ in 0..50 {
+                s.evict_one(policy, true, &mut rng).unwrap();
+            }
+            assert!(s.evict_one(policy, true, &mut rng).is_none(), "{policy:?}");
+            assert_eq!(s.len(), 50);
+            assert_eq!(s.volatile(), 0);
+        }
+        // volatile-ttl takes the nearest deadline among its samples.
+        let mut s = Store::new();
+        let mut rng = fastrand::Rng::with_seed(4);
+        for i in 0..10u64 {
+            s.insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
+        }
+        s.evict_one(Eviction::Ttl, true, &mut rng).unwrap();
+        assert!(!s.contains(b"v0", 0), "the earliest deadline goes first");
+    }
 
     fn s(v: &str) -> Value {
         Value::Str(Str::from_bytes(v.as_bytes()))

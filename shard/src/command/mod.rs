@@ -310,6 +310,8 @@ pub struct Spec {
     pub route: Route,
     /// Whether it may change the keyspace (flag `write`).
     pub write: bool,
+    /// Whether it may grow memory, so `maxmemory` applies (flag `denyoom`).
+    pub denyoom: bool,
     /// Its metadata (COMMAND INFO entry and COMMAND DOCS map).
     pub info: &'static meta::Meta,
     /// Its COMMAND DOCS map.
@@ -519,6 +521,7 @@ fn build_spec(
         step: info.at(5).int(),
         route,
         write: flags.iter().any(|f| f.str() == "write"),
+        denyoom: flags.iter().any(|f| f.str() == "denyoom"),
         info,
         docs,
         subcommands,

@@ -379,7 +379,7 @@ pub fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 21;
+const INFO_FIELDS: usize = 25;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -427,6 +427,13 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         sys,
         st.query_limit_disconnections as i64,
         st.output_limit_disconnections as i64,
+        sh.store.used_memory() as i64,
+        sh.store.peak_memory() as i64,
+        sh.conns
+            .iter()
+            .map(|c| c.qbuf + c.qbuf_free + c.omem)
+            .sum::<usize>() as i64,
+        ks.evicted as i64,
     ];
     out.array(fields.len() + 2);
     for f in fields {
@@ -761,7 +768,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
             format!(
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
-                 rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\n\
+                 rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\
                  client_query_buffer_limit_disconnections:{}\r\n\
                  client_output_buffer_limit_disconnections:{}\r\n\
@@ -772,6 +779,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 sum(7),
                 sum(5),
                 sum(10),
+                sum(24),
                 sum(8),
                 sum(9),
                 sum(11),
@@ -783,17 +791,34 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
         );
     }
     if want("memory") {
-        let (rss, peak) = rss();
+        let (rss, peak_rss) = rss();
+        // Keyspace bytes as each shard accounts them, plus client buffers.
+        let (dataset, clients) = (sum(21) as u64, sum(23) as u64);
+        let used = dataset + clients;
+        let peak = (sum(22) as u64 + clients).max(used);
+        let frag = if used > 0 {
+            rss as f64 / used as f64
+        } else {
+            0.0
+        };
         section(
             &mut text,
             "Memory",
             format!(
-                "used_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
-                 used_memory_peak_rss:{peak}\r\nused_memory_peak_rss_human:{}\r\n\
-                 maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
-                 allocator:mimalloc\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\n\
+                 used_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
+                 used_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n\
+                 used_memory_peak_rss:{peak_rss}\r\nused_memory_peak_rss_human:{}\r\n\
+                 used_memory_dataset:{dataset}\r\nmem_clients_normal:{clients}\r\n\
+                 maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\n\
+                 mem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n",
+                human_bytes(used),
                 human_bytes(rss),
-                human_bytes(peak)
+                human_bytes(peak),
+                human_bytes(peak_rss),
+                human_bytes(config.maxmemory),
+                max = config.maxmemory,
+                policy = config.maxmemory_policy,
             ),
         );
     }
@@ -904,7 +929,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
             body.push_str(&format!(
                 "shard{i}:{place},listening={},keys={},expires={},expired_keys={},\
                  connections={},commands={},hops_out={},hops_in={},batches_out={},\
-                 batches_in={},avg_batch_out={:.2},avg_batch_in={:.2},cpu_user={},cpu_sys={}\r\n",
+                 batches_in={},avg_batch_out={:.2},avg_batch_in={:.2},cpu_user={},cpu_sys={},\
+                 used_memory={},maxmemory={},evicted_keys={}\r\n",
                 u8::from(listening),
                 f[0],
                 f[1],
@@ -918,7 +944,10 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 ratio(f[12], f[14]),
                 ratio(f[13], f[15]),
                 secs(f[17]),
-                secs(f[18])
+                secs(f[18]),
+                f[21] + f[23],
+                config.maxmemory.div_ceil(shards.len().max(1) as u64),
+                f[24]
             ));
         }
         section(&mut text, "Shards", body);

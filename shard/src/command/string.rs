@@ -37,11 +37,12 @@ fn str_at<'c>(ctx: &'c Ctx, idx: u32) -> &'c Str {
     }
 }
 
+/// Edits the string at `idx` (which [`lookup`] checked is a string) as raw bytes.
 #[inline]
-fn str_at_mut<'c>(ctx: &'c mut Ctx, idx: u32) -> &'c mut Str {
-    match &mut ctx.store.entry_mut(idx).value {
-        Value::Str(s) => s,
-    }
+fn edit_raw<R>(ctx: &mut Ctx, idx: u32, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    ctx.store.with_value_mut(idx, |v| match v {
+        Value::Str(s) => f(s.make_raw()),
+    })
 }
 
 /// Writes the value at `idx` as a bulk string.
@@ -225,7 +226,7 @@ fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: T
     let value = Value::Str(Str::from_bytes(value));
     match found {
         Some(idx) => {
-            ctx.store.entry_mut(idx).value = value;
+            ctx.store.replace_value(idx, value);
             match ttl {
                 Ttl::Clear => ctx.store.set_expire(idx, 0),
                 Ttl::Keep => {}
@@ -398,9 +399,10 @@ pub fn append(ctx: &mut Ctx, args: Args) {
             if !length_ok(ctx, cur, tail.len()) {
                 return;
             }
-            let raw = str_at_mut(ctx, idx).make_raw();
-            raw.extend_from_slice(tail);
-            raw.len()
+            edit_raw(ctx, idx, |raw| {
+                raw.extend_from_slice(tail);
+                raw.len()
+            })
         }
     };
     ctx.out.int(total as i64);
@@ -441,7 +443,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
         return;
     };
     match found {
-        Some(idx) => *str_at_mut(ctx, idx) = Str::Int(value),
+        Some(idx) => ctx.store.replace_value(idx, Value::Str(Str::Int(value))),
         None => {
             ctx.store.insert(key, Value::Str(Str::Int(value)), 0);
         }
@@ -502,7 +504,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: Args) {
     ctx.out.bulk(&text);
     let value = Str::from_bytes(&text);
     match found {
-        Some(idx) => *str_at_mut(ctx, idx) = value,
+        Some(idx) => ctx.store.replace_value(idx, Value::Str(value)),
         None => {
             ctx.store.insert(key, Value::Str(value), 0);
         }
@@ -589,12 +591,13 @@ pub fn setrange(ctx: &mut Ctx, args: Args) {
             idx
         }
     };
-    let raw = str_at_mut(ctx, idx).make_raw();
-    if raw.len() < offset + value.len() {
-        raw.resize(offset + value.len(), 0);
-    }
-    raw[offset..offset + value.len()].copy_from_slice(value);
-    let n = raw.len();
+    let n = edit_raw(ctx, idx, |raw| {
+        if raw.len() < offset + value.len() {
+            raw.resize(offset + value.len(), 0);
+        }
+        raw[offset..offset + value.len()].copy_from_slice(value);
+        raw.len()
+    });
     ctx.out.int(n as i64);
 }
 
