@@ -223,10 +223,27 @@ enum Ttl {
 /// Stores `value` under `key` (found at `found`, or absent) and applies `ttl`.
 #[inline]
 fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: Ttl) {
-    let value = Value::Str(Str::from_bytes(value));
     match found {
         Some(idx) => {
-            ctx.store.replace_value(idx, value);
+            // Overwriting a raw value with one of similar size reuses its buffer: no
+            // allocation on the steady-state SET path.
+            let raw = corekv_protocol::number::parse_i64(value).is_none();
+            let reused = raw
+                && ctx.store.with_value_mut(idx, |v| match v {
+                    Value::Str(Str::Raw(buf))
+                        if buf.capacity() >= value.len()
+                            && buf.capacity() <= 2 * value.len() + 16 =>
+                    {
+                        buf.clear();
+                        buf.extend_from_slice(value);
+                        true
+                    }
+                    _ => false,
+                });
+            if !reused {
+                ctx.store
+                    .replace_value(idx, Value::Str(Str::from_bytes(value)));
+            }
             match ttl {
                 Ttl::Clear => ctx.store.set_expire(idx, 0),
                 Ttl::Keep => {}
@@ -238,7 +255,8 @@ fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: T
                 Ttl::At(d) => d,
                 _ => 0,
             };
-            ctx.store.insert(key, value, deadline);
+            ctx.store
+                .insert(key, Value::Str(Str::from_bytes(value)), deadline);
         }
     }
 }
