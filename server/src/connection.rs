@@ -35,7 +35,7 @@ pub const MAX_PER_ROUND: usize = 1024;
 pub const ROUND_OUTPUT_BYTES: usize = 256 * 1024;
 
 /// Initial read buffer size, and the least free space asked of each read.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = corekv_shard::shard::BUFFER_SIZE;
 
 /// The read buffer: `buf[start..end]` holds bytes received and not yet consumed. The
 /// whole `Vec` stays initialised so reads can go straight into it.
@@ -46,9 +46,10 @@ struct ReadBuf {
 }
 
 impl ReadBuf {
-    fn new() -> Self {
+    /// Over `buf`, a zeroed buffer of [`READ_CHUNK`] bytes from the shard's pool.
+    fn new(buf: Vec<u8>) -> Self {
         ReadBuf {
-            buf: vec![0; READ_CHUNK],
+            buf,
             start: 0,
             end: 0,
         }
@@ -85,10 +86,11 @@ impl ReadBuf {
         &mut self.buf[self.end..]
     }
 
-    /// Gives memory back after a burst: a large, empty buffer shrinks to the default.
-    fn trim(&mut self) {
+    /// Gives memory back after a burst: a large, empty buffer is freed and replaced by a
+    /// standard one from `pool`.
+    fn trim(&mut self, pool: &mut corekv_shard::pool::BufPool) {
         if self.pending() == 0 && self.buf.len() > 4 * READ_CHUNK {
-            self.buf = vec![0; READ_CHUNK];
+            self.buf = pool.take();
             self.start = 0;
             self.end = 0;
         }
@@ -119,17 +121,19 @@ pub async fn serve(shard: Rc<RefCell<Shard>>, mut stream: TcpStream) {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let fd = stream.as_raw_fd();
-    let (conn, limits) = {
+    let (conn, limits, rbuf, out) = {
         let mut sh = shard.borrow_mut();
         sh.set_now(now_ms());
-        (sh.connect(addr, laddr, fd), sh.config.limits)
+        let conn = sh.connect(addr, laddr, fd);
+        let (rbuf, out) = (sh.read_pool.take(), sh.reply_pool.take());
+        (conn, sh.config.limits, rbuf, out)
     };
     let mut c = Connection {
         shard: shard.clone(),
         conn,
-        rbuf: ReadBuf::new(),
+        rbuf: ReadBuf::new(rbuf),
         parser: RequestParser::new(limits),
-        out: Vec::new(),
+        out,
         held: None,
     };
     let result = c.run(&mut stream).await;
@@ -137,7 +141,11 @@ pub async fn serve(shard: Rc<RefCell<Shard>>, mut stream: TcpStream) {
         tracing::debug!(error = %e, "connection ended with an error");
     }
     let _ = stream.close().await;
-    shard.borrow_mut().disconnect(conn);
+    let mut sh = shard.borrow_mut();
+    sh.disconnect(conn);
+    // The buffers go back to the shard's pool (freed if grown or the pool is full).
+    sh.read_pool.give(c.rbuf.buf);
+    sh.reply_pool.give(c.out);
 }
 
 struct Connection {
@@ -258,11 +266,11 @@ impl Connection {
                 sh.touch(self.conn);
                 sh.stats.net_output_bytes += self.out.len() as u64;
                 sh.stats.writes_processed += 1;
-                drop(sh);
                 self.out.clear();
                 if self.out.capacity() > 4 * READ_CHUNK {
-                    self.out = Vec::new();
+                    self.out = sh.reply_pool.take();
                 }
+                drop(sh);
                 result?;
             }
             // Killed while this round ran (CLIENT KILL, shutdown): its replies are out.
@@ -274,7 +282,7 @@ impl Connection {
             match end {
                 RoundEnd::NeedInput => {
                     buffered = false;
-                    self.rbuf.trim();
+                    self.rbuf.trim(&mut self.shard.borrow_mut().read_pool);
                 }
                 RoundEnd::MoreBuffered => buffered = true,
                 RoundEnd::CloseAfterWrite | RoundEnd::CloseNow => return Ok(()),

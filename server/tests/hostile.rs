@@ -124,6 +124,25 @@ fn five_thousand_connections_are_served_and_released() {
         std::thread::sleep(Duration::from_millis(50));
     }
     check(&srv, 50);
+    // Their buffers went back to the shards' pools, which are bounded (2 x 256 x 16 KiB
+    // per shard) and give back what stays unused.
+    let pooled = |c: &mut Client| -> u64 {
+        let info = c.call_str(&["INFO", "memory"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("mem_clients_normal:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{info}"))
+    };
+    assert!(pooled(&mut c) <= 4 * 2 * 256 * 16 * 1024 + 64 * 1024);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pooled(&mut c) > 2 * 1024 * 1024 {
+        assert!(
+            Instant::now() < deadline,
+            "pools kept {} bytes",
+            pooled(&mut c)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! - [`slot`]: key → hash slot → shard, in one place;
 //! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
+//! - [`pool`]: the shard's pools of connection buffers;
 //! - [`lifecycle`]: the shutdown request and drain the shards and main thread share;
 //! - [`slowlog`]: each shard's slow log; [`ticks`]: the cheap clock commands are timed with.
 //!
@@ -36,6 +37,7 @@ pub mod float;
 pub mod glob;
 pub mod lifecycle;
 pub mod message;
+pub mod pool;
 pub mod shard;
 pub mod slot;
 pub mod slowlog;

@@ -135,6 +135,10 @@ pub struct Shard {
     pub cmdstats: CommandStats,
     /// This shard's slow log.
     pub slowlog: SlowLog,
+    /// Connection read buffers, for reuse.
+    pub read_pool: crate::pool::BufPool,
+    /// Connection reply buffers, for reuse.
+    pub reply_pool: crate::pool::BufPool,
     /// The shutdown state every shard and the main thread share.
     pub lifecycle: Arc<Lifecycle>,
     /// Set once this shard has started draining for a shutdown.
@@ -177,6 +181,8 @@ impl Shard {
             cpu: None,
             cmdstats: CommandStats::with_commands(commands.stat_names().len()),
             slowlog: SlowLog::default(),
+            read_pool: crate::pool::BufPool::new(BUFFER_SIZE, true, POOLED_BUFFERS),
+            reply_pool: crate::pool::BufPool::new(BUFFER_SIZE, false, POOLED_BUFFERS),
             lifecycle: Arc::new(Lifecycle::default()),
             stopping: false,
             stop_wakers: Vec::new(),
@@ -357,6 +363,8 @@ impl Shard {
     /// memory of a keyspace that has mostly emptied.
     pub fn housekeeping(&mut self) {
         self.store.shrink();
+        self.read_pool.housekeeping();
+        self.reply_pool.housekeeping();
     }
 
     /// When the wheel next has work (Unix ms), if it has any.
@@ -1448,6 +1456,12 @@ impl Shard {
         }
     }
 }
+
+/// Standard size of a connection's read and reply buffers.
+pub const BUFFER_SIZE: usize = 16 * 1024;
+
+/// Most buffers of each kind a shard keeps for reuse (4 MiB each at most).
+const POOLED_BUFFERS: usize = 256;
 
 /// Redis's reply to a write refused under `maxmemory` (after `-`).
 const OOM: &[u8] = b"OOM command not allowed when used memory > 'maxmemory'.";

@@ -429,10 +429,12 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         st.output_limit_disconnections as i64,
         sh.store.used_memory() as i64,
         sh.store.peak_memory() as i64,
-        sh.conns
+        (sh.conns
             .iter()
             .map(|c| c.qbuf + c.qbuf_free + c.omem)
-            .sum::<usize>() as i64,
+            .sum::<usize>()
+            + sh.read_pool.bytes()
+            + sh.reply_pool.bytes()) as i64,
         ks.evicted as i64,
     ];
     out.array(fields.len() + 2);
@@ -792,7 +794,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
     }
     if want("memory") {
         let (rss, peak_rss) = rss();
-        // Keyspace bytes as each shard accounts them, plus client buffers.
+        // Keyspace bytes as each shard accounts them, plus client buffers (in use or
+        // pooled for reuse).
         let (dataset, clients) = (sum(21) as u64, sum(23) as u64);
         let used = dataset + clients;
         let peak = (sum(22) as u64 + clients).max(used);
