@@ -8,15 +8,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server};
-
-fn info_field(c: &mut Client, section: &str, field: &str) -> Option<String> {
-    let reply = c.call(&["INFO", section]);
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
+use common::Server;
 
 #[test]
 fn keys_nobody_reads_are_reclaimed_after_their_deadline() {
@@ -56,11 +48,11 @@ fn keys_nobody_reads_are_reclaimed_after_their_deadline() {
         loaded.elapsed()
     );
     assert_eq!(
-        info_field(&mut c, "stats", "expired_keys").as_deref(),
+        c.info_field("stats", "expired_keys").as_deref(),
         Some("4000")
     );
     assert_eq!(
-        info_field(&mut c, "keyspace", "db0").as_deref(),
+        c.info_field("keyspace", "db0").as_deref(),
         Some("keys=1,expires=0,avg_ttl=0")
     );
 }

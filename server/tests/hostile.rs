@@ -126,13 +126,7 @@ fn five_thousand_connections_are_served_and_released() {
     check(&srv, 50);
     // Their buffers went back to the shards' pools, which are bounded (2 x 256 x 16 KiB
     // per shard) and give back what stays unused.
-    let pooled = |c: &mut Client| -> u64 {
-        let info = c.call_str(&["INFO", "memory"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix("mem_clients_normal:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{info}"))
-    };
+    let pooled = |c: &mut Client| c.info_u64("memory", "mem_clients_normal");
     assert!(pooled(&mut c) <= 4 * 2 * 256 * 16 * 1024 + 64 * 1024);
     let deadline = Instant::now() + Duration::from_secs(15);
     while pooled(&mut c) > 2 * 1024 * 1024 {
@@ -313,15 +307,6 @@ fn maxclients_refuses_with_redis_error_and_counts() {
     assert_eq!(srv.client().call(&["PING"]), b"+PONG\r\n");
 }
 
-fn info_field(c: &mut Client, section: &str, field: &str) -> String {
-    let info = c.call_str(&["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn output_buffer_limits_match_redis_config_and_close_the_client() {
     let redis = Server::redis();
@@ -364,8 +349,8 @@ fn output_buffer_limits_match_redis_config_and_close_the_client() {
     assert_eq!(victim.read_to_close(), b"");
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
     assert_eq!(
-        info_field(&mut c, "stats", "client_output_buffer_limit_disconnections"),
-        "1"
+        c.info_u64("stats", "client_output_buffer_limit_disconnections"),
+        1
     );
     // Under it, all is well; CONFIG SET applies on every shard.
     assert_eq!(
@@ -400,14 +385,14 @@ fn soft_limit_closes_a_client_that_never_reads() {
         hostile
     });
     let deadline = Instant::now() + Duration::from_secs(15);
-    while info_field(&mut c, "stats", "client_output_buffer_limit_disconnections") != "1" {
+    while c.info_u64("stats", "client_output_buffer_limit_disconnections") != 1 {
         assert!(
             Instant::now() < deadline,
             "the non-reading client was not closed"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(info_field(&mut c, "clients", "connected_clients"), "1");
+    assert_eq!(c.info_u64("clients", "connected_clients"), 1);
     drop(writer.join());
     assert_eq!(c.call(&["STRLEN", "v"]), b":10000\r\n");
 }

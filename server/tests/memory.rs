@@ -4,17 +4,7 @@
 
 mod common;
 
-use common::{Client, Server};
-
-fn info_u64(c: &mut Client, section: &str, field: &str) -> u64 {
-    let info = c.call_str(&["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
+use common::Server;
 
 #[test]
 fn allkeys_lru_keeps_used_memory_within_5_percent_of_the_limit() {
@@ -30,13 +20,13 @@ fn allkeys_lru_keeps_used_memory_within_5_percent_of_the_limit() {
     for i in 0..n {
         assert_eq!(c.call(&["SET", &format!("key:{i}"), &value]), b"+OK\r\n");
     }
-    let used = info_u64(&mut c, "memory", "used_memory");
+    let used = c.info_u64("memory", "used_memory");
     assert!(
         used <= limit * 105 / 100 && used >= limit * 80 / 100,
         "used_memory {used} for a limit of {limit}"
     );
-    assert_eq!(info_u64(&mut c, "memory", "maxmemory"), limit);
-    let evicted = info_u64(&mut c, "stats", "evicted_keys");
+    assert_eq!(c.info_u64("memory", "maxmemory"), limit);
+    let evicted = c.info_u64("stats", "evicted_keys");
     assert!(evicted as usize > n / 2, "evicted {evicted} of {n}");
     // The most recent writes are there; the server answers.
     let last = format!("key:{}", n - 1);
@@ -73,7 +63,7 @@ fn noeviction_refuses_writes_like_redis_and_keeps_reads() {
         String::from_utf8_lossy(&errors[0])
     );
     let mut c = srv.client();
-    let used = info_u64(&mut c, "memory", "used_memory");
+    let used = c.info_u64("memory", "used_memory");
     let limit = 2 * 1024 * 1024;
     // Over by at most one request (and the client buffers).
     assert!(used <= limit + 64 * 1024, "used_memory {used}");
@@ -83,7 +73,7 @@ fn noeviction_refuses_writes_like_redis_and_keeps_reads() {
             .starts_with(b"-OOM")
     });
     assert!(refused);
-    assert_eq!(info_u64(&mut c, "stats", "evicted_keys"), 0);
+    assert_eq!(c.info_u64("stats", "evicted_keys"), 0);
 }
 
 #[test]
@@ -114,7 +104,7 @@ fn volatile_policies_spare_keys_without_a_deadline() {
                 "{policy} evicted keep:{i}"
             );
         }
-        assert!(info_u64(&mut c, "stats", "evicted_keys") > 1000, "{policy}");
+        assert!(c.info_u64("stats", "evicted_keys") > 1000, "{policy}");
         assert_eq!(oom, 0, "{policy}: volatile keys were there to evict");
     }
 }

@@ -263,6 +263,23 @@ impl Client {
         }
     }
 
+    /// Field `field` of `INFO section`, if present.
+    pub fn info_field(&mut self, section: &str, field: &str) -> Option<String> {
+        let text = self.call_str(&["INFO", section]);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .map(|v| v.trim().to_string())
+    }
+
+    /// A numeric field of `INFO section`; panics if it is missing.
+    pub fn info_u64(&mut self, section: &str, field: &str) -> u64 {
+        let v = self
+            .info_field(section, field)
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}"));
+        v.parse()
+            .unwrap_or_else(|_| panic!("{field}:{v} is not a number"))
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
