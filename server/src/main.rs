@@ -5,7 +5,8 @@
 //! [`topology`] (which CPUs),
 //! [`runtime`] (executors, listeners), [`connection`] (a client's read–dispatch–write
 //! loop), [`transport`] (messages between shards), [`echo`] (the raw echo listener),
-//! [`metrics`] (the Prometheus endpoint).
+//! [`metrics`] (the Prometheus endpoint), [`lifecycle`] (shutdown, between the shard
+//! threads and this one).
 //! Everything a shard owns and every command live in the `corekv-shard` crate; the wire
 //! format in `corekv-protocol`.
 
@@ -14,6 +15,7 @@ mod clock;
 mod config_file;
 mod connection;
 mod echo;
+mod lifecycle;
 mod metrics;
 mod runtime;
 mod topology;
@@ -26,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use corekv_protocol::Limits;
-use corekv_shard::lifecycle::Lifecycle;
 use corekv_shard::Config;
+use lifecycle::Lifecycle;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing_subscriber::EnvFilter;

@@ -10,7 +10,6 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use corekv_shard::command::Commands;
-use corekv_shard::lifecycle::Lifecycle;
 use corekv_shard::message::Msg;
 use corekv_shard::{Config, Shard};
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
@@ -22,6 +21,7 @@ use glommio::{
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::now_ms;
+use crate::lifecycle::Lifecycle;
 use crate::topology::Placement;
 use crate::{connection, echo, metrics, transport};
 
@@ -56,12 +56,13 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Drives the shard's timing wheel: sleeps until its next deadline (at most
 /// [`LIVENESS_TICK`]), then expires keys and closes idle connections in batches of
 /// [`TIMER_BUDGET`], yielding between batches so a mass expiry does not stall the shard.
-async fn drive_timers(shard: Rc<RefCell<Shard>>) {
+async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
     let mut last_collect = std::time::Instant::now();
     let mut drained = false;
+    let mut grace = None;
     loop {
         if !drained {
-            drained = drain_step(&mut shard.borrow_mut());
+            drained = drain_step(&mut shard.borrow_mut(), &lifecycle, &mut grace);
         }
         if last_collect.elapsed() >= HOUSEKEEPING {
             shard.borrow_mut().housekeeping();
@@ -90,11 +91,20 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>) {
     }
 }
 
-/// One tick's share of a shutdown: once the main thread has started the drain, close
-/// every connection after its current round; once none is left, report it. Returns
-/// whether this shard has reported.
-fn drain_step(sh: &mut Shard) -> bool {
-    if !sh.lifecycle.stopping() {
+/// One tick's share of a shutdown: passes on a SHUTDOWN this shard ran and the
+/// grace period (`shutdown-timeout`, which CONFIG SET may change; `grace` is the value
+/// last passed on); once the main thread has started the drain, closes every connection
+/// after its current round, and once none is left, reports it. Returns whether this
+/// shard has reported.
+fn drain_step(sh: &mut Shard, lifecycle: &Lifecycle, grace: &mut Option<u64>) -> bool {
+    if sh.shutdown_requested {
+        lifecycle.request();
+    }
+    if *grace != Some(sh.config.shutdown_timeout) {
+        *grace = Some(sh.config.shutdown_timeout);
+        lifecycle.set_timeout(sh.config.shutdown_timeout);
+    }
+    if !lifecycle.stopping() {
         return false;
     }
     if !sh.stopping {
@@ -104,8 +114,7 @@ fn drain_step(sh: &mut Shard) -> bool {
     if !sh.conns.is_empty() {
         return false;
     }
-    sh.lifecycle
-        .drained(sh.stats.commands, sh.stats.connections_received);
+    lifecycle.drained(sh.stats.commands, sh.stats.connections_received);
     true
 }
 
@@ -337,7 +346,6 @@ async fn shard_main(
     let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
     let mut shard = Shard::new(id, config, commands);
     shard.cpu = cpu;
-    shard.lifecycle = lifecycle;
     shard.set_now(now_ms());
     let shard = Rc::new(RefCell::new(shard));
 
@@ -363,7 +371,7 @@ async fn shard_main(
         .detach();
     }
 
-    spawn_local_into(drive_timers(shard.clone()), mesh_queue)
+    spawn_local_into(drive_timers(shard.clone(), lifecycle), mesh_queue)
         .expect("mesh queue exists")
         .detach();
 

@@ -22,7 +22,6 @@
 //! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
 //! - [`pool`]: the shard's pools of connection buffers;
-//! - [`lifecycle`]: the shutdown request and drain the shards and main thread share;
 //! - [`slowlog`]: each shard's slow log; [`ticks`]: the cheap clock commands are timed with.
 //!
 //! The server crate owns the runtime (glommio): it moves bytes between sockets and
@@ -35,7 +34,6 @@ pub mod conn;
 pub mod coord;
 pub mod float;
 pub mod glob;
-pub mod lifecycle;
 pub mod message;
 pub mod pool;
 pub mod shard;

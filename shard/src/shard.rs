@@ -22,7 +22,6 @@
 //! waits for a channel: the server's tasks call in and get told when to wait.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::task::Waker;
 
 use corekv_protocol::{Proto, Reply};
@@ -35,7 +34,6 @@ use crate::command::{
 use crate::config::Config;
 use crate::conn::{ConnId, ConnTable, GatherKind, NewClient};
 use crate::coord::CoordPlan;
-use crate::lifecycle::Lifecycle;
 use crate::message::{
     Control, ControlMsg, Msg, Op, ReplyBatch, RequestBatch, StepOp, Ticket, Token,
 };
@@ -139,8 +137,8 @@ pub struct Shard {
     pub read_pool: crate::pool::BufPool,
     /// Connection reply buffers, for reuse.
     pub reply_pool: crate::pool::BufPool,
-    /// The shutdown state every shard and the main thread share.
-    pub lifecycle: Arc<Lifecycle>,
+    /// Set by SHUTDOWN: the server passes the request on to the main thread.
+    pub shutdown_requested: bool,
     /// Set once this shard has started draining for a shutdown.
     pub stopping: bool,
     /// Tasks (listeners) to wake when the shard starts draining.
@@ -183,7 +181,7 @@ impl Shard {
             slowlog: SlowLog::default(),
             read_pool: crate::pool::BufPool::new(BUFFER_SIZE, true, POOLED_BUFFERS),
             reply_pool: crate::pool::BufPool::new(BUFFER_SIZE, false, POOLED_BUFFERS),
-            lifecycle: Arc::new(Lifecycle::default()),
+            shutdown_requested: false,
             stopping: false,
             stop_wakers: Vec::new(),
             forwarded: false,
@@ -378,9 +376,6 @@ impl Shard {
         for i in (0..args.len()).step_by(2) {
             if let Ok(s) = crate::config::parse_setting(args.get(i), args.get(i + 1)) {
                 timeout_changed |= matches!(s, crate::config::Setting::Timeout(_));
-                if let crate::config::Setting::ShutdownTimeout(t) = s {
-                    self.lifecycle.set_timeout(t);
-                }
                 self.config.apply(s);
             }
         }

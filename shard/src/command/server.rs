@@ -146,7 +146,8 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], as Redis 7.0 parses it. corekv keeps
 /// nothing on disk, so NOSAVE, NOW and FORCE change nothing and SAVE cannot be honoured.
-/// On success the shutdown is requested (the server drains every shard) and this
+/// On success the shutdown is requested (the server sees the shard's flag on its next
+/// tick and drains every shard) and this
 /// connection closes after writing the replies before it, with none for SHUTDOWN.
 pub fn shutdown(sh: &mut Shard, conn: ConnId, args: Args) -> crate::Outcome {
     let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
@@ -182,7 +183,7 @@ pub fn shutdown(sh: &mut Shard, conn: ConnId, args: Args) -> crate::Outcome {
         return crate::Outcome::Done;
     }
     tracing::info!("SHUTDOWN requested by a client");
-    sh.lifecycle.request();
+    sh.shutdown_requested = true;
     crate::Outcome::Quit
 }
 

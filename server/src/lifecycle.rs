@@ -1,10 +1,11 @@
-//! The process's lifecycle, shared by the shards and the main thread: a shutdown asked
-//! for (SHUTDOWN on any shard, or a signal), the drain that follows, and what each shard
-//! served, for the summary logged at exit.
+//! The process's lifecycle, shared by the shard threads and the main thread: a shutdown
+//! asked for (SHUTDOWN on any shard, or a signal), the drain that follows, and what each
+//! shard served, for the summary logged at exit.
 //!
-//! This is the one piece of state every thread can see. It is not on the data path:
-//! shards look at it once per timer tick, and write to it only when SHUTDOWN runs or when
-//! they have drained.
+//! This is the one piece of state every thread can see, and it lives here in the server,
+//! not in the shard crate: the shards' data path never touches it. Each shard's timer
+//! task looks at it once per tick (a SHUTDOWN only sets a plain flag on its shard, which
+//! the tick passes on), and writes to it when its shard has drained.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
