@@ -146,7 +146,10 @@ pub struct Shard {
     /// Set by [`Shard::forward`]: the request being dispatched runs on another shard,
     /// which times it and logs it if slow.
     forwarded: bool,
-    /// When the last timed step ended ([`crate::ticks`]): the next command's start.
+    /// The clock commands are timed with.
+    pub clock: crate::ticks::Clock,
+    /// When the last timed step ended (a [`crate::ticks`] stamp): the next command's
+    /// start.
     stamp: u64,
     /// `slowlog-log-slower-than` in clock ticks (`u64::MAX` when off), so the per-command
     /// check is one comparison.
@@ -156,8 +159,8 @@ pub struct Shard {
 impl Shard {
     /// Shard `id` of `config.shards`.
     pub fn new(id: usize, config: Config, commands: &'static Commands) -> Self {
-        crate::ticks::init();
         let n = config.shards;
+        let clock = crate::ticks::Clock::calibrate();
         let mut store = Store::with_clock(config.started_ms);
         store.eviction = crate::config::policy(config.maxmemory_policy).0;
         Shard {
@@ -186,7 +189,8 @@ impl Shard {
             stop_wakers: Vec::new(),
             forwarded: false,
             stamp: 0,
-            slow_ticks: slow_ticks(config.slowlog_slower_than),
+            slow_ticks: slow_ticks(&clock, config.slowlog_slower_than),
+            clock,
             config,
         }
     }
@@ -196,7 +200,7 @@ impl Shard {
     #[inline]
     pub fn set_now(&mut self, now: u64) {
         self.now = now;
-        self.stamp = crate::ticks::now();
+        self.stamp = self.clock.now();
     }
 
     /// The clock commands see (Unix ms).
@@ -381,7 +385,7 @@ impl Shard {
         }
         self.slowlog.trim(self.config.slowlog_max_len);
         self.store.eviction = crate::config::policy(self.config.maxmemory_policy).0;
-        self.slow_ticks = slow_ticks(self.config.slowlog_slower_than);
+        self.slow_ticks = slow_ticks(&self.clock, self.config.slowlog_slower_than);
         if timeout_changed {
             for conn in self.conns.ids() {
                 self.arm_idle_timer(conn);
@@ -465,7 +469,7 @@ impl Shard {
             self.stats.commands += 1;
             // Commands are timed end to end in a chain: this one started where the last
             // one (or the batch) ended, which costs one clock read per command.
-            let end = crate::ticks::now();
+            let end = self.clock.now();
             let ticks = end.saturating_sub(self.stamp);
             self.stamp = end;
             let failed = self.stats.error_replies != errors_before;
@@ -524,7 +528,7 @@ impl Shard {
             self.id,
             self.map.shards(),
             self.now * 1000,
-            crate::ticks::to_ns(ticks) / 1000,
+            self.clock.to_ns(ticks) / 1000,
             args.iter().enumerate().map(|(i, a)| {
                 if command::is_secret(spec, args, i) {
                     &b"(redacted)"[..]
@@ -1058,7 +1062,7 @@ impl Shard {
                         out.buffer(),
                         proto,
                     );
-                    let end = crate::ticks::now();
+                    let end = self.clock.now();
                     let ticks = end.saturating_sub(self.stamp);
                     self.stamp = end;
                     self.record_remote(spec, args, ticks, &out.buffer()[start..]);
@@ -1156,7 +1160,7 @@ impl Shard {
             self.run_part(req.op, args, &mut Reply::new(&mut reply.buf, req.proto));
             if req.op != Op::Key {
                 // Keyed requests chain their timing; this one must not count in the next.
-                self.stamp = crate::ticks::now();
+                self.stamp = self.clock.now();
             }
             reply.replies.push((req.ticket, start, reply.buf.len()));
         }
@@ -1462,11 +1466,11 @@ const POOLED_BUFFERS: usize = 256;
 const OOM: &[u8] = b"OOM command not allowed when used memory > 'maxmemory'.";
 
 /// `slowlog-log-slower-than` (µs; negative: off) as a tick threshold.
-fn slow_ticks(us: i64) -> u64 {
+fn slow_ticks(clock: &crate::ticks::Clock, us: i64) -> u64 {
     if us < 0 {
         u64::MAX
     } else {
-        crate::ticks::from_ns((us as u64).saturating_mul(1000))
+        clock.from_ns((us as u64).saturating_mul(1000))
     }
 }
 

@@ -3,42 +3,66 @@
 //! about 16 ns here against about 38 ns for `Instant::now()`; elsewhere, `Instant`.
 //! Commands are timed by chaining stamps (each command ends where the next one starts),
 //! so a command costs one read; durations are kept in stamp units and turned into
-//! nanoseconds only when reported.
+//! nanoseconds only when reported. Each shard owns its [`Clock`]: nothing is shared.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How to turn stamps into nanoseconds, measured once per process.
-struct Scale {
-    /// Whether stamps are TSC cycles (else nanoseconds since `EPOCH`).
+/// A calibrated stamp source. See the module docs.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Whether stamps are TSC cycles (else nanoseconds since `epoch`).
     tsc: bool,
     /// Nanoseconds per stamp unit.
     ns_per_tick: f64,
+    /// Origin of `Instant`-based stamps.
+    epoch: Instant,
 }
 
-static SCALE: OnceLock<Scale> = OnceLock::new();
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-fn scale() -> &'static Scale {
-    SCALE.get_or_init(|| {
+impl Clock {
+    /// Chooses the stamp source and, for the TSC, measures its rate against the monotonic
+    /// clock over 10 ms (error well under 1%). Called once per shard, at its start.
+    pub fn calibrate() -> Clock {
+        let epoch = Instant::now();
         if tsc_usable() {
-            // Calibrate against the monotonic clock over 20 ms (error well under 1%).
             let (t0, c0) = (Instant::now(), read_tsc());
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
             let (t1, c1) = (Instant::now(), read_tsc());
             let cycles = c1.wrapping_sub(c0);
             if cycles > 0 {
-                return Scale {
+                return Clock {
                     tsc: true,
                     ns_per_tick: (t1 - t0).as_nanos() as f64 / cycles as f64,
+                    epoch,
                 };
             }
         }
-        Scale {
+        Clock {
             tsc: false,
             ns_per_tick: 1.0,
+            epoch,
         }
-    })
+    }
+
+    /// A stamp: TSC cycles or nanoseconds, only meaningful as a difference.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        if self.tsc {
+            read_tsc()
+        } else {
+            self.epoch.elapsed().as_nanos() as u64
+        }
+    }
+
+    /// A duration in stamp units, as nanoseconds.
+    #[inline]
+    pub fn to_ns(&self, ticks: u64) -> u64 {
+        (ticks as f64 * self.ns_per_tick) as u64
+    }
+
+    /// Nanoseconds as stamp units.
+    pub fn from_ns(&self, ns: u64) -> u64 {
+        (ns as f64 / self.ns_per_tick) as u64
+    }
 }
 
 /// Whether the TSC runs at a constant rate through frequency changes and idle states.
@@ -66,57 +90,27 @@ fn read_tsc() -> u64 {
     0
 }
 
-/// Calibrates the clock; call before timing anything (a shard does when it starts).
-pub fn init() {
-    scale();
-    EPOCH.get_or_init(Instant::now);
-}
-
-/// A stamp: TSC cycles or nanoseconds, only meaningful as a difference.
-#[inline]
-pub fn now() -> u64 {
-    if scale().tsc {
-        read_tsc()
-    } else {
-        EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    }
-}
-
-/// Nanoseconds between two stamps.
-#[inline]
-pub fn nanos(from: u64, to: u64) -> u64 {
-    to_ns(to.saturating_sub(from))
-}
-
-/// A duration in stamp units, as nanoseconds.
-#[inline]
-pub fn to_ns(ticks: u64) -> u64 {
-    (ticks as f64 * scale().ns_per_tick) as u64
-}
-
-/// Nanoseconds as stamp units.
-pub fn from_ns(ns: u64) -> u64 {
-    (ns as f64 / scale().ns_per_tick) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn stamps_measure_real_time() {
-        init();
-        let (t0, s0) = (Instant::now(), now());
+        let clock = Clock::calibrate();
+        let (t0, s0) = (Instant::now(), clock.now());
         std::thread::sleep(Duration::from_millis(30));
-        let (s1, t1) = (now(), Instant::now());
-        let measured = nanos(s0, s1) as f64;
+        let (s1, t1) = (clock.now(), Instant::now());
+        let measured = clock.to_ns(s1 - s0) as f64;
         let real = (t1 - t0).as_nanos() as f64;
         assert!(
             (measured - real).abs() / real < 0.05,
             "{measured} vs {real}"
         );
-        assert_eq!(nanos(s1, s0), 0, "never negative");
-        let t = from_ns(1_000_000);
-        assert!((to_ns(t) as f64 - 1e6).abs() < 1e3, "{}", to_ns(t));
+        let t = clock.from_ns(1_000_000);
+        assert!(
+            (clock.to_ns(t) as f64 - 1e6).abs() < 1e3,
+            "{}",
+            clock.to_ns(t)
+        );
     }
 }

@@ -448,10 +448,10 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         out.array(6);
         out.bulk(name.as_bytes());
         out.int(c.calls as i64);
-        out.int(crate::ticks::to_ns(c.ticks) as i64);
+        out.int(sh.clock.to_ns(c.ticks) as i64);
         out.int(c.rejected as i64);
         out.int(c.failed as i64);
-        out.bulk(hist_sparse(c).as_bytes());
+        out.bulk(hist_sparse(&sh.clock, c).as_bytes());
     }
     out.array(sh.cmdstats.errors.len());
     for (code, n) in &sh.cmdstats.errors {
@@ -478,10 +478,10 @@ fn used_commands(
 
 /// A command's latency histogram in nanoseconds, as `bucket:count,…` of its non-empty
 /// buckets (empty when it never ran here).
-fn hist_sparse(c: &crate::stats::CommandStat) -> String {
+fn hist_sparse(clock: &crate::ticks::Clock, c: &crate::stats::CommandStat) -> String {
     let mut text = String::new();
     if let Some(h) = &c.hist {
-        let h = h.rescaled(crate::ticks::to_ns(1_000_000) as f64 / 1e6);
+        let h = h.rescaled(clock.to_ns(1_000_000) as f64 / 1e6);
         for (b, &n) in h.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
             if !text.is_empty() {
                 text.push(',');
@@ -513,7 +513,7 @@ pub fn latency_part(sh: &Shard, out: &mut Reply) {
     for (name, c) in used {
         out.array(2);
         out.bulk(name.as_bytes());
-        out.bulk(hist_sparse(c).as_bytes());
+        out.bulk(hist_sparse(&sh.clock, c).as_bytes());
     }
 }
 
