@@ -125,7 +125,11 @@ async fn stopped(shard: &Rc<RefCell<Shard>>) {
         if sh.stopping {
             std::task::Poll::Ready(())
         } else {
-            sh.stop_wakers.push(cx.waker().clone());
+            // The listener tasks poll this again after every accept: register each task
+            // once, or the list would grow with every connection.
+            if !sh.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                sh.stop_wakers.push(cx.waker().clone());
+            }
             std::task::Poll::Pending
         }
     })
