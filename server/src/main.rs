@@ -285,21 +285,14 @@ fn warn_about_risks(config: &Config, addr: SocketAddr) {
             );
         }
     }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
-        && lim.rlim_cur != libc::RLIM_INFINITY
-    {
+    if let Some(limit) = memlock_limit() {
         let need = config.shards as u64 * runtime::LOCKED_PER_SHARD as u64;
-        if lim.rlim_cur < need {
+        if limit < need {
             tracing::warn!(
                 "the locked-memory limit (ulimit -l) is {} KiB and {} shards may need about {} \
                  KiB of it for their io_uring rings; if startup fails, raise it (ulimit -l, \
                  LimitMEMLOCK= under systemd) or use fewer shards",
-                lim.rlim_cur / 1024,
+                limit / 1024,
                 config.shards,
                 need / 1024
             );
@@ -325,21 +318,24 @@ fn listening_shards(args: &cli::Args, shards: usize) -> Result<Vec<bool>, String
     Ok(on)
 }
 
-/// Checks what glommio needs before it would panic without explaining why.
-fn preflight() -> Result<(), String> {
+/// The locked-memory limit (`ulimit -l`) in bytes, or `None` when unlimited or unknown.
+fn memlock_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
-        && lim.rlim_cur != libc::RLIM_INFINITY
-        && lim.rlim_cur < 512 * 1024
-    {
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
+/// Checks what glommio needs before it would panic without explaining why.
+fn preflight() -> Result<(), String> {
+    if let Some(limit) = memlock_limit().filter(|&l| l < 512 * 1024) {
         return Err(format!(
             "the locked-memory limit (ulimit -l) is {} KiB; io_uring needs at least 512 KiB. \
              Raise it with `ulimit -l 8192` (or LimitMEMLOCK= under systemd)",
-            lim.rlim_cur / 1024
+            limit / 1024
         ));
     }
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {

@@ -585,23 +585,13 @@ impl Store {
         let mut out = Vec::with_capacity(n);
         let slab = self.slots.len();
         // Random probes first; a sparse slab or few volatile keys fall back to a walk.
-        for _ in 0..n * 64 {
-            if out.len() == n {
-                return out;
-            }
-            let pos = rng.usize(..slab);
-            if let Slot::Used(e) = &self.slots[pos] {
-                if (!volatile || e.expire_at != 0) && !out.contains(&(pos as u32)) {
-                    out.push(pos as u32);
-                }
-            }
-        }
         let start = rng.usize(..slab);
-        for step in 0..slab {
+        let probes = (0..n * 64).map(|_| rng.usize(..slab));
+        let walk = (0..slab).map(|step| (start + step) % slab);
+        for pos in probes.chain(walk) {
             if out.len() == n {
                 break;
             }
-            let pos = (start + step) % slab;
             if let Slot::Used(e) = &self.slots[pos] {
                 if (!volatile || e.expire_at != 0) && !out.contains(&(pos as u32)) {
                     out.push(pos as u32);

@@ -226,23 +226,27 @@ fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: T
     match found {
         Some(idx) => {
             // Overwriting a raw value with one of similar size reuses its buffer: no
-            // allocation on the steady-state SET path.
-            let raw = corekv_protocol::number::parse_i64(value).is_none();
-            let reused = raw
-                && ctx.store.with_value_mut(idx, |v| match v {
-                    Value::Str(Str::Raw(buf))
-                        if buf.capacity() >= value.len()
-                            && buf.capacity() <= 2 * value.len() + 16 =>
-                    {
-                        buf.clear();
-                        buf.extend_from_slice(value);
-                        true
+            // allocation on the steady-state SET path. (The value is parsed once, as
+            // Str::from_bytes would.)
+            match corekv_protocol::number::parse_i64(value) {
+                Some(n) => ctx.store.replace_value(idx, Value::Str(Str::Int(n))),
+                None => {
+                    let reused = ctx.store.with_value_mut(idx, |v| match v {
+                        Value::Str(Str::Raw(buf))
+                            if buf.capacity() >= value.len()
+                                && buf.capacity() <= 2 * value.len() + 16 =>
+                        {
+                            buf.clear();
+                            buf.extend_from_slice(value);
+                            true
+                        }
+                        _ => false,
+                    });
+                    if !reused {
+                        ctx.store
+                            .replace_value(idx, Value::Str(Str::Raw(value.to_vec())));
                     }
-                    _ => false,
-                });
-            if !reused {
-                ctx.store
-                    .replace_value(idx, Value::Str(Str::from_bytes(value)));
+                }
             }
             match ttl {
                 Ttl::Clear => ctx.store.set_expire(idx, 0),
