@@ -47,6 +47,16 @@ impl TimerHandle {
     pub fn is_none(&self) -> bool {
         self.idx == NIL
     }
+
+    /// The handle as two integers, for storing it packed (see `store::entry`).
+    pub(crate) fn to_parts(self) -> (u32, u32) {
+        (self.idx, self.gen)
+    }
+
+    /// The handle [`to_parts`](Self::to_parts) gave.
+    pub(crate) fn from_parts(idx: u32, gen: u32) -> TimerHandle {
+        TimerHandle { idx, gen }
+    }
 }
 
 impl Default for TimerHandle {

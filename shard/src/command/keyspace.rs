@@ -39,7 +39,7 @@ pub fn touch(ctx: &mut Ctx, args: Args) {
 /// TYPE key
 pub fn type_(ctx: &mut Ctx, args: Args) {
     let name = match ctx.store.find_read(args.get(1), ctx.now) {
-        Some(idx) => ctx.store.entry(idx).value.type_name(),
+        Some(idx) => ctx.store.entry(idx).value().type_name(),
         None => "none",
     };
     ctx.out.simple(name.as_bytes());
@@ -69,7 +69,7 @@ fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) {
     }
     let entry = ctx.store.remove_at(idx);
     let expire = entry.expire_at().unwrap_or(0);
-    ctx.store.insert(dst, entry.value, expire);
+    ctx.store.insert(dst, entry.value(), expire);
     if nx {
         ctx.out.int(1);
     } else {
@@ -142,9 +142,9 @@ pub fn copy(ctx: &mut Ctx, args: Args) {
         }
         ctx.store.remove(dst, ctx.now);
     }
-    let entry = ctx.store.entry(idx);
-    let (value, expire) = (entry.value.clone(), entry.expire_at().unwrap_or(0));
-    ctx.store.insert(dst, value, expire);
+    let entry = ctx.store.entry(idx).clone();
+    ctx.store
+        .insert(dst, entry.value(), entry.expire_at().unwrap_or(0));
     ctx.out.int(1);
 }
 
@@ -157,9 +157,9 @@ pub fn dump_entry(store: &mut Store, key: &[u8], now: u64, out: &mut Reply) {
     };
     let entry = store.entry(idx);
     out.array(3);
-    out.bulk(entry.value.type_name().as_bytes());
+    out.bulk(entry.value().type_name().as_bytes());
     out.int(entry.expire_at().map_or(0, |d| d as i64));
-    match &entry.value {
+    match entry.value() {
         Value::Str(s) => s.with_bytes(|b| out.bulk(b)),
     }
 }
@@ -214,7 +214,7 @@ pub fn scan_part(store: &mut Store, req: &ScanRequest, now: u64, out: &mut Reply
             && req
                 .type_name
                 .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+                .is_none_or(|t| t.eq_ignore_ascii_case(e.value().type_name().as_bytes()));
         if wanted {
             keys.push(e.key().to_vec());
         }

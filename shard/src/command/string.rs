@@ -17,7 +17,7 @@ fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
         ctx.store.find(key, ctx.now)
     };
     match found {
-        Some(idx) => match &ctx.store.entry(idx).value {
+        Some(idx) => match ctx.store.entry(idx).value() {
             Value::Str(_) => Ok(Some(idx)),
             #[allow(unreachable_patterns)]
             _ => {
@@ -31,26 +31,19 @@ fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
 
 /// The string at `idx` (which [`lookup`] checked is a string).
 #[inline]
-fn str_at<'c>(ctx: &'c Ctx, idx: u32) -> &'c Str {
-    match &ctx.store.entry(idx).value {
+fn str_at<'c>(ctx: &'c Ctx, idx: u32) -> Str<'c> {
+    match ctx.store.entry(idx).value() {
         Value::Str(s) => s,
     }
-}
-
-/// Edits the string at `idx` (which [`lookup`] checked is a string) as raw bytes.
-#[inline]
-fn edit_raw<R>(ctx: &mut Ctx, idx: u32, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    ctx.store.with_value_mut(idx, |v| match v {
-        Value::Str(s) => f(s.make_raw()),
-    })
 }
 
 /// Writes the value at `idx` as a bulk string.
 #[inline]
 fn reply_value(ctx: &mut Ctx, idx: u32) {
-    match &ctx.store.entry(idx).value {
-        Value::Str(Str::Raw(v)) => ctx.out.bulk(v),
-        Value::Str(Str::Int(n)) => ctx.out.bulk_int(*n),
+    let Ctx { store, out, .. } = ctx;
+    match store.entry(idx).value() {
+        Value::Str(Str::Raw(v)) => out.bulk(v),
+        Value::Str(Str::Int(n)) => out.bulk_int(n),
     }
 }
 
@@ -225,29 +218,9 @@ enum Ttl {
 fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: Ttl) {
     match found {
         Some(idx) => {
-            // Overwriting a raw value with one of similar size reuses its buffer: no
-            // allocation on the steady-state SET path. (The value is parsed once, as
-            // Str::from_bytes would.)
-            match corekv_protocol::number::parse_i64(value) {
-                Some(n) => ctx.store.replace_value(idx, Value::Str(Str::Int(n))),
-                None => {
-                    let reused = ctx.store.with_value_mut(idx, |v| match v {
-                        Value::Str(Str::Raw(buf))
-                            if buf.capacity() >= value.len()
-                                && buf.capacity() <= 2 * value.len() + 16 =>
-                        {
-                            buf.clear();
-                            buf.extend_from_slice(value);
-                            true
-                        }
-                        _ => false,
-                    });
-                    if !reused {
-                        ctx.store
-                            .replace_value(idx, Value::Str(Str::Raw(value.to_vec())));
-                    }
-                }
-            }
+            // A value of similar size is written over the old one in its entry's block:
+            // no allocation on the steady-state SET path.
+            ctx.store.set_value(idx, Value::Str(Str::from_bytes(value)));
             match ttl {
                 Ttl::Clear => ctx.store.set_expire(idx, 0),
                 Ttl::Keep => {}
@@ -349,7 +322,7 @@ pub fn mget(ctx: &mut Ctx, args: Args) {
     ctx.out.array(args.len() - 1);
     for key in args.iter().skip(1) {
         match ctx.store.find_read(key, ctx.now) {
-            Some(idx) => match &ctx.store.entry(idx).value {
+            Some(idx) => match ctx.store.entry(idx).value() {
                 Value::Str(_) => reply_value(ctx, idx),
             },
             None => ctx.out.null(),
@@ -411,20 +384,18 @@ pub fn append(ctx: &mut Ctx, args: Args) {
     };
     let total = match found {
         None => {
-            let value = Str::from_bytes(tail);
-            let len = value.len();
-            ctx.store.insert(key, Value::Str(value), 0);
-            len
+            ctx.store.insert(key, Value::Str(Str::from_bytes(tail)), 0);
+            tail.len()
         }
         Some(idx) => {
             let cur = str_at(ctx, idx).len();
             if !length_ok(ctx, cur, tail.len()) {
                 return;
             }
-            edit_raw(ctx, idx, |raw| {
-                raw.extend_from_slice(tail);
-                raw.len()
-            })
+            let total = cur + tail.len();
+            ctx.store
+                .edit_raw(idx, total, |raw| raw[cur..].copy_from_slice(tail));
+            total
         }
     };
     ctx.out.int(total as i64);
@@ -450,7 +421,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
     let current = match found {
         None => 0,
         Some(idx) => match str_at(ctx, idx) {
-            Str::Int(n) => *n,
+            Str::Int(n) => n,
             Str::Raw(v) => match parse_i64(v) {
                 Some(n) => n,
                 None => {
@@ -465,7 +436,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
         return;
     };
     match found {
-        Some(idx) => ctx.store.replace_value(idx, Value::Str(Str::Int(value))),
+        Some(idx) => ctx.store.set_value(idx, Value::Str(Str::Int(value))),
         None => {
             ctx.store.insert(key, Value::Str(Str::Int(value)), 0);
         }
@@ -526,7 +497,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: Args) {
     ctx.out.bulk(&text);
     let value = Str::from_bytes(&text);
     match found {
-        Some(idx) => ctx.store.replace_value(idx, Value::Str(value)),
+        Some(idx) => ctx.store.set_value(idx, Value::Str(value)),
         None => {
             ctx.store.insert(key, Value::Str(value), 0);
         }
@@ -554,7 +525,7 @@ pub fn getrange(ctx: &mut Ctx, args: Args) {
         return;
     }
     let Ctx { store, out, .. } = ctx;
-    let Value::Str(value) = &store.entry(idx).value;
+    let Value::Str(value) = store.entry(idx).value();
     value.with_bytes(|s| {
         let len = s.len() as i64;
         if start < 0 {
@@ -599,7 +570,7 @@ pub fn setrange(ctx: &mut Ctx, args: Args) {
             if !length_ok(ctx, offset, value.len()) {
                 return;
             }
-            ctx.store.insert(key, Value::Str(Str::Raw(Vec::new())), 0)
+            ctx.store.insert(key, Value::Str(Str::Raw(&[])), 0)
         }
         Some(idx) => {
             if value.is_empty() {
@@ -613,13 +584,10 @@ pub fn setrange(ctx: &mut Ctx, args: Args) {
             idx
         }
     };
-    let n = edit_raw(ctx, idx, |raw| {
-        if raw.len() < offset + value.len() {
-            raw.resize(offset + value.len(), 0);
-        }
-        raw[offset..offset + value.len()].copy_from_slice(value);
-        raw.len()
-    });
+    let end = offset + value.len();
+    let n = str_at(ctx, idx).len().max(end);
+    ctx.store
+        .edit_raw(idx, n, |raw| raw[offset..end].copy_from_slice(value));
     ctx.out.int(n as i64);
 }
 

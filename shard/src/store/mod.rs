@@ -1,10 +1,13 @@
 //! One shard's keyspace.
 //!
-//! Entries live in a slab (`Vec` of slots with a free list) and a `hashbrown::HashTable<u32>`
-//! maps key hashes to slab positions. An entry never moves once inserted, which gives:
+//! Each key is one [`Entry`]: a single heap block holding key, value and (for keys that
+//! have one) deadline, see [`entry`]. Entries live in a slab (`Vec<Option<Entry>>`, 16
+//! bytes a slot, with a stack of free positions) and a `hashbrown::HashTable<u32>` maps
+//! key hashes to slab positions. A position never changes while its key lives, which
+//! gives:
 //! - SCAN a plain cursor (a slab position) with Redis's guarantee that a key present for
 //!   the whole iteration is returned, however the table grows or shrinks meanwhile;
-//! - stable handles that later work (the expiry wheel, eviction) can point at;
+//! - stable handles that the expiry wheel and the eviction hand can point at;
 //! - a table of 4-byte indices, so its slack costs 5 bytes a bucket, not a whole entry.
 //!
 //! Expiry is both lazy and active. A lookup that meets an entry past its deadline removes
@@ -14,90 +17,14 @@
 //! reclaims keys nobody reads within a tick of their expiry — instead of Redis's sampling,
 //! which leaves a share of expired keys in memory for a while.
 
+pub mod entry;
+
 use ahash::RandomState;
 use hashbrown::HashTable;
 
-use crate::wheel::{TimerHandle, TimingWheel};
+pub use entry::{Entry, Str, Value};
 
-/// Marks the end of the free list.
-const NIL: u32 = u32::MAX;
-
-/// A string value. Canonical decimal integers are kept as integers, as Redis's `int`
-/// encoding does: 8 bytes instead of a heap buffer, and INCR without parsing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Str {
-    /// A value that is the canonical text of an `i64`.
-    Int(i64),
-    /// Any other bytes.
-    Raw(Vec<u8>),
-}
-
-impl Str {
-    /// Builds the most compact form of `bytes`.
-    pub fn from_bytes(bytes: &[u8]) -> Str {
-        match corekv_protocol::number::parse_i64(bytes) {
-            Some(n) => Str::Int(n),
-            None => Str::Raw(bytes.to_vec()),
-        }
-    }
-
-    /// Length of the value's text.
-    pub fn len(&self) -> usize {
-        match self {
-            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
-            Str::Raw(v) => v.len(),
-        }
-    }
-
-    /// Whether the value is the empty string.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, Str::Raw(v) if v.is_empty())
-    }
-
-    /// Calls `f` with the value's text.
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        match self {
-            Str::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
-            Str::Raw(v) => f(v),
-        }
-    }
-
-    /// The value's text as an owned buffer (turns an integer into its text).
-    pub fn into_bytes(self) -> Vec<u8> {
-        match self {
-            Str::Int(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
-            Str::Raw(v) => v,
-        }
-    }
-
-    /// Makes the value raw bytes and returns them for editing (APPEND, SETRANGE).
-    pub fn make_raw(&mut self) -> &mut Vec<u8> {
-        if let Str::Int(n) = *self {
-            *self = Str::Raw(itoa::Buffer::new().format(n).as_bytes().to_vec());
-        }
-        match self {
-            Str::Raw(v) => v,
-            Str::Int(_) => unreachable!("just made raw"),
-        }
-    }
-}
-
-/// A value of any type. Only strings exist so far; the enum is where lists, hashes and
-/// sets will go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A string.
-    Str(Str),
-}
-
-impl Value {
-    /// The name TYPE reports.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-        }
-    }
-}
+use crate::wheel::TimingWheel;
 
 /// What a timer in the shard's wheel stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,22 +33,6 @@ pub enum Timer {
     Key(u32),
     /// This connection (table slot and generation) may have been idle too long.
     Conn(u32, u32),
-}
-
-/// A key with its value and deadline.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    key: Box<[u8]>,
-    /// The value. Read it freely; change it through [`Store::replace_value`] or
-    /// [`Store::with_value_mut`], which keep the memory accounting right.
-    pub value: Value,
-    /// Unix time in milliseconds after which the key is gone; 0 for no deadline.
-    expire_at: u64,
-    /// The wheel timer of the deadline, when there is one.
-    timer: TimerHandle,
-    /// Eviction metadata for the CLOCK hand: the reference bit (LRU policies) or a
-    /// saturating use counter (LFU policies). Lives in the entry's padding.
-    hits: u8,
 }
 
 /// How eviction ranks keys (`maxmemory-policy`). See [`Store::evict_one`].
@@ -143,60 +54,30 @@ pub enum Eviction {
 /// Highest value of the LFU use counter.
 const LFU_MAX: u8 = 15;
 
-/// Bytes one entry costs besides its key and value bytes: the slab slot, and the hash
-/// index's 4-byte position plus its control byte and slack.
-pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Slot>() + 8;
+/// Bytes one entry costs besides its block: the slab slot, and the hash index's 4-byte
+/// position plus its control byte and slack.
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Option<Entry>>() + 8;
 
-/// Heap bytes the allocator gives for a request of `n` (rounded to 8).
+/// Bytes the allocator (mimalloc, in the server) hands out for a request of `n`: whole
+/// words up to 64 bytes, then four size classes per power of two.
 #[inline]
-fn heap(n: usize) -> usize {
+pub fn heap(n: usize) -> usize {
     if n == 0 {
-        0
-    } else {
-        (n + 7) & !7
+        return 0;
     }
+    let words = n.div_ceil(8);
+    if words <= 8 {
+        return words * 8;
+    }
+    let top = usize::BITS - 1 - (words - 1).leading_zeros();
+    let step = 1usize << (top - 2);
+    words.div_ceil(step) * step * 8
 }
 
-/// Heap bytes a value holds.
-#[inline]
-fn value_bytes(v: &Value) -> usize {
-    match v {
-        Value::Str(Str::Int(_)) => 0,
-        Value::Str(Str::Raw(b)) => heap(b.capacity()),
-    }
-}
-
-/// Everything one entry costs: overhead, key and value.
+/// Everything one entry costs: overhead and its block.
 #[inline]
 fn entry_bytes(e: &Entry) -> usize {
-    ENTRY_OVERHEAD + heap(e.key.len()) + value_bytes(&e.value)
-}
-
-impl Entry {
-    /// The key.
-    #[inline]
-    pub fn key(&self) -> &[u8] {
-        &self.key
-    }
-
-    /// The deadline, if any (Unix milliseconds).
-    #[inline]
-    pub fn expire_at(&self) -> Option<u64> {
-        (self.expire_at != 0).then_some(self.expire_at)
-    }
-
-    /// Whether the key is gone at `now` (Unix milliseconds): Redis expires when
-    /// `now > deadline`.
-    #[inline]
-    pub fn is_expired(&self, now: u64) -> bool {
-        self.expire_at != 0 && now > self.expire_at
-    }
-}
-
-enum Slot {
-    Used(Entry),
-    /// Free; holds the next free position.
-    Free(u32),
+    ENTRY_OVERHEAD + heap(e.block_len())
 }
 
 /// Counters Redis reports in INFO stats.
@@ -215,8 +96,9 @@ pub struct StoreStats {
 /// One shard's keyspace. See the module docs.
 pub struct Store {
     index: HashTable<u32>,
-    slots: Vec<Slot>,
-    free: u32,
+    slots: Vec<Option<Entry>>,
+    /// Free slab positions, reused last-freed first.
+    free: Vec<u32>,
     len: usize,
     volatile: usize,
     hasher: RandomState,
@@ -261,7 +143,7 @@ impl Store {
         Store {
             index: HashTable::new(),
             slots: Vec::new(),
-            free: NIL,
+            free: Vec::new(),
             len: 0,
             volatile: 0,
             hasher: RandomState::new(),
@@ -317,11 +199,10 @@ impl Store {
     }
 
     #[inline]
-    fn used(slots: &[Slot], idx: u32) -> &Entry {
-        match &slots[idx as usize] {
-            Slot::Used(e) => e,
-            Slot::Free(_) => unreachable!("index points at a free slot"),
-        }
+    fn used(slots: &[Option<Entry>], idx: u32) -> &Entry {
+        slots[idx as usize]
+            .as_ref()
+            .expect("index points at a free slot")
     }
 
     /// The position of `key`, expired or not.
@@ -329,7 +210,7 @@ impl Store {
     fn position(&self, key: &[u8], hash: u64) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| &*Self::used(slots, i).key == key)
+            .find(hash, |&i| Self::used(slots, i).key() == key)
             .copied()
     }
 
@@ -346,10 +227,10 @@ impl Store {
         }
         match self.eviction {
             Eviction::NoEviction | Eviction::Random | Eviction::Ttl => {}
-            Eviction::Lru => self.entry_mut(idx).hits = 1,
+            Eviction::Lru => self.entry_mut(idx).set_hits(1),
             Eviction::Lfu => {
                 let e = self.entry_mut(idx);
-                e.hits = (e.hits + 1).min(LFU_MAX);
+                e.set_hits((e.hits() + 1).min(LFU_MAX));
             }
         }
         Some(idx)
@@ -378,51 +259,55 @@ impl Store {
         Self::used(&self.slots, idx)
     }
 
-    /// Replaces the value at `idx`.
-    pub fn replace_value(&mut self, idx: u32, value: Value) {
-        self.with_value_mut(idx, |v| *v = value);
+    #[inline]
+    fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+        self.slots[idx as usize]
+            .as_mut()
+            .expect("index points at a free slot")
     }
 
-    /// Changes the value at `idx` through `f`, keeping the memory accounting right.
+    /// Runs `f` on the entry at `idx`, keeping the memory accounting right.
     #[inline]
-    pub fn with_value_mut<R>(&mut self, idx: u32, f: impl FnOnce(&mut Value) -> R) -> R {
+    fn resize_entry<R>(&mut self, idx: u32, f: impl FnOnce(&mut Entry) -> R) -> R {
         let e = self.entry_mut(idx);
-        let before = value_bytes(&e.value);
-        let r = f(&mut e.value);
-        let after = value_bytes(&e.value);
+        let before = heap(e.block_len());
+        let r = f(e);
+        let after = heap(e.block_len());
         self.used -= before;
         self.grew(after);
         r
     }
 
-    #[inline]
-    fn entry_mut(&mut self, idx: u32) -> &mut Entry {
-        match &mut self.slots[idx as usize] {
-            Slot::Used(e) => e,
-            Slot::Free(_) => unreachable!("index points at a free slot"),
-        }
+    /// Replaces the value at `idx` (keeping its deadline). A value of similar size is
+    /// written in place: no allocation.
+    pub fn set_value(&mut self, idx: u32, value: Value<'_>) {
+        self.resize_entry(idx, |e| e.set_value(value));
+    }
+
+    /// Makes the value at `idx` raw bytes of length `len` (extended with zeros; growth
+    /// keeps slack so repeated appends are cheap) and edits them with `f`: APPEND and
+    /// SETRANGE. The caller checked the value is a string.
+    pub fn edit_raw<R>(&mut self, idx: u32, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.resize_entry(idx, |e| e.edit_raw(len, f))
     }
 
     /// Sets or clears (`0`) the deadline of the entry at `idx`, moving its wheel timer.
     pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
-        let e = match &mut self.slots[idx as usize] {
-            Slot::Used(e) => e,
-            Slot::Free(_) => unreachable!("index points at a free slot"),
-        };
-        if e.expire_at == expire_at {
+        let e = self.entry(idx);
+        let had = e.is_volatile();
+        if e.expire_at().unwrap_or(0) == expire_at {
             return;
         }
-        let had = e.expire_at != 0;
-        e.expire_at = expire_at;
-        let old = std::mem::take(&mut e.timer);
+        let old = e.timer();
         if !old.is_none() {
             self.timers.cancel(old);
         }
+        self.resize_entry(idx, |e| e.set_deadline(expire_at));
         if expire_at != 0 {
             let t = self
                 .timers
                 .insert(timer_deadline(expire_at), Timer::Key(idx));
-            self.entry_mut(idx).timer = t;
+            self.entry_mut(idx).set_timer(t);
         }
         match (had, expire_at != 0) {
             (false, true) => self.volatile += 1,
@@ -432,54 +317,48 @@ impl Store {
     }
 
     /// Inserts `key`, which must be absent (look it up first). Returns its position.
-    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
+    pub fn insert(&mut self, key: &[u8], value: Value<'_>, expire_at: u64) -> u32 {
         let hash = self.hash(key);
         debug_assert!(
             self.position(key, hash).is_none(),
             "insert of a present key"
         );
-        let entry = Entry {
-            key: key.into(),
-            value,
-            expire_at,
-            timer: TimerHandle::NONE,
-            hits: 0,
-        };
+        let entry = Entry::new(key, value, expire_at);
         self.grew(entry_bytes(&entry));
-        let idx = if self.free != NIL {
-            let idx = self.free;
-            match std::mem::replace(&mut self.slots[idx as usize], Slot::Used(entry)) {
-                Slot::Free(next) => self.free = next,
-                Slot::Used(_) => unreachable!("free list points at a used slot"),
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                debug_assert!(self.slots[idx as usize].is_none(), "free slot in use");
+                self.slots[idx as usize] = Some(entry);
+                idx
             }
-            idx
-        } else {
-            let idx = u32::try_from(self.slots.len()).expect("more than 4 billion keys in a shard");
-            assert!(idx != NIL, "more than 4 billion keys in a shard");
-            self.slots.push(Slot::Used(entry));
-            self.shrink_below = usize::MAX;
-            idx
+            None => {
+                let idx =
+                    u32::try_from(self.slots.len()).expect("more than 4 billion keys in a shard");
+                self.slots.push(Some(entry));
+                self.shrink_below = usize::MAX;
+                idx
+            }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
-            .insert_unique(hash, idx, |&i| hasher.hash_one(&*Self::used(slots, i).key));
+            .insert_unique(hash, idx, |&i| hasher.hash_one(Self::used(slots, i).key()));
         self.len += 1;
         if expire_at != 0 {
             self.volatile += 1;
             let t = self
                 .timers
                 .insert(timer_deadline(expire_at), Timer::Key(idx));
-            self.entry_mut(idx).timer = t;
+            self.entry_mut(idx).set_timer(t);
         }
         idx
     }
 
     /// Sets `key` to `value`: replaces the value of a live key (keeping its deadline when
     /// `keep_ttl`, clearing it otherwise) or inserts it. Returns its position.
-    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool, now: u64) -> u32 {
+    pub fn set(&mut self, key: &[u8], value: Value<'_>, keep_ttl: bool, now: u64) -> u32 {
         match self.find(key, now) {
             Some(idx) => {
-                self.replace_value(idx, value);
+                self.set_value(idx, value);
                 if !keep_ttl {
                     self.set_expire(idx, 0);
                 }
@@ -491,7 +370,7 @@ impl Store {
 
     /// Removes the entry at `idx` and returns it.
     pub fn remove_at(&mut self, idx: u32) -> Entry {
-        let hash = self.hash(&Self::used(&self.slots, idx).key);
+        let hash = self.hash(Self::used(&self.slots, idx).key());
         self.remove_at_hashed(idx, hash)
     }
 
@@ -502,24 +381,21 @@ impl Store {
             }
             Err(_) => unreachable!("entry missing from the index"),
         }
-        let slot = std::mem::replace(&mut self.slots[idx as usize], Slot::Free(self.free));
-        self.free = idx;
+        let e = self.slots[idx as usize]
+            .take()
+            .expect("removing a free slot");
+        self.free.push(idx);
         self.len -= 1;
-        match slot {
-            Slot::Used(mut e) => {
-                self.used -= entry_bytes(&e);
-                if e.expire_at != 0 {
-                    self.volatile -= 1;
-                }
-                let t = std::mem::take(&mut e.timer);
-                if !t.is_none() {
-                    // Stale (already fired) when the wheel is what removes the key.
-                    self.timers.cancel(t);
-                }
-                e
+        self.used -= entry_bytes(&e);
+        if e.is_volatile() {
+            self.volatile -= 1;
+            let t = e.timer();
+            if !t.is_none() {
+                // Stale (already fired) when the wheel is what removes the key.
+                self.timers.cancel(t);
             }
-            Slot::Free(_) => unreachable!("removing a free slot"),
         }
+        e
     }
 
     /// Removes `key` if it is present and live; returns whether it was.
@@ -531,16 +407,15 @@ impl Store {
     /// Removes every key; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let n = self.len;
-        for slot in &self.slots {
-            if let Slot::Used(e) = slot {
-                if !e.timer.is_none() {
-                    self.timers.cancel(e.timer);
-                }
+        for e in self.slots.iter().flatten() {
+            let t = e.timer();
+            if !t.is_none() {
+                self.timers.cancel(t);
             }
         }
         self.index = HashTable::new();
         self.slots = Vec::new();
-        self.free = NIL;
+        self.free = Vec::new();
         self.len = 0;
         self.volatile = 0;
         self.used = 0;
@@ -554,7 +429,7 @@ impl Store {
     /// LRU and LFU are a CLOCK hand over the slab, not Redis's sampling: on each access
     /// a key sets its reference bit (LRU) or bumps a 4-bit counter (LFU, GCLOCK); the
     /// hand clears or decrements as it passes and evicts the first key at zero. It costs
-    /// one byte per key, which the entry's padding already had, and O(1) amortized work.
+    /// four bits per key, in the entry's first byte, and O(1) amortized work.
     /// TTL samples 16 volatile keys and evicts the one expiring first.
     pub fn evict_one(
         &mut self,
@@ -571,7 +446,7 @@ impl Store {
             Eviction::Ttl => self
                 .sample(rng, true, 16)
                 .into_iter()
-                .min_by_key(|&i| Self::used(&self.slots, i).expire_at),
+                .min_by_key(|&i| Self::used(&self.slots, i).expire_at()),
             Eviction::Lru | Eviction::Lfu => self.clock_victim(volatile),
         }?;
         let before = self.used;
@@ -592,8 +467,8 @@ impl Store {
             if out.len() == n {
                 break;
             }
-            if let Slot::Used(e) = &self.slots[pos] {
-                if (!volatile || e.expire_at != 0) && !out.contains(&(pos as u32)) {
+            if let Some(e) = &self.slots[pos] {
+                if (!volatile || e.is_volatile()) && !out.contains(&(pos as u32)) {
                     out.push(pos as u32);
                 }
             }
@@ -611,14 +486,15 @@ impl Store {
             }
             let pos = self.hand;
             self.hand += 1;
-            if let Slot::Used(e) = &mut self.slots[pos] {
-                if volatile && e.expire_at == 0 {
+            if let Some(e) = &mut self.slots[pos] {
+                if volatile && !e.is_volatile() {
                     continue;
                 }
-                if e.hits == 0 {
+                let hits = e.hits();
+                if hits == 0 {
                     return Some(pos as u32);
                 }
-                e.hits -= 1;
+                e.set_hits(hits - 1);
             }
         }
         None
@@ -639,20 +515,19 @@ impl Store {
         let keep = self
             .slots
             .iter()
-            .rposition(|s| matches!(s, Slot::Used(_)))
+            .rposition(Option::is_some)
             .map_or(0, |i| i + 1);
         self.slots.truncate(keep);
         self.slots.shrink_to_fit();
-        self.free = NIL;
-        for i in (0..self.slots.len()).rev() {
-            if let Slot::Free(next) = &mut self.slots[i] {
-                *next = self.free;
-                self.free = i as u32;
-            }
-        }
+        // Lowest positions on top of the stack, as a fresh slab would fill.
+        self.free = (0..keep as u32)
+            .rev()
+            .filter(|&i| self.slots[i as usize].is_none())
+            .collect();
+        self.free.shrink_to_fit();
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
-            .shrink_to_fit(|&i| hasher.hash_one(&*Self::used(slots, i).key));
+            .shrink_to_fit(|&i| hasher.hash_one(Self::used(slots, i).key()));
     }
 
     /// Active expiry: advances the wheel to `now`, removes up to `budget` keys whose
@@ -676,10 +551,7 @@ impl Store {
 
     /// Every entry, expired ones included, in slab order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().filter_map(|s| match s {
-            Slot::Used(e) => Some(e),
-            Slot::Free(_) => None,
-        })
+        self.slots.iter().flatten()
     }
 
     /// One SCAN step from slab position `cursor`: visits live entries until `count` were
@@ -698,7 +570,7 @@ impl Store {
         let mut budget = count.saturating_mul(10).max(1);
         while pos < self.slots.len() && seen < count && budget > 0 {
             budget -= 1;
-            if let Slot::Used(e) = &self.slots[pos] {
+            if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
                     self.remove_at(pos as u32);
                     self.stats.expired += 1;
@@ -722,7 +594,7 @@ impl Store {
                 return None;
             }
             let pos = rng.usize(..self.slots.len());
-            if let Slot::Used(e) = &self.slots[pos] {
+            if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
                     self.remove_at(pos as u32);
                     self.stats.expired += 1;
@@ -738,7 +610,7 @@ impl Store {
         let start = rng.usize(..n);
         for step in 0..n {
             let pos = (start + step) % n;
-            if let Slot::Used(e) = &self.slots[pos] {
+            if let Some(e) = &self.slots[pos] {
                 if !e.is_expired(now) {
                     return Some(pos as u32);
                 }
@@ -754,8 +626,23 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
-    fn raw(n: usize) -> Value {
-        Value::Str(Str::Raw(vec![b'x'; n]))
+    const XS: [u8; 2000] = [b'x'; 2000];
+
+    fn raw(n: usize) -> Value<'static> {
+        Value::Str(Str::Raw(&XS[..n]))
+    }
+
+    #[test]
+    fn heap_sizes_follow_mimallocs_classes() {
+        let classes: Vec<usize> = [1, 8, 9, 51, 64, 65, 100, 119, 129, 200, 1000]
+            .iter()
+            .map(|&n| heap(n))
+            .collect();
+        assert_eq!(classes, [8, 8, 16, 56, 64, 80, 112, 128, 160, 224, 1024]);
+        assert_eq!(heap(0), 0);
+        for n in 1..100_000 {
+            assert!(heap(n) >= n && heap(n) <= n + n / 4 + 8, "{n}");
+        }
     }
 
     #[test]
@@ -763,13 +650,12 @@ mod tests {
         let mut s = Store::new();
         let a = s.insert(b"a", raw(100), 0);
         let one = s.used_memory();
-        assert_eq!(one, ENTRY_OVERHEAD + 8 + 104);
-        s.with_value_mut(a, |v| match v {
-            Value::Str(st) => st.make_raw().extend_from_slice(&[b'y'; 1000]),
-        });
+        // meta, key length, value length, key, value.
+        assert_eq!(one, ENTRY_OVERHEAD + heap(3 + 1 + 100));
+        s.edit_raw(a, 1100, |v| v[100..].fill(b'y'));
         assert!(s.used_memory() >= one + 1000);
-        s.replace_value(a, Value::Str(Str::Int(7)));
-        assert_eq!(s.used_memory(), ENTRY_OVERHEAD + 8);
+        s.set_value(a, Value::Str(Str::Int(7)));
+        assert_eq!(s.used_memory(), ENTRY_OVERHEAD + heap(2 + 1 + 8));
         s.set(b"b", raw(10), false, 0);
         s.insert(b"c", raw(10), 5);
         assert!(s.peak_memory() >= one + 1000);
@@ -864,24 +750,24 @@ mod tests {
         assert!(!s.contains(b"v0", 0), "the earliest deadline goes first");
     }
 
-    fn s(v: &str) -> Value {
+    fn s(v: &str) -> Value<'_> {
         Value::Str(Str::from_bytes(v.as_bytes()))
     }
 
     #[test]
     fn int_encoding_is_canonical_only() {
         assert_eq!(Str::from_bytes(b"42"), Str::Int(42));
-        assert_eq!(Str::from_bytes(b"042"), Str::Raw(b"042".to_vec()));
-        assert_eq!(Str::from_bytes(b"-0"), Str::Raw(b"-0".to_vec()));
+        assert_eq!(Str::from_bytes(b"042"), Str::Raw(b"042"));
+        assert_eq!(Str::from_bytes(b"-0"), Str::Raw(b"-0"));
         assert_eq!(Str::Int(-17).len(), 3);
-        assert_eq!(Str::Int(5).into_bytes(), b"5");
+        assert_eq!(Str::Int(5).to_vec(), b"5");
     }
 
     #[test]
     fn set_get_remove() {
         let mut st = Store::new();
         let a = st.set(b"a", s("1"), false, 0);
-        assert_eq!(st.entry(a).value, s("1"));
+        assert_eq!(st.entry(a).value(), s("1"));
         assert_eq!(st.find(b"a", 0), Some(a));
         assert!(st.remove(b"a", 0).is_some());
         assert_eq!(st.find(b"a", 0), None);
@@ -1028,19 +914,21 @@ mod tests {
         #[test]
         fn behaves_like_a_hashmap(ops in prop::collection::vec(op(), 1..300)) {
             let mut st = Store::new();
-            let mut model: HashMap<Vec<u8>, Value> = HashMap::new();
+            let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Set(k, v) => {
                         let key = vec![k];
-                        st.set(&key, Value::Str(Str::Raw(vec![v])), false, 0);
-                        model.insert(key, Value::Str(Str::Raw(vec![v])));
+                        st.set(&key, Value::Str(Str::Raw(&[v])), false, 0);
+                        model.insert(key, vec![v]);
                     }
                     Op::Del(k) => {
                         prop_assert_eq!(st.remove(&[k], 0).is_some(), model.remove(&vec![k]).is_some());
                     }
                     Op::Get(k) => {
-                        let got = st.find(&[k], 0).map(|i| st.entry(i).value.clone());
+                        let got = st.find(&[k], 0).map(|i| match st.entry(i).value() {
+                            Value::Str(s) => s.to_vec(),
+                        });
                         prop_assert_eq!(got.as_ref(), model.get(&vec![k]));
                     }
                 }

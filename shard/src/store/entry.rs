@@ -1,0 +1,600 @@
+//! One key, its value and its deadline, packed into a single heap block.
+//!
+//! Redis spends three allocations on a small string key (a `dictEntry`, the key's `sds`
+//! and an `embstr` object) plus a second table entry when the key has a TTL. A corekv
+//! entry is one block, sized to what it holds:
+//!
+//! ```text
+//! meta u8 | deadline u64, timer u32 u32 | key len | value len | key | value | slack
+//!           (keys with a deadline only)   varint    varint
+//!                                                   (raw values only)
+//! ```
+//!
+//! `meta` holds the eviction counter (bits 0-3), "has a deadline" (bit 4) and "the value
+//! is an integer" (bit 5: eight little-endian bytes, Redis's `int` encoding). Keys without
+//! a deadline, most of them in a cache, pay nothing for the field. Slack exists only after
+//! APPEND or SETRANGE grew a value: like Redis's `sds`, growth doubles (up to 1 MiB more),
+//! so appending byte by byte stays amortized O(1). A SET over a value of similar size
+//! rewrites the block in place.
+
+use crate::wheel::TimerHandle;
+
+/// Bits of `meta` holding the eviction counter.
+const HITS: u8 = 0x0f;
+/// `meta` bit: the key has a deadline (and the block its 16 bytes).
+const VOLATILE: u8 = 0x10;
+/// `meta` bit: the value is an `i64`.
+const INT: u8 = 0x20;
+/// Bytes of a deadline and its timer handle.
+const DEADLINE_BYTES: usize = 16;
+/// A growing value gets as much slack as its length, at most this much (Redis's
+/// `SDS_MAX_PREALLOC`).
+const MAX_PREALLOC: usize = 1 << 20;
+
+/// A string value as stored: canonical decimal integers are `i64`s (8 bytes, INCR without
+/// parsing), anything else is bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Str<'a> {
+    /// A value that is the canonical text of an `i64`.
+    Int(i64),
+    /// Any other bytes.
+    Raw(&'a [u8]),
+}
+
+impl<'a> Str<'a> {
+    /// The most compact form of `bytes`: an integer when they are one's canonical text.
+    pub fn from_bytes(bytes: &'a [u8]) -> Str<'a> {
+        match corekv_protocol::number::parse_i64(bytes) {
+            Some(n) => Str::Int(n),
+            None => Str::Raw(bytes),
+        }
+    }
+
+    /// Length of the value's text.
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Raw(v) => v.len(),
+        }
+    }
+
+    /// Whether the value is the empty string.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Str::Raw(v) if v.is_empty())
+    }
+
+    /// Calls `f` with the value's text.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Str::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
+            Str::Raw(v) => f(v),
+        }
+    }
+
+    /// The value's text, owned.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.with_bytes(<[u8]>::to_vec)
+    }
+}
+
+/// A value of any type, as stored. Only strings exist so far; the enum is where lists,
+/// hashes and sets will go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// A string.
+    Str(Str<'a>),
+}
+
+impl Value<'_> {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// Whether the value is stored as an integer, and the length of its stored bytes.
+    #[inline]
+    fn shape(&self) -> (bool, usize) {
+        match self {
+            Value::Str(Str::Int(_)) => (true, 8),
+            Value::Str(Str::Raw(b)) => (false, b.len()),
+        }
+    }
+
+    /// Writes the stored bytes (`shape().1` of them) to `dst`.
+    #[inline]
+    fn put(&self, dst: &mut [u8]) {
+        match self {
+            Value::Str(Str::Int(n)) => dst.copy_from_slice(&n.to_le_bytes()),
+            Value::Str(Str::Raw(b)) => dst.copy_from_slice(b),
+        }
+    }
+}
+
+/// Bytes of `n` as a LEB128 varint.
+#[inline]
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Writes `n` as a LEB128 varint at the start of `buf`; returns the bytes written.
+#[inline]
+fn put_varint(buf: &mut [u8], mut n: usize) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        buf[i] = (n as u8) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    buf[i] = n as u8;
+    i + 1
+}
+
+/// Reads a LEB128 varint at the start of `buf`: its value and its length.
+#[inline]
+fn get_varint(buf: &[u8]) -> (usize, usize) {
+    let first = buf[0];
+    if first < 0x80 {
+        return (first as usize, 1);
+    }
+    let mut n = 0usize;
+    let mut shift = 0;
+    for (i, &b) in buf.iter().enumerate() {
+        n |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            return (n, i + 1);
+        }
+        shift += 7;
+    }
+    unreachable!("a varint runs past its block")
+}
+
+/// Where the parts of a block are.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Start of the key.
+    key: usize,
+    /// Length of the key.
+    klen: usize,
+    /// Start of the value (right after the key).
+    val: usize,
+    /// Length of the value's stored bytes (8 for an integer).
+    vlen: usize,
+}
+
+/// Length of the header for these fields.
+#[inline]
+fn header_len(volatile: bool, int: bool, klen: usize, vlen: usize) -> usize {
+    1 + if volatile { DEADLINE_BYTES } else { 0 }
+        + varint_len(klen)
+        + if int { 0 } else { varint_len(vlen) }
+}
+
+/// Writes a header of exactly `buf.len()` bytes.
+fn write_header(
+    buf: &mut [u8],
+    meta: u8,
+    deadline: Option<(u64, TimerHandle)>,
+    klen: usize,
+    vlen: usize,
+) {
+    buf[0] = meta;
+    let mut p = 1;
+    if let Some((at, timer)) = deadline {
+        let (idx, gen) = timer.to_parts();
+        buf[1..9].copy_from_slice(&at.to_le_bytes());
+        buf[9..13].copy_from_slice(&idx.to_le_bytes());
+        buf[13..17].copy_from_slice(&gen.to_le_bytes());
+        p = 1 + DEADLINE_BYTES;
+    }
+    p += put_varint(&mut buf[p..], klen);
+    if meta & INT == 0 {
+        p += put_varint(&mut buf[p..], vlen);
+    }
+    debug_assert_eq!(p, buf.len(), "header length");
+}
+
+/// A key with its value and deadline, in one heap block (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    block: Box<[u8]>,
+}
+
+impl Entry {
+    /// An entry for `key` holding `value`, expiring after `expire_at` (Unix ms; 0: never),
+    /// with no timer yet.
+    pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
+        let (int, vlen) = value.shape();
+        let volatile = expire_at != 0;
+        let hdr = header_len(volatile, int, key.len(), vlen);
+        let mut block = vec![0u8; hdr + key.len() + vlen].into_boxed_slice();
+        let meta = if volatile { VOLATILE } else { 0 } | if int { INT } else { 0 };
+        let deadline = volatile.then_some((expire_at, TimerHandle::NONE));
+        write_header(&mut block[..hdr], meta, deadline, key.len(), vlen);
+        block[hdr..hdr + key.len()].copy_from_slice(key);
+        value.put(&mut block[hdr + key.len()..]);
+        Entry { block }
+    }
+
+    #[inline]
+    fn layout(&self) -> Layout {
+        let b = &self.block;
+        let meta = b[0];
+        let mut p = if meta & VOLATILE != 0 {
+            1 + DEADLINE_BYTES
+        } else {
+            1
+        };
+        let (klen, n) = get_varint(&b[p..]);
+        p += n;
+        let vlen = if meta & INT != 0 {
+            8
+        } else {
+            let (vlen, n) = get_varint(&b[p..]);
+            p += n;
+            vlen
+        };
+        Layout {
+            key: p,
+            klen,
+            val: p + klen,
+            vlen,
+        }
+    }
+
+    /// The key.
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        let l = self.layout();
+        &self.block[l.key..l.val]
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> Value<'_> {
+        let l = self.layout();
+        let bytes = &self.block[l.val..l.val + l.vlen];
+        if self.block[0] & INT != 0 {
+            let n = i64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+            Value::Str(Str::Int(n))
+        } else {
+            Value::Str(Str::Raw(bytes))
+        }
+    }
+
+    /// Whether the key has a deadline.
+    #[inline]
+    pub fn is_volatile(&self) -> bool {
+        self.block[0] & VOLATILE != 0
+    }
+
+    /// The deadline and its timer, when there is one.
+    #[inline]
+    fn deadline(&self) -> Option<(u64, TimerHandle)> {
+        if !self.is_volatile() {
+            return None;
+        }
+        let b = &self.block;
+        let at = u64::from_le_bytes(b[1..9].try_into().expect("8 bytes"));
+        let idx = u32::from_le_bytes(b[9..13].try_into().expect("4 bytes"));
+        let gen = u32::from_le_bytes(b[13..17].try_into().expect("4 bytes"));
+        Some((at, TimerHandle::from_parts(idx, gen)))
+    }
+
+    /// The deadline, if any (Unix milliseconds).
+    #[inline]
+    pub fn expire_at(&self) -> Option<u64> {
+        self.deadline().map(|(at, _)| at)
+    }
+
+    /// Whether the key is gone at `now` (Unix milliseconds): Redis expires when
+    /// `now > deadline`.
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        matches!(self.expire_at(), Some(at) if now > at)
+    }
+
+    /// The wheel timer of the deadline ([`TimerHandle::NONE`] without one).
+    #[inline]
+    pub(crate) fn timer(&self) -> TimerHandle {
+        self.deadline().map_or(TimerHandle::NONE, |(_, t)| t)
+    }
+
+    /// Records the wheel timer of the deadline; the entry must have one.
+    #[inline]
+    pub(crate) fn set_timer(&mut self, timer: TimerHandle) {
+        debug_assert!(self.is_volatile(), "a timer without a deadline");
+        let (idx, gen) = timer.to_parts();
+        self.block[9..13].copy_from_slice(&idx.to_le_bytes());
+        self.block[13..17].copy_from_slice(&gen.to_le_bytes());
+    }
+
+    /// The eviction counter (0..=15).
+    #[inline]
+    pub(crate) fn hits(&self) -> u8 {
+        self.block[0] & HITS
+    }
+
+    /// Sets the eviction counter (`hits` at most 15).
+    #[inline]
+    pub(crate) fn set_hits(&mut self, hits: u8) {
+        debug_assert!(hits <= HITS);
+        self.block[0] = (self.block[0] & !HITS) | hits;
+    }
+
+    /// Bytes of the block (what the entry asks of the allocator).
+    #[inline]
+    pub fn block_len(&self) -> usize {
+        self.block.len()
+    }
+
+    /// Lays the entry out again for a new deadline, value kind and value length, keeping
+    /// the key and the first `keep` bytes of the value (both kinds unchanged then) and
+    /// zeroing the rest of the value. Rewrites the block in place when the result fits
+    /// without wasting more than about half of it (`grow`: whenever it fits, and a new
+    /// block gets slack). Returns where the value starts.
+    fn relayout(
+        &mut self,
+        deadline: Option<(u64, TimerHandle)>,
+        int: bool,
+        vlen: usize,
+        keep: usize,
+        grow: bool,
+    ) -> usize {
+        let old = self.layout();
+        debug_assert!(keep <= old.vlen.min(vlen));
+        debug_assert!(keep == 0 || (self.block[0] & INT != 0) == int);
+        let meta = (self.block[0] & HITS)
+            | if deadline.is_some() { VOLATILE } else { 0 }
+            | if int { INT } else { 0 };
+        let hdr = header_len(deadline.is_some(), int, old.klen, vlen);
+        let val = hdr + old.klen;
+        let need = val + vlen;
+        let len = self.block.len();
+        if need <= len && (grow || len <= 2 * need + 16) {
+            // Key and kept value are contiguous: one move to where the new header ends.
+            self.block.copy_within(old.key..old.val + keep, hdr);
+            write_header(&mut self.block[..hdr], meta, deadline, old.klen, vlen);
+            self.block[val + keep..need].fill(0);
+        } else {
+            let cap = if grow {
+                need + vlen.min(MAX_PREALLOC)
+            } else {
+                need
+            };
+            let mut block = vec![0u8; cap].into_boxed_slice();
+            write_header(&mut block[..hdr], meta, deadline, old.klen, vlen);
+            block[hdr..val + keep].copy_from_slice(&self.block[old.key..old.val + keep]);
+            self.block = block;
+        }
+        val
+    }
+
+    /// Replaces the value, keeping key, deadline and eviction counter; reuses the block
+    /// when the new value is of similar size.
+    pub(crate) fn set_value(&mut self, value: Value<'_>) {
+        let (int, vlen) = value.shape();
+        let deadline = self.deadline();
+        let val = self.relayout(deadline, int, vlen, 0, false);
+        value.put(&mut self.block[val..val + vlen]);
+    }
+
+    /// Makes the value raw bytes of length `len` (extending with zeros, growing with
+    /// slack) and lets `f` edit them: APPEND and SETRANGE.
+    pub(crate) fn edit_raw<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        if let Value::Str(Str::Int(n)) = self.value() {
+            let mut text = itoa::Buffer::new();
+            self.set_value(Value::Str(Str::Raw(text.format(n).as_bytes())));
+        }
+        let old = self.layout();
+        let val = if len == old.vlen {
+            old.val
+        } else {
+            let deadline = self.deadline();
+            self.relayout(deadline, false, len, old.vlen.min(len), true)
+        };
+        f(&mut self.block[val..val + len])
+    }
+
+    /// Sets (`expire_at` > 0) or clears the deadline; the timer becomes
+    /// [`TimerHandle::NONE`] (the store cancels the old one and records the new one).
+    pub(crate) fn set_deadline(&mut self, expire_at: u64) {
+        if expire_at != 0 && self.is_volatile() {
+            self.block[1..9].copy_from_slice(&expire_at.to_le_bytes());
+            self.set_timer(TimerHandle::NONE);
+            return;
+        }
+        if expire_at == 0 && !self.is_volatile() {
+            return;
+        }
+        let l = self.layout();
+        let int = self.block[0] & INT != 0;
+        let deadline = (expire_at != 0).then_some((expire_at, TimerHandle::NONE));
+        self.relayout(deadline, int, l.vlen, l.vlen, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw(b: &[u8]) -> Value<'_> {
+        Value::Str(Str::Raw(b))
+    }
+
+    #[test]
+    fn a_small_entry_is_its_bytes_plus_three() {
+        let e = Entry::new(b"key:000000000001", raw(&[b'x'; 32]), 0);
+        assert_eq!(e.block_len(), 3 + 16 + 32);
+        assert_eq!(e.key(), b"key:000000000001");
+        assert_eq!(e.value(), raw(&[b'x'; 32]));
+        assert_eq!(e.expire_at(), None);
+        assert!(e.timer().is_none());
+        let n = Entry::new(b"counter", Value::Str(Str::Int(-42)), 7);
+        assert_eq!(n.block_len(), 2 + 16 + 7 + 8);
+        assert_eq!(n.value(), Value::Str(Str::Int(-42)));
+        assert_eq!(n.expire_at(), Some(7));
+        assert!(n.is_expired(8) && !n.is_expired(7));
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 29, usize::MAX] {
+            let mut buf = [0u8; 10];
+            let len = put_varint(&mut buf, n);
+            assert_eq!(len, varint_len(n));
+            assert_eq!(get_varint(&buf), (n, len));
+        }
+    }
+
+    #[test]
+    fn a_similar_value_is_written_in_place_and_appends_are_amortized() {
+        let mut e = Entry::new(b"k", raw(&[b'a'; 100]), 0);
+        let before = e.block.as_ptr();
+        e.set_value(raw(&[b'b'; 90]));
+        assert_eq!(e.block.as_ptr(), before, "no new block for a similar size");
+        assert_eq!(e.value(), raw(&[b'b'; 90]));
+        let mut blocks = 0;
+        let mut last = e.block.as_ptr();
+        for i in 0..10_000usize {
+            let len = 90 + i + 1;
+            e.edit_raw(len, |v| v[len - 1] = b'c');
+            if e.block.as_ptr() != last {
+                blocks += 1;
+                last = e.block.as_ptr();
+            }
+        }
+        assert!(blocks <= 8, "{blocks} new blocks for 10,000 appends");
+        match e.value() {
+            Value::Str(Str::Raw(v)) => {
+                assert_eq!(v.len(), 10_090);
+                assert!(v[..90].iter().all(|&b| b == b'b'));
+                assert!(v[90..].iter().all(|&b| b == b'c'));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_integer_becomes_text_when_edited() {
+        let mut e = Entry::new(b"n", Value::Str(Str::Int(12)), 0);
+        e.edit_raw(4, |v| v[2..].copy_from_slice(b"ab"));
+        assert_eq!(e.value(), raw(b"12ab"));
+    }
+
+    /// What an entry should hold.
+    #[derive(Debug, Clone)]
+    struct Model {
+        value: Vec<u8>,
+        int: Option<i64>,
+        expire_at: u64,
+        timer: (u32, u32),
+        hits: u8,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(Vec<u8>),
+        SetInt(i64),
+        Append(Vec<u8>),
+        SetRange(usize, Vec<u8>),
+        Deadline(u64),
+        Timer(u32, u32),
+        Hits(u8),
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            prop::collection::vec(any::<u8>(), 100..300),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            bytes().prop_map(Op::Set),
+            any::<i64>().prop_map(Op::SetInt),
+            bytes().prop_map(Op::Append),
+            (0usize..200, bytes()).prop_map(|(o, b)| Op::SetRange(o, b)),
+            prop_oneof![Just(0u64), 1u64..u64::MAX].prop_map(Op::Deadline),
+            (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Op::Timer(a, b)),
+            (0u8..16).prop_map(Op::Hits),
+        ]
+    }
+
+    proptest! {
+        /// Every field reads back what a plain model says after any sequence of writes,
+        /// and the block never wastes more than the rules allow.
+        #[test]
+        fn behaves_like_separate_fields(
+            key in prop::collection::vec(any::<u8>(), 0..200),
+            ops in prop::collection::vec(op(), 1..40),
+        ) {
+            let mut e = Entry::new(&key, raw(b""), 0);
+            let mut m = Model { value: Vec::new(), int: None, expire_at: 0, timer: (u32::MAX, 0), hits: 0 };
+            for op in ops {
+                match op {
+                    Op::Set(b) => {
+                        e.set_value(raw(&b));
+                        m.value = b;
+                        m.int = None;
+                    }
+                    Op::SetInt(n) => {
+                        e.set_value(Value::Str(Str::Int(n)));
+                        m.value = n.to_string().into_bytes();
+                        m.int = Some(n);
+                    }
+                    Op::Append(b) => {
+                        let cur = m.value.len();
+                        e.edit_raw(cur + b.len(), |v| v[cur..].copy_from_slice(&b));
+                        m.value.extend_from_slice(&b);
+                        m.int = None;
+                    }
+                    Op::SetRange(off, b) => {
+                        let len = m.value.len().max(off + b.len());
+                        e.edit_raw(len, |v| v[off..off + b.len()].copy_from_slice(&b));
+                        m.value.resize(len, 0);
+                        m.value[off..off + b.len()].copy_from_slice(&b);
+                        m.int = None;
+                    }
+                    Op::Deadline(at) => {
+                        e.set_deadline(at);
+                        m.expire_at = at;
+                        m.timer = (u32::MAX, 0);
+                    }
+                    Op::Timer(a, b) => {
+                        if m.expire_at != 0 {
+                            e.set_timer(TimerHandle::from_parts(a, b));
+                            m.timer = (a, b);
+                        }
+                    }
+                    Op::Hits(h) => {
+                        e.set_hits(h);
+                        m.hits = h;
+                    }
+                }
+                prop_assert_eq!(e.key(), &key[..]);
+                match (e.value(), m.int) {
+                    (Value::Str(Str::Int(n)), Some(want)) => prop_assert_eq!(n, want),
+                    (Value::Str(Str::Raw(v)), None) => prop_assert_eq!(v, &m.value[..]),
+                    (got, _) => prop_assert!(false, "{:?} vs {:?}", got, m),
+                }
+                prop_assert_eq!(e.expire_at(), (m.expire_at != 0).then_some(m.expire_at));
+                prop_assert_eq!(e.is_volatile(), m.expire_at != 0);
+                prop_assert_eq!(e.timer().to_parts(), if m.expire_at != 0 { m.timer } else { (u32::MAX, 0) });
+                prop_assert_eq!(e.hits(), m.hits);
+                let stored = if m.int.is_some() { 8 } else { m.value.len() };
+                let need = header_len(m.expire_at != 0, m.int.is_some(), key.len(), stored) + key.len() + stored;
+                prop_assert!(e.block_len() >= need);
+                prop_assert!(e.block_len() <= 2 * need + 16 + MAX_PREALLOC.min(2 * need), "{} for {}", e.block_len(), need);
+            }
+        }
+    }
+}
