@@ -1,7 +1,7 @@
 //! One shard's keyspace.
 //!
 //! Each key is one [`Entry`]: a single heap block holding key, value and (for keys that
-//! have one) deadline, see [`entry`]. Entries live in a slab (`Vec<Option<Entry>>`, 16
+//! have one) deadline, see [`entry`]. Entries live in a slab (`Vec<Option<Entry>>`, 8
 //! bytes a slot, with a stack of free positions) and a `hashbrown::HashTable<u32>` maps
 //! key hashes to slab positions. A position never changes while its key lives, which
 //! gives:
@@ -17,6 +17,7 @@
 //! reclaims keys nobody reads within a tick of their expiry — instead of Redis's sampling,
 //! which leaves a share of expired keys in memory for a while.
 
+mod block;
 pub mod entry;
 
 use ahash::RandomState;
@@ -650,12 +651,12 @@ mod tests {
         let mut s = Store::new();
         let a = s.insert(b"a", raw(100), 0);
         let one = s.used_memory();
-        // meta, key length, value length, key, value.
-        assert_eq!(one, ENTRY_OVERHEAD + heap(3 + 1 + 100));
+        // Block length, meta, key length, value length, key, value.
+        assert_eq!(one, ENTRY_OVERHEAD + heap(1 + 3 + 1 + 100));
         s.edit_raw(a, 1100, |v| v[100..].fill(b'y'));
         assert!(s.used_memory() >= one + 1000);
         s.set_value(a, Value::Str(Str::Int(7)));
-        assert_eq!(s.used_memory(), ENTRY_OVERHEAD + heap(2 + 1 + 8));
+        assert_eq!(s.used_memory(), ENTRY_OVERHEAD + heap(1 + 2 + 1 + 8));
         s.set(b"b", raw(10), false, 0);
         s.insert(b"c", raw(10), 5);
         assert!(s.peak_memory() >= one + 1000);
