@@ -142,9 +142,7 @@ pub fn copy(ctx: &mut Ctx, args: Args) {
         }
         ctx.store.remove(dst, ctx.now);
     }
-    let entry = ctx.store.entry(idx).clone();
-    ctx.store
-        .insert(dst, entry.value(), entry.expire_at().unwrap_or(0));
+    ctx.store.duplicate(idx, dst);
     ctx.out.int(1);
 }
 

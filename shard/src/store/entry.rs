@@ -202,8 +202,19 @@ fn write_header(
     debug_assert_eq!(p, buf.len(), "header length");
 }
 
+/// How [`Entry::relayout`] may reuse the current block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Only if it is exactly the size needed (a deadline removed: give the bytes back).
+    Exact,
+    /// If it fits without wasting more than about half (a SET of a similar size).
+    Similar,
+    /// Whenever it fits; a new block gets slack (APPEND, SETRANGE).
+    Grow,
+}
+
 /// A key with its value and deadline, in one heap block (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Entry {
     block: Block,
 }
@@ -311,7 +322,7 @@ impl Entry {
     /// Records the wheel timer of the deadline; the entry must have one.
     #[inline]
     pub(crate) fn set_timer(&mut self, timer: TimerHandle) {
-        debug_assert!(self.is_volatile(), "a timer without a deadline");
+        assert!(self.is_volatile(), "a timer without a deadline");
         let (idx, gen) = timer.to_parts();
         self.block[9..13].copy_from_slice(&idx.to_le_bytes());
         self.block[13..17].copy_from_slice(&gen.to_le_bytes());
@@ -338,16 +349,15 @@ impl Entry {
 
     /// Lays the entry out again for a new deadline, value kind and value length, keeping
     /// the key and the first `keep` bytes of the value (both kinds unchanged then) and
-    /// zeroing the rest of the value. Rewrites the block in place when the result fits
-    /// without wasting more than about half of it (`grow`: whenever it fits, and a new
-    /// block gets slack). Returns where the value starts.
+    /// zeroing the rest of the value. Rewrites the block in place when `fit` allows,
+    /// otherwise moves to a new block. Returns where the value starts.
     fn relayout(
         &mut self,
         deadline: Option<(u64, TimerHandle)>,
         int: bool,
         vlen: usize,
         keep: usize,
-        grow: bool,
+        fit: Fit,
     ) -> usize {
         let old = self.layout();
         debug_assert!(keep <= old.vlen.min(vlen));
@@ -359,13 +369,18 @@ impl Entry {
         let val = hdr + old.klen;
         let need = val + vlen;
         let len = self.block.len();
-        if need <= len && (grow || len <= 2 * need + 16) {
+        let reuse = match fit {
+            Fit::Exact => need == len,
+            Fit::Similar => need <= len && len <= 2 * need + 16,
+            Fit::Grow => need <= len,
+        };
+        if reuse {
             // Key and kept value are contiguous: one move to where the new header ends.
             self.block.copy_within(old.key..old.val + keep, hdr);
             write_header(&mut self.block[..hdr], meta, deadline, old.klen, vlen);
             self.block[val + keep..need].fill(0);
         } else {
-            let cap = if grow {
+            let cap = if fit == Fit::Grow {
                 need + vlen.min(MAX_PREALLOC)
             } else {
                 need
@@ -383,23 +398,29 @@ impl Entry {
     pub(crate) fn set_value(&mut self, value: Value<'_>) {
         let (int, vlen) = value.shape();
         let deadline = self.deadline();
-        let val = self.relayout(deadline, int, vlen, 0, false);
+        let val = self.relayout(deadline, int, vlen, 0, Fit::Similar);
         value.put(&mut self.block[val..val + vlen]);
     }
 
     /// Makes the value raw bytes of length `len` (extending with zeros, growing with
     /// slack) and lets `f` edit them: APPEND and SETRANGE.
     pub(crate) fn edit_raw<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        if let Value::Str(Str::Int(n)) = self.value() {
-            let mut text = itoa::Buffer::new();
-            self.set_value(Value::Str(Str::Raw(text.format(n).as_bytes())));
-        }
-        let old = self.layout();
-        let val = if len == old.vlen {
-            old.val
+        let deadline = self.deadline();
+        let val = if let Value::Str(Str::Int(n)) = self.value() {
+            // The integer's text goes straight into the new layout: one block, not two.
+            let mut buf = itoa::Buffer::new();
+            let text = buf.format(n).as_bytes();
+            let val = self.relayout(deadline, false, len, 0, Fit::Grow);
+            let n = text.len().min(len);
+            self.block[val..val + n].copy_from_slice(&text[..n]);
+            val
         } else {
-            let deadline = self.deadline();
-            self.relayout(deadline, false, len, old.vlen.min(len), true)
+            let old = self.layout();
+            if len == old.vlen {
+                old.val
+            } else {
+                self.relayout(deadline, false, len, old.vlen.min(len), Fit::Grow)
+            }
         };
         f(&mut self.block[val..val + len])
     }
@@ -418,7 +439,13 @@ impl Entry {
         let l = self.layout();
         let int = self.block[0] & INT != 0;
         let deadline = (expire_at != 0).then_some((expire_at, TimerHandle::NONE));
-        self.relayout(deadline, int, l.vlen, l.vlen, false);
+        // Gaining a deadline may use slack; losing one gives its 16 bytes back.
+        let fit = if deadline.is_some() {
+            Fit::Similar
+        } else {
+            Fit::Exact
+        };
+        self.relayout(deadline, int, l.vlen, l.vlen, fit);
     }
 }
 
@@ -483,6 +510,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn losing_a_deadline_gives_its_bytes_back() {
+        let mut e = Entry::new(b"k", raw(b"v"), 5);
+        let with = e.block_len();
+        e.set_deadline(0);
+        assert_eq!(e.block_len(), with - DEADLINE_BYTES);
+        assert_eq!(
+            (e.key(), e.value(), e.expire_at()),
+            (&b"k"[..], raw(b"v"), None)
+        );
     }
 
     #[test]

@@ -319,12 +319,24 @@ impl Store {
 
     /// Inserts `key`, which must be absent (look it up first). Returns its position.
     pub fn insert(&mut self, key: &[u8], value: Value<'_>, expire_at: u64) -> u32 {
-        let hash = self.hash(key);
+        self.insert_entry(Entry::new(key, value, expire_at))
+    }
+
+    /// Inserts a copy of the entry at `idx` (value and deadline) under `key`, which must
+    /// be absent: COPY. Returns its position.
+    pub fn duplicate(&mut self, idx: u32, key: &[u8]) -> u32 {
+        let e = self.entry(idx);
+        let copy = Entry::new(key, e.value(), e.expire_at().unwrap_or(0));
+        self.insert_entry(copy)
+    }
+
+    fn insert_entry(&mut self, entry: Entry) -> u32 {
+        let hash = self.hash(entry.key());
         debug_assert!(
-            self.position(key, hash).is_none(),
+            self.position(entry.key(), hash).is_none(),
             "insert of a present key"
         );
-        let entry = Entry::new(key, value, expire_at);
+        let expire_at = entry.expire_at().unwrap_or(0);
         self.grew(entry_bytes(&entry));
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -359,10 +371,11 @@ impl Store {
     pub fn set(&mut self, key: &[u8], value: Value<'_>, keep_ttl: bool, now: u64) -> u32 {
         match self.find(key, now) {
             Some(idx) => {
-                self.set_value(idx, value);
+                // Deadline first: losing one shrinks the block the value then goes into.
                 if !keep_ttl {
                     self.set_expire(idx, 0);
                 }
+                self.set_value(idx, value);
                 idx
             }
             None => self.insert(key, value, 0),
@@ -854,6 +867,23 @@ mod tests {
         assert_eq!(st.timers.len(), 1);
         st.clear();
         assert!(st.timers.is_empty());
+    }
+
+    #[test]
+    fn a_duplicate_has_the_value_deadline_and_a_timer_of_its_own() {
+        let mut st = Store::with_clock(0);
+        let a = st.insert(b"a", s("value"), 100);
+        let b = st.duplicate(a, b"b");
+        assert_eq!(st.entry(b).key(), b"b");
+        assert_eq!(st.entry(b).value(), s("value"));
+        assert_eq!(st.entry(b).expire_at(), Some(100));
+        assert_eq!((st.volatile(), st.timers.len()), (2, 2));
+        assert_eq!(st.used_memory(), 2 * entry_bytes(st.entry(a)));
+        st.remove(b"a", 0);
+        let mut conns = Vec::new();
+        while st.expire_due(101, usize::MAX, &mut conns) {}
+        assert!(st.is_empty(), "b's own timer removed it");
+        assert_eq!(st.used_memory(), 0);
     }
 
     #[test]
