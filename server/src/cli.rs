@@ -117,7 +117,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10000)]
     pub maxclients: u64,
 
-    /// Password clients must give (AUTH, or HELLO ... AUTH default <password>) before
+    /// Password clients must give (AUTH, or `HELLO ... AUTH default <password>`) before
     /// anything else. Empty: none. Prefer a config file to the command line, where other
     /// users of the machine can read it.
     #[arg(long, default_value = "", hide_default_value = true)]
@@ -143,7 +143,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
     pub shutdown_timeout: u64,
 
-    /// Serve Prometheus metrics at http://<bind>:<port>/metrics (counters, per-shard and
+    /// Serve Prometheus metrics at `http://<bind>:<port>/metrics` (counters, per-shard and
     /// per-command figures, latency histograms). Off unless given; 0 picks a free port.
     #[arg(long)]
     pub metrics_port: Option<u16>,

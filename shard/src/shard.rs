@@ -1,7 +1,7 @@
 //! [`Shard`]: everything one core owns, and how a request is dispatched from it.
 //!
 //! A request from one of this shard's connections goes one of four ways, and each hop to
-//! another shard is visible here as an [`enqueue`](Shard::enqueue) call:
+//! another shard is visible here as an `enqueue` call:
 //!
 //! ```text
 //!   dispatch(conn, args)

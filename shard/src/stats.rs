@@ -41,7 +41,7 @@ const SUB: u32 = 4;
 /// Buckets of a [`LatencyHist`]: nanoseconds up to 2^40 (about 18 minutes).
 pub const HIST_BUCKETS: usize = 40 * SUB as usize;
 
-/// A latency distribution (in nanoseconds, or any unit), log-linear (see [`SUB`]): recording is
+/// A latency distribution (in nanoseconds, or any unit), log-linear (see `SUB`): recording is
 /// a few instructions, merging is adding arrays, and the buckets nest in powers of two so
 /// they can be shown as Redis's `LATENCY HISTOGRAM` or Prometheus buckets.
 #[derive(Clone, Debug)]

@@ -125,7 +125,7 @@ pub fn copy_options(out: &mut Reply, args: Args) -> Option<CopyOptions> {
     Some(CopyOptions { replace })
 }
 
-/// COPY source destination [DB 0] [REPLACE], both keys on this shard.
+/// `COPY source destination [DB 0] [REPLACE]`, both keys on this shard.
 pub fn copy(ctx: &mut Ctx, args: Args) {
     let Some(opts) = copy_options(&mut ctx.out, args) else {
         return;

@@ -144,7 +144,7 @@ pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
     }
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], as Redis 7.0 parses it. corekv keeps
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, as Redis 7.0 parses it. corekv keeps
 /// nothing on disk, so NOSAVE, NOW and FORCE change nothing and SAVE cannot be honoured.
 /// On success the shutdown is requested (the server sees the shard's flag on its next
 /// tick and drains every shard) and this
@@ -187,7 +187,7 @@ pub fn shutdown(sh: &mut Shard, conn: ConnId, args: Args) -> crate::Outcome {
     crate::Outcome::Quit
 }
 
-/// SLOWLOG GET [count]: `Some(None)` for every entry, `Some(Some(n))` for at most `n`;
+/// `SLOWLOG GET [count]`: `Some(None)` for every entry, `Some(Some(n))` for at most `n`;
 /// `None` after writing the error.
 pub fn slowlog_count(out: &mut Reply, args: Args) -> Option<Option<usize>> {
     if args.len() > 3 {

@@ -163,7 +163,7 @@ pub(crate) fn expire_deadline(ctx: &mut Ctx, arg: &[u8], unit: Unit) -> Option<u
     Some(ms as u64)
 }
 
-/// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts-ms | KEEPTTL]
+/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts-ms | KEEPTTL]`
 pub fn set(ctx: &mut Ctx, args: Args) {
     let Some(opts) = parse_extended(args, 3, true) else {
         ctx.out.err(errors::SYNTAX);

@@ -2,8 +2,8 @@
 //!
 //! Redis spends three allocations on a small string key (a `dictEntry`, the key's `sds`
 //! and an `embstr` object) plus a second table entry when the key has a TTL. A corekv
-//! entry is one [`Block`] (a thin pointer to bytes that start with their own length),
-//! sized to what it holds:
+//! entry is one `Block` (`store::block`: a thin pointer to bytes that start with their
+//! own length), sized to what it holds:
 //!
 //! ```text
 //! [length] meta u8 | deadline u64, timer u32 u32 | key len | value len | key | value | slack
@@ -580,7 +580,13 @@ mod tests {
             ops in prop::collection::vec(op(), 1..40),
         ) {
             let mut e = Entry::new(&key, raw(b""), 0);
-            let mut m = Model { value: Vec::new(), int: None, expire_at: 0, timer: (u32::MAX, 0), hits: 0 };
+            let mut m = Model {
+                value: Vec::new(),
+                int: None,
+                expire_at: 0,
+                timer: (u32::MAX, 0),
+                hits: 0,
+            };
             for op in ops {
                 match op {
                     Op::Set(b) => {
@@ -630,12 +636,14 @@ mod tests {
                 }
                 prop_assert_eq!(e.expire_at(), (m.expire_at != 0).then_some(m.expire_at));
                 prop_assert_eq!(e.is_volatile(), m.expire_at != 0);
-                prop_assert_eq!(e.timer().to_parts(), if m.expire_at != 0 { m.timer } else { (u32::MAX, 0) });
+                let timer = if m.expire_at != 0 { m.timer } else { (u32::MAX, 0) };
+                prop_assert_eq!(e.timer().to_parts(), timer);
                 prop_assert_eq!(e.hits(), m.hits);
                 let stored = if m.int.is_some() { 8 } else { m.value.len() };
-                let need = header_len(m.expire_at != 0, m.int.is_some(), key.len(), stored) + key.len() + stored;
-                prop_assert!(e.block_len() >= need);
-                prop_assert!(e.block_len() <= 2 * need + 16 + MAX_PREALLOC.min(2 * need) + 4, "{} for {}", e.block_len(), need);
+                let hdr = header_len(m.expire_at != 0, m.int.is_some(), key.len(), stored);
+                let need = hdr + key.len() + stored;
+                let most = 2 * need + 16 + MAX_PREALLOC.min(2 * need) + 4;
+                prop_assert!(e.block_len() >= need && e.block_len() <= most, "{} for {}", e.block_len(), need);
             }
         }
     }
