@@ -5,6 +5,7 @@
 //! varint in its first bytes (one byte for entries under 128 bytes, which the allocator's
 //! size classes usually absorb) and hands out the bytes after it. The unsafe code of the
 //! keyspace is here and nowhere else: allocation, the slice views and deallocation.
+//! The LEB128 helpers here also encode the lengths in an entry's header.
 
 use std::alloc::{self, Layout};
 use std::ops::{Deref, DerefMut};
@@ -25,13 +26,45 @@ unsafe impl Sync for Block {}
 
 /// Bytes of `n` as a LEB128 varint.
 #[inline]
-fn prefix_len(mut n: usize) -> usize {
+pub(super) fn varint_len(mut n: usize) -> usize {
     let mut len = 1;
     while n >= 0x80 {
         n >>= 7;
         len += 1;
     }
     len
+}
+
+/// Writes `n` as a LEB128 varint at the start of `buf`; returns the bytes written.
+#[inline]
+pub(super) fn put_varint(buf: &mut [u8], mut n: usize) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        buf[i] = (n as u8) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    buf[i] = n as u8;
+    i + 1
+}
+
+/// Reads a LEB128 varint at the start of `buf`: its value and its length.
+#[inline]
+pub(super) fn get_varint(buf: &[u8]) -> (usize, usize) {
+    let first = buf[0];
+    if first < 0x80 {
+        return (first as usize, 1);
+    }
+    let mut n = 0usize;
+    let mut shift = 0;
+    for (i, &b) in buf.iter().enumerate() {
+        n |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            return (n, i + 1);
+        }
+        shift += 7;
+    }
+    unreachable!("a varint runs past its buffer")
 }
 
 #[inline]
@@ -42,7 +75,7 @@ fn layout(total: usize) -> Layout {
 impl Block {
     /// A block of `len` zero bytes.
     pub fn zeroed(len: usize) -> Block {
-        let prefix = prefix_len(len);
+        let prefix = varint_len(len);
         let total = prefix.checked_add(len).expect("block size overflows");
         // SAFETY: `total` >= 1, so the layout is not zero-sized.
         let raw = unsafe { alloc::alloc_zeroed(layout(total)) };
@@ -51,11 +84,7 @@ impl Block {
         };
         // SAFETY: the allocation has `total` >= `prefix` writable bytes.
         let head = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), prefix) };
-        let mut n = len;
-        for b in head.iter_mut() {
-            *b = (n as u8 & 0x7f) | if n >= 0x80 { 0x80 } else { 0 };
-            n >>= 7;
-        }
+        put_varint(head, len);
         Block { ptr }
     }
 
@@ -136,12 +165,22 @@ mod tests {
         for len in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 3 << 20] {
             let mut b = Block::zeroed(len);
             assert_eq!(b.len(), len);
-            assert_eq!(b.alloc_size(), prefix_len(len) + len);
+            assert_eq!(b.alloc_size(), varint_len(len) + len);
             assert!(b.iter().all(|&x| x == 0));
             for (i, x) in b.iter_mut().enumerate() {
                 *x = i as u8;
             }
             assert!(b.iter().enumerate().all(|(i, &x)| x == i as u8));
+        }
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 29, usize::MAX] {
+            let mut buf = [0u8; 10];
+            let len = put_varint(&mut buf, n);
+            assert_eq!(len, varint_len(n));
+            assert_eq!(get_varint(&buf), (n, len));
         }
     }
 

@@ -18,7 +18,7 @@
 //! so appending byte by byte stays amortized O(1). A SET over a value of similar size
 //! rewrites the block in place.
 
-use super::block::Block;
+use super::block::{get_varint, put_varint, varint_len, Block};
 use crate::wheel::TimerHandle;
 
 /// Bits of `meta` holding the eviction counter.
@@ -112,49 +112,6 @@ impl Value<'_> {
             Value::Str(Str::Raw(b)) => dst.copy_from_slice(b),
         }
     }
-}
-
-/// Bytes of `n` as a LEB128 varint.
-#[inline]
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
-}
-
-/// Writes `n` as a LEB128 varint at the start of `buf`; returns the bytes written.
-#[inline]
-fn put_varint(buf: &mut [u8], mut n: usize) -> usize {
-    let mut i = 0;
-    while n >= 0x80 {
-        buf[i] = (n as u8) | 0x80;
-        n >>= 7;
-        i += 1;
-    }
-    buf[i] = n as u8;
-    i + 1
-}
-
-/// Reads a LEB128 varint at the start of `buf`: its value and its length.
-#[inline]
-fn get_varint(buf: &[u8]) -> (usize, usize) {
-    let first = buf[0];
-    if first < 0x80 {
-        return (first as usize, 1);
-    }
-    let mut n = 0usize;
-    let mut shift = 0;
-    for (i, &b) in buf.iter().enumerate() {
-        n |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
-            return (n, i + 1);
-        }
-        shift += 7;
-    }
-    unreachable!("a varint runs past its block")
 }
 
 /// Where the parts of a block are.
@@ -472,16 +429,6 @@ mod tests {
         assert_eq!(n.value(), Value::Str(Str::Int(-42)));
         assert_eq!(n.expire_at(), Some(7));
         assert!(n.is_expired(8) && !n.is_expired(7));
-    }
-
-    #[test]
-    fn varints_round_trip() {
-        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 29, usize::MAX] {
-            let mut buf = [0u8; 10];
-            let len = put_varint(&mut buf, n);
-            assert_eq!(len, varint_len(n));
-            assert_eq!(get_varint(&buf), (n, len));
-        }
     }
 
     #[test]
