@@ -72,11 +72,6 @@ impl<'a> Str<'a> {
             Str::Raw(v) => f(v),
         }
     }
-
-    /// The value's text, owned.
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.with_bytes(<[u8]>::to_vec)
-    }
 }
 
 /// A value of any type, as stored. Only strings exist so far; the enum is where lists,

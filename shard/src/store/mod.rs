@@ -774,7 +774,7 @@ mod tests {
         assert_eq!(Str::from_bytes(b"042"), Str::Raw(b"042"));
         assert_eq!(Str::from_bytes(b"-0"), Str::Raw(b"-0"));
         assert_eq!(Str::Int(-17).len(), 3);
-        assert_eq!(Str::Int(5).to_vec(), b"5");
+        assert_eq!(Str::Int(5).with_bytes(<[u8]>::to_vec), b"5");
     }
 
     #[test]
@@ -958,7 +958,7 @@ mod tests {
                     }
                     Op::Get(k) => {
                         let got = st.find(&[k], 0).map(|i| match st.entry(i).value() {
-                            Value::Str(s) => s.to_vec(),
+                            Value::Str(s) => s.with_bytes(<[u8]>::to_vec),
                         });
                         prop_assert_eq!(got.as_ref(), model.get(&vec![k]));
                     }
