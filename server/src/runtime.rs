@@ -383,15 +383,19 @@ async fn shard_main(
     // before traffic arrives.
     glommio::timer::sleep(Duration::from_millis(1)).await;
 
+    // Tells the starting thread how this shard's startup ended.
+    let report = |result: Result<(), String>| {
+        let _ = started.send(Started {
+            shard: id,
+            cpu,
+            result,
+        });
+    };
     let listens = endpoints.listening.get(id).copied().unwrap_or(true);
     let listener = match listens.then(|| listen(endpoints.resp)).transpose() {
         Ok(l) => l,
         Err(e) => {
-            let _ = started.send(Started {
-                shard: id,
-                cpu,
-                result: Err(format!("cannot listen on {}: {e}", endpoints.resp)),
-            });
+            report(Err(format!("cannot listen on {}: {e}", endpoints.resp)));
             return;
         }
     };
@@ -424,11 +428,7 @@ async fn shard_main(
                 .detach();
             }
             Err(e) => {
-                let _ = started.send(Started {
-                    shard: id,
-                    cpu,
-                    result: Err(format!("cannot listen on {addr} (echo): {e}")),
-                });
+                report(Err(format!("cannot listen on {addr} (echo): {e}")));
                 return;
             }
         }
@@ -445,20 +445,12 @@ async fn shard_main(
                 .detach();
             }
             Err(e) => {
-                let _ = started.send(Started {
-                    shard: id,
-                    cpu,
-                    result: Err(format!("cannot listen on {addr} (metrics): {e}")),
-                });
+                report(Err(format!("cannot listen on {addr} (metrics): {e}")));
                 return;
             }
         }
     }
-    let _ = started.send(Started {
-        shard: id,
-        cpu,
-        result: Ok(()),
-    });
+    report(Ok(()));
     drop(started);
 
     // A shard without a listener still owns keys and serves forwarded requests.
