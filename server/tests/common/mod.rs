@@ -22,6 +22,9 @@ pub struct Server {
     pub metrics_port: Option<u16>,
     /// Every line corekv has logged so far (empty for redis-server).
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread copying corekv's stderr into `log`; joined once the process exits so
+    /// that `log` then holds every line, the last ones included.
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Server {
@@ -59,7 +62,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log_writer = log.clone();
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -108,6 +111,7 @@ impl Server {
             echo_port: echo,
             metrics_port,
             log,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -122,6 +126,11 @@ impl Server {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The process is gone, so its stderr is closed: the reader ends after
+                // storing the last lines.
+                if let Some(reader) = self.log_reader.take() {
+                    let _ = reader.join();
+                }
                 return Some(status);
             }
             if Instant::now() > deadline {
@@ -182,6 +191,7 @@ impl Server {
             echo_port: None,
             metrics_port: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            log_reader: None,
         }
     }
 
