@@ -314,16 +314,24 @@ impl Conn {
 
     async fn open_loop(&mut self, stream: &mut TcpStream) -> End {
         let depth = self.ctx.cfg.pipeline;
+        let stop_at = self.ctx.stop_at;
         loop {
             let now = self.ctx.now();
-            let stopping = self.finished();
+            // Every request scheduled before the end is part of the offered load, even
+            // when a stall means it leaves after the end: dropping those would hide a
+            // stall at the end of the run. Nothing scheduled at or after the end is sent.
+            let horizon = stop_at.map_or(now, |stop| now.min(stop.saturating_sub(1)));
+            let stopping = self.quota == Some(0)
+                || stop_at.is_some_and(|stop| {
+                    self.schedule.as_ref().is_none_or(|s| s.next_time() >= stop)
+                });
             if stopping && self.pending.is_empty() {
                 return End::Done;
             }
             self.wbuf.clear();
             if !stopping {
                 while self.pending.len() < depth && self.quota != Some(0) {
-                    let Some(t0) = self.schedule.as_mut().and_then(|s| s.take_due(now)) else {
+                    let Some(t0) = self.schedule.as_mut().and_then(|s| s.take_due(horizon)) else {
                         break;
                     };
                     self.push_request(t0);

@@ -238,10 +238,48 @@ fn open_loop_offers_the_requested_rate() {
     );
     check_counts(&doc);
     let r = &doc["results"];
-    // 3000/s for 2 s: the schedule fixes the count, whatever the server does.
+    // 3000/s for 2 s: the schedule fixes the count, whatever the server does (the next
+    // test stalls the server to check that).
     let requests = n(r, "requests");
     assert!((5900.0..=6000.0).contains(&requests), "{requests} requests");
     assert_eq!(doc["config"]["mode"]["rate"], 3000.0);
+}
+
+#[test]
+fn open_loop_sends_what_was_due_during_a_stall_at_the_end() {
+    let srv = Corekv::start();
+    let pid = srv.child.id() as i32;
+    // Stop the server from about 0.6 s after the run starts until well past its end: the
+    // requests due in that time must still go out and carry the stall in their latency,
+    // not vanish because the clock ran out while they waited.
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        // SAFETY: kill sends signals to the child process this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(900));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let doc = bench_json(
+        srv.port,
+        &[
+            "--rate",
+            "2000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0",
+            "--connections",
+            "4",
+            "--timeout",
+            "10s",
+        ],
+    );
+    staller.join().unwrap();
+    check_counts(&doc);
+    let r = &doc["results"];
+    let requests = n(r, "requests");
+    assert!((1990.0..=2000.0).contains(&requests), "{requests} requests");
+    assert!(n(r, "latency_us.max") >= 300_000.0, "{r}");
 }
 
 #[test]
