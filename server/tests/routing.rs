@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{Server, SHARD_COUNTS};
+use common::{eventually, Server, SHARD_COUNTS};
 use corekv_shard::slot::SlotMap;
 use redis::Commands;
 
@@ -319,7 +319,13 @@ fn info_client_list_and_keyspace_cover_every_shard() {
     let random: String = redis::cmd("RANDOMKEY").query(&mut con).unwrap();
     assert!(keys.contains(&random));
     drop(held.drain(..));
-    std::thread::sleep(Duration::from_millis(100));
-    let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
-    assert!(info.contains("connected_clients:1\r\n"), "{info}");
+    // Each shard sees its closes on its own schedule: wait for all of them.
+    eventually(Duration::from_secs(10), || {
+        let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
+        if info.contains("connected_clients:1\r\n") {
+            Ok(())
+        } else {
+            Err(info)
+        }
+    });
 }

@@ -233,6 +233,23 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Polls `check` every 20 ms until it returns `Ok`, and returns that value; panics with
+/// the last `Err` (which should show the state seen) after `timeout`. For state the
+/// server reaches asynchronously (a close seen by every shard, housekeeping), where a
+/// fixed sleep would be a race on a loaded machine.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("not reached within {timeout:?}: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// A plain TCP client speaking RESP: sends commands, reads exactly one reply each.
 pub struct Client {
     stream: TcpStream,
