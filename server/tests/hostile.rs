@@ -122,32 +122,16 @@ fn five_thousand_connections_are_served_and_released() {
         rss - base_rss
     );
     drop(conns);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = c.call_str(&["INFO", "clients"]);
-        if info.contains("connected_clients:1\r\n") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connections not released: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    c.wait_for_clients(1);
     check(&srv, 50);
     // Their buffers went back to the shards' pools, which are bounded (2 x 256 x 16 KiB
     // per shard) and give back what stays unused.
     let pooled = |c: &mut Client| c.info_u64("memory", "mem_clients_normal");
     assert!(pooled(&mut c) <= 4 * 2 * 256 * 16 * 1024 + 64 * 1024);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while pooled(&mut c) > 2 * 1024 * 1024 {
-        assert!(
-            Instant::now() < deadline,
-            "pools kept {} bytes",
-            pooled(&mut c)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(Duration::from_secs(15), || match pooled(&mut c) {
+        kept if kept <= 2 * 1024 * 1024 => Ok(()),
+        kept => Err(format!("pools kept {kept} bytes")),
+    });
 }
 
 #[test]
@@ -271,15 +255,7 @@ fn clients_that_leave_mid_reply_do_not_disturb_others() {
     let reply = c.call(&["GET", "huge"]);
     assert_eq!(reply.len(), value.len() + "$8388608\r\n\r\n".len());
     check(&srv, 20);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = c.call_str(&["INFO", "clients"]);
-        if info.contains("connected_clients:1\r\n") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{info}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    c.wait_for_clients(1);
 }
 
 #[test]
@@ -402,21 +378,16 @@ fn soft_limit_closes_a_client_that_never_reads() {
         let _ = hostile.write_all(&pipeline);
         hostile
     });
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while c.info_u64("stats", "client_output_buffer_limit_disconnections") != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the non-reading client was not closed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The counter goes up as the close starts; the client count follows when it ends.
-    eventually(Duration::from_secs(10), || {
-        match c.info_u64("clients", "connected_clients") {
+    eventually(Duration::from_secs(15), || {
+        match c.info_u64("stats", "client_output_buffer_limit_disconnections") {
             1 => Ok(()),
-            n => Err(format!("connected_clients:{n}")),
+            n => Err(format!(
+                "the non-reading client was not closed ({n} closes)"
+            )),
         }
     });
+    // The counter goes up as the close starts; the client count follows when it ends.
+    c.wait_for_clients(1);
     drop(writer.join());
     assert_eq!(c.call(&["STRLEN", "v"]), b":10000\r\n");
 }

@@ -307,6 +307,17 @@ impl Client {
             .unwrap_or_else(|_| panic!("{field}:{v} is not a number"))
     }
 
+    /// Waits until `INFO clients` reports `n` connected clients (this one included): a
+    /// close is seen by each shard on its own schedule.
+    pub fn wait_for_clients(&mut self, n: u64) {
+        eventually(Duration::from_secs(10), || {
+            match self.info_u64("clients", "connected_clients") {
+                got if got == n => Ok(()),
+                got => Err(format!("connected_clients:{got}, waiting for {n}")),
+            }
+        });
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
