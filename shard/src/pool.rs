@@ -4,6 +4,9 @@
 //! size (grown ones are freed), and gives back half of what it holds every housekeeping
 //! period in which nobody took from it, so a burst of connections does not leave the
 //! shard holding memory it no longer needs.
+//!
+//! [`ShrinkGate`] is the matching rule for the shard's slabs (keyspace, timing wheel):
+//! when one that has mostly emptied should give memory back.
 
 /// Buffers of one kind.
 #[derive(Debug)]
@@ -86,6 +89,39 @@ impl BufPool {
     }
 }
 
+/// When a slab that grows at its end and frees into a free list should give memory back:
+/// once at most 1/16 of at least 4096 slots are in use (or none). Entries never move, so
+/// only trailing free slots can go; a live entry at the end can keep a sparse slab
+/// large, so after a shrink the next one waits until half as many remain, or the slab
+/// grew: the O(slab) pass does not run on every call.
+#[derive(Debug)]
+pub(crate) struct ShrinkGate {
+    below: usize,
+}
+
+impl ShrinkGate {
+    /// A gate that opens at the first sparse check.
+    pub(crate) fn new() -> Self {
+        ShrinkGate { below: usize::MAX }
+    }
+
+    /// The slab grew at its end: the next sparse check opens again.
+    pub(crate) fn grew(&mut self) {
+        self.below = usize::MAX;
+    }
+
+    /// Whether a slab of `slots` with `live` entries in use should shrink now; if so,
+    /// the next shrink waits until fewer than half of `live` remain (or it grew).
+    pub(crate) fn open(&mut self, live: usize, slots: usize) -> bool {
+        let sparse = live * 16 < slots && (live == 0 || live < self.below);
+        if slots < 4096 || !sparse {
+            return false;
+        }
+        self.below = live / 2;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +171,19 @@ mod tests {
         assert_eq!(p.len(), 32);
         p.housekeeping();
         assert_eq!(p.len(), 16);
+    }
+
+    #[test]
+    fn shrink_gate_opens_when_sparse_then_waits_for_half_or_growth() {
+        let mut g = ShrinkGate::new();
+        assert!(!g.open(0, 4095), "small slabs stay");
+        assert!(!g.open(256, 4096), "a sixteenth in use is not sparse");
+        assert!(g.open(255, 4096));
+        assert!(!g.open(200, 4096), "not again until half as many remain");
+        assert!(!g.open(127, 4096) && g.open(126, 4096));
+        assert!(g.open(0, 4096), "an empty slab always shrinks");
+        g.open(100, 4096);
+        g.grew();
+        assert!(g.open(100, 4096), "growth opens the gate again");
     }
 }

@@ -16,6 +16,8 @@
 //! most a budget of due timers per call, so a million keys expiring in the same
 //! millisecond are reclaimed over several turns of the event loop instead of stalling it.
 
+use crate::pool::ShrinkGate;
+
 /// Bits of deadline resolved by one level.
 const SLOT_BITS: u32 = 6;
 /// Slots per level.
@@ -90,8 +92,8 @@ pub struct TimingWheel<T> {
     /// Generation given to nodes created from now on: above that of any node dropped by
     /// [`shrink`](TimingWheel::shrink), so no old handle can match a new node.
     fresh_gen: u32,
-    /// `shrink` runs again only once fewer timers than this remain, or the slab grew.
-    shrink_below: usize,
+    /// When [`shrink`](TimingWheel::shrink) acts.
+    shrink: ShrinkGate,
 }
 
 /// Which level a deadline belongs at, relative to `elapsed`.
@@ -126,19 +128,16 @@ impl<T> TimingWheel<T> {
             elapsed: now,
             len: 0,
             fresh_gen: 0,
-            shrink_below: usize::MAX,
+            shrink: ShrinkGate::new(),
         }
     }
 
     /// Gives back the slab memory of free nodes at its end when at most 1/16 of the slab
     /// is in use (or none). O(slab) when it acts; call it from housekeeping.
     pub fn shrink(&mut self) {
-        let sparse =
-            self.len * 16 < self.nodes.len() && (self.len == 0 || self.len < self.shrink_below);
-        if self.nodes.len() < 4096 || !sparse {
+        if !self.shrink.open(self.len, self.nodes.len()) {
             return;
         }
-        self.shrink_below = self.len / 2;
         let keep = self
             .nodes
             .iter()
@@ -308,7 +307,7 @@ impl<T> TimingWheel<T> {
             idx
         } else {
             let idx = u32::try_from(self.nodes.len()).expect("more than 4 billion timers");
-            self.shrink_below = usize::MAX;
+            self.shrink.grew();
             self.nodes.push(Node {
                 deadline,
                 prev: NIL,

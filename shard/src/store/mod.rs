@@ -25,6 +25,7 @@ use hashbrown::HashTable;
 
 pub use entry::{Entry, Str, Value};
 
+use crate::pool::ShrinkGate;
 use crate::wheel::TimingWheel;
 
 /// What a timer in the shard's wheel stands for.
@@ -107,9 +108,8 @@ pub struct Store {
     pub stats: StoreStats,
     /// The shard's timing wheel: key deadlines, and the connection timers the shard adds.
     pub timers: TimingWheel<Timer>,
-    /// [`shrink`](Store::shrink) runs again only once fewer keys than this remain (or the
-    /// slab grew): a live key at the end of the slab must not make every call a full pass.
-    shrink_below: usize,
+    /// When [`shrink`](Store::shrink) acts.
+    shrink: ShrinkGate,
     /// Bytes of every entry (see [`ENTRY_OVERHEAD`]): what `maxmemory` limits.
     used: usize,
     /// The most `used` has been.
@@ -150,7 +150,7 @@ impl Store {
             hasher: RandomState::new(),
             stats: StoreStats::default(),
             timers: TimingWheel::new(now),
-            shrink_below: usize::MAX,
+            shrink: ShrinkGate::new(),
             used: 0,
             peak: 0,
             eviction: Eviction::NoEviction,
@@ -348,7 +348,7 @@ impl Store {
                 let idx =
                     u32::try_from(self.slots.len()).expect("more than 4 billion keys in a shard");
                 self.slots.push(Some(entry));
-                self.shrink_below = usize::MAX;
+                self.shrink.grew();
                 idx
             }
         };
@@ -520,12 +520,9 @@ impl Store {
     /// pass is O(slab), so the shard calls it from housekeeping, not per expiry batch.
     pub fn shrink(&mut self) {
         self.timers.shrink();
-        let sparse =
-            self.len * 16 < self.slots.len() && (self.len == 0 || self.len < self.shrink_below);
-        if self.slots.len() < 4096 || !sparse {
+        if !self.shrink.open(self.len, self.slots.len()) {
             return;
         }
-        self.shrink_below = self.len / 2;
         let keep = self
             .slots
             .iter()
