@@ -332,11 +332,7 @@ fn graceful(stop: impl FnOnce(&Server)) {
         .wait_exit(Duration::from_secs(15))
         .expect("corekv did not exit after the shutdown");
     assert!(status.success(), "exit status {status:?}");
-    let log = srv.log.lock().unwrap().clone();
-    assert!(
-        log.iter().any(|l| l.contains("shut down cleanly")),
-        "{log:?}"
-    );
+    assert!(srv.logged("shut down cleanly"), "{:?}", srv.log_lines());
     // The process is gone; its io_uring listeners may take a moment longer to go.
     eventually(Duration::from_secs(10), || {
         match TcpStream::connect(("127.0.0.1", srv.port)) {

@@ -145,6 +145,12 @@ impl Server {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
+    /// A copy of every line logged so far (the lock is not held once this returns, so a
+    /// failing assertion that prints it does not poison the log).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Starts `redis-server` (found on PATH; CI installs it) with no persistence and one
     /// database, as corekv has.
     pub fn redis() -> Server {
