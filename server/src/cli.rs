@@ -93,7 +93,7 @@ pub struct Args {
     /// client that never reads is otherwise held to one round of replies (256 KiB) by
     /// backpressure.
     #[arg(long, default_value = "normal 0 0 0", value_parser = parse_output_limit)]
-    pub client_output_buffer_limit: corekv_shard::config::OutputLimit,
+    pub client_output_buffer_limit: corekv_shard::config::OutputLimits,
 
     /// Most memory the keyspace may use, divided evenly across shards (each enforces its
     /// share); 0 for no limit. Units as above. Over it, writes evict by
@@ -150,8 +150,10 @@ pub struct Args {
 }
 
 /// Parses `--client-output-buffer-limit` (see `corekv_shard::config::parse_output_limit`).
-pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimit, String> {
-    corekv_shard::config::parse_output_limit(s, Default::default())
+pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimits, String> {
+    let mut limits = corekv_shard::config::OutputLimits::default();
+    limits.set(&corekv_shard::config::parse_output_limit(s)?);
+    Ok(limits)
 }
 
 /// Parses a `maxmemory-policy` name.

@@ -224,7 +224,7 @@ impl Connection {
                     c.qbuf_free = self.rbuf.buf.len() - self.rbuf.end;
                     c.omem = self.out.len();
                 }
-                sh.config.output_limit
+                sh.config.output_limits.normal()
             };
             let pending = self.out.len() as u64;
             if limit.hard > 0 && pending > limit.hard {

@@ -137,7 +137,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             max_inline_len: args.max_inline_len as usize,
         },
         query_buffer_limit: args.client_query_buffer_limit,
-        output_limit: args.client_output_buffer_limit,
+        output_limits: args.client_output_buffer_limit,
         maxmemory: args.maxmemory,
         maxmemory_policy: args.maxmemory_policy,
         maxclients: args.maxclients,

@@ -329,6 +329,20 @@ fn output_buffer_limits_match_redis_config_and_close_the_client() {
             "client-output-buffer-limit",
             "normal x 2 3",
         ],
+        // Other classes are kept as set, and setting them leaves the normal one alone.
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1 2 3",
+        ],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 4mb 2mb 5",
+        ],
+        &["CONFIG", "GET", "client-output-buffer-limit"],
     ] {
         assert_eq!(
             String::from_utf8_lossy(&c.call(args)),

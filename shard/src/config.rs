@@ -58,8 +58,9 @@ pub struct Config {
     pub limits: Limits,
     /// Largest unparsed input a client may accumulate (`client-query-buffer-limit`).
     pub query_buffer_limit: u64,
-    /// `client-output-buffer-limit` for normal clients (the only kind corekv has).
-    pub output_limit: OutputLimit,
+    /// `client-output-buffer-limit`: corekv enforces the normal class (the only kind of
+    /// client it has) and keeps the others as set, for CONFIG GET.
+    pub output_limits: OutputLimits,
     /// Most bytes the keyspace may use, divided evenly across shards; 0 for no limit
     /// (`maxmemory`).
     pub maxmemory: u64,
@@ -107,24 +108,70 @@ pub struct OutputLimit {
     pub soft_secs: u64,
 }
 
-/// What CONFIG GET client-output-buffer-limit shows for the classes corekv does not have
-/// (Redis's defaults, accepted and kept for compatibility).
-const OTHER_CLASSES: &str = "slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+/// `client-output-buffer-limit` for each of Redis's client classes, in the order CONFIG
+/// GET lists them: normal, replica (`slave`), pubsub. Defaults are Redis's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimits(pub [OutputLimit; 3]);
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        let limit = |hard, soft, soft_secs| OutputLimit {
+            hard,
+            soft,
+            soft_secs,
+        };
+        OutputLimits([
+            limit(0, 0, 0),
+            limit(256 << 20, 64 << 20, 60),
+            limit(32 << 20, 8 << 20, 60),
+        ])
+    }
+}
+
+impl OutputLimits {
+    /// The limit of normal clients, which corekv enforces.
+    pub fn normal(&self) -> OutputLimit {
+        self.0[0]
+    }
+
+    /// Applies the groups [`parse_output_limit`] returned; classes not named keep theirs.
+    pub fn set(&mut self, groups: &[(usize, OutputLimit)]) {
+        for &(class, limit) in groups {
+            self.0[class] = limit;
+        }
+    }
+
+    /// The value CONFIG GET shows.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for (name, l) in ["normal", "slave", "pubsub"].iter().zip(&self.0) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&format!("{name} {} {} {}", l.hard, l.soft, l.soft_secs));
+        }
+        out
+    }
+}
 
 /// Parses `client-output-buffer-limit`'s value: one or more `<class> <hard> <soft>
-/// <seconds>` groups, classes `normal`, `slave`/`replica`, `pubsub`. Returns the normal
-/// class's limit (unchanged from `current` when the value does not name it).
-pub fn parse_output_limit(value: &str, current: OutputLimit) -> Result<OutputLimit, String> {
+/// <seconds>` groups, classes `normal`, `slave`/`replica`, `pubsub`. Returns each group
+/// as (index into [`OutputLimits`], limit), all checked before any is applied.
+pub fn parse_output_limit(value: &str) -> Result<Vec<(usize, OutputLimit)>, String> {
     let words: Vec<&str> = value.split_whitespace().collect();
     if words.is_empty() || words.len() % 4 != 0 {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
-    let mut normal = current;
+    let mut groups = Vec::new();
     for group in words.chunks(4) {
-        let class = group[0].to_ascii_lowercase();
-        if !matches!(class.as_str(), "normal" | "slave" | "replica" | "pubsub") {
-            return Err("Invalid client class specified in buffer limit configuration.".into());
-        }
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
         let (Some(hard), Some(soft), Ok(secs)) = (
             parse_memory(group[1]),
             parse_memory(group[2]),
@@ -136,15 +183,16 @@ pub fn parse_output_limit(value: &str, current: OutputLimit) -> Result<OutputLim
                     .into(),
             );
         };
-        if class == "normal" {
-            normal = OutputLimit {
+        groups.push((
+            class,
+            OutputLimit {
                 hard,
                 soft,
                 soft_secs: secs,
-            };
-        }
+            },
+        ));
     }
-    Ok(normal)
+    Ok(groups)
 }
 
 /// Where a pinned shard runs: its CPU and that CPU's socket, core and NUMA node.
@@ -173,7 +221,7 @@ impl Default for Config {
             listening: vec![true],
             limits: Limits::default(),
             query_buffer_limit: 1024 * 1024 * 1024,
-            output_limit: OutputLimit::default(),
+            output_limits: OutputLimits::default(),
             maxmemory: 0,
             maxmemory_policy: "noeviction",
             maxclients: 10000,
@@ -234,8 +282,8 @@ pub enum Setting {
     SlowlogMaxLen(u64),
     /// `shutdown-timeout`, seconds.
     ShutdownTimeout(u64),
-    /// `client-output-buffer-limit` (the normal class).
-    OutputLimit(OutputLimit),
+    /// `client-output-buffer-limit`: the classes named, each with its limit.
+    OutputLimit(Vec<(usize, OutputLimit)>),
     /// `maxmemory`, bytes.
     MaxMemory(u64),
     /// `maxmemory-policy`.
@@ -300,7 +348,7 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
                      noeviction",
                 )
             }),
-        "client-output-buffer-limit" => parse_output_limit(&value, OutputLimit::default())
+        "client-output-buffer-limit" => parse_output_limit(&value)
             .map(Setting::OutputLimit)
             .map_err(|why| failed("client-output-buffer-limit", &why)),
         "protected-mode" => yes_no("protected-mode").map(Setting::ProtectedMode),
@@ -340,44 +388,6 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
     }
 }
 
-impl Setting {
-    /// The setting's canonical name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Setting::Timeout(_) => "timeout",
-            Setting::MaxClients(_) => "maxclients",
-            Setting::ProtoMaxBulkLen(_) => "proto-max-bulk-len",
-            Setting::QueryBufferLimit(_) => "client-query-buffer-limit",
-            Setting::RequirePass(_) => "requirepass",
-            Setting::ProtectedMode(_) => "protected-mode",
-            Setting::SlowlogSlowerThan(_) => "slowlog-log-slower-than",
-            Setting::SlowlogMaxLen(_) => "slowlog-max-len",
-            Setting::ShutdownTimeout(_) => "shutdown-timeout",
-            Setting::OutputLimit(_) => "client-output-buffer-limit",
-            Setting::MaxMemory(_) => "maxmemory",
-            Setting::MaxMemoryPolicy(_) => "maxmemory-policy",
-        }
-    }
-
-    /// The value as CONFIG GET shows it (and as [`parse_setting`] reads it back).
-    pub fn value(&self) -> Vec<u8> {
-        match self {
-            Setting::Timeout(v)
-            | Setting::MaxClients(v)
-            | Setting::ProtoMaxBulkLen(v)
-            | Setting::QueryBufferLimit(v)
-            | Setting::SlowlogMaxLen(v)
-            | Setting::ShutdownTimeout(v) => v.to_string().into_bytes(),
-            Setting::SlowlogSlowerThan(v) => v.to_string().into_bytes(),
-            Setting::RequirePass(p) => p.clone(),
-            Setting::ProtectedMode(b) => yes_no(*b).as_bytes().to_vec(),
-            Setting::OutputLimit(l) => output_limit_text(*l).into_bytes(),
-            Setting::MaxMemory(v) => v.to_string().into_bytes(),
-            Setting::MaxMemoryPolicy(p) => p.as_bytes().to_vec(),
-        }
-    }
-}
-
 impl Config {
     /// Every setting CONFIG GET knows, with its current value, in Redis's formats. `save`
     /// and `appendonly` describe corekv truthfully: it keeps nothing on disk.
@@ -406,10 +416,7 @@ impl Config {
             ),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
             ("shutdown-timeout", self.shutdown_timeout.to_string()),
-            (
-                "client-output-buffer-limit",
-                output_limit_text(self.output_limit),
-            ),
+            ("client-output-buffer-limit", self.output_limits.text()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.to_string()),
         ]
@@ -427,19 +434,11 @@ impl Config {
             Setting::SlowlogSlowerThan(v) => self.slowlog_slower_than = v,
             Setting::SlowlogMaxLen(v) => self.slowlog_max_len = v,
             Setting::ShutdownTimeout(v) => self.shutdown_timeout = v,
-            Setting::OutputLimit(l) => self.output_limit = l,
+            Setting::OutputLimit(groups) => self.output_limits.set(&groups),
             Setting::MaxMemory(v) => self.maxmemory = v,
             Setting::MaxMemoryPolicy(p) => self.maxmemory_policy = p,
         }
     }
-}
-
-/// The value CONFIG GET shows: the normal class, then Redis's defaults for the others.
-fn output_limit_text(l: OutputLimit) -> String {
-    format!(
-        "normal {} {} {} {OTHER_CLASSES}",
-        l.hard, l.soft, l.soft_secs
-    )
 }
 
 /// `yes` or `no`, as Redis writes booleans.
@@ -469,23 +468,33 @@ mod tests {
 
     #[test]
     fn output_limits_parse_like_redis() {
-        let l = parse_output_limit("normal 1mb 512kb 10", OutputLimit::default()).unwrap();
+        let mut l = OutputLimits::default();
+        l.set(&parse_output_limit("normal 1mb 512kb 10").unwrap());
         assert_eq!(
-            l,
+            l.normal(),
             OutputLimit {
                 hard: 1024 * 1024,
                 soft: 512 * 1024,
                 soft_secs: 10
             }
         );
-        let kept = parse_output_limit("pubsub 32mb 8mb 60", l).unwrap();
-        assert_eq!(kept, l, "other classes leave the normal limit alone");
-        assert!(parse_output_limit("normal 1 2", l).is_err());
-        assert!(parse_output_limit("master 1 2 3", l).is_err());
-        assert!(parse_output_limit("normal x 2 3", l).is_err());
+        let normal = l.normal();
+        l.set(&parse_output_limit("pubsub 1 2 3 replica 4mb 2mb 5").unwrap());
         assert_eq!(
-            output_limit_text(l),
-            "normal 1048576 524288 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+            l.normal(),
+            normal,
+            "other classes leave the normal limit alone"
+        );
+        assert!(parse_output_limit("normal 1 2").is_err());
+        assert!(parse_output_limit("master 1 2 3").is_err());
+        assert!(parse_output_limit("normal x 2 3").is_err());
+        assert_eq!(
+            l.text(),
+            "normal 1048576 524288 10 slave 4194304 2097152 5 pubsub 1 2 3"
+        );
+        assert_eq!(
+            OutputLimits::default().text(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
         );
     }
 

@@ -859,14 +859,13 @@ impl Shard {
                     GatherKind::Info(server::info_sections(args)),
                     vec![],
                 ),
-                All::ConfigSet => match server::config_set_plan(args) {
-                    Ok(settings) => {
-                        let pairs = settings
-                            .iter()
-                            .flat_map(|s| [s.name().as_bytes().to_vec(), s.value()])
-                            .collect();
-                        (Op::ConfigSet, GatherKind::Ok, pairs)
-                    }
+                All::ConfigSet => match server::config_set_check(args) {
+                    // Checked: every shard applies the same name/value pairs.
+                    Ok(()) => (
+                        Op::ConfigSet,
+                        GatherKind::Ok,
+                        args.iter().skip(2).map(<[u8]>::to_vec).collect(),
+                    ),
                     Err(text) => {
                         out.err(&text);
                         self.stats.error_replies += 1;

@@ -323,7 +323,7 @@ fn config_get(config: &Config, args: Args, out: &mut Reply) {
 /// Checks CONFIG SET's arguments as Redis does, all of them before any is applied (the
 /// command is atomic): pairs only, known names, no immutable or repeated name, then every
 /// value. `Err` is the message after `-ERR `.
-pub fn config_set_plan(args: Args) -> Result<Vec<crate::config::Setting>, String> {
+pub fn config_set_check(args: Args) -> Result<(), String> {
     use crate::config::parse_setting;
     if args.len() % 2 == 1 {
         return Err(super::errors::SYNTAX.to_string());
@@ -349,10 +349,10 @@ pub fn config_set_plan(args: Args) -> Result<Vec<crate::config::Setting>, String
         }
         seen.push(lower);
     }
-    pairs
-        .iter()
-        .map(|(name, value)| parse_setting(name, value))
-        .collect()
+    for (name, value) in &pairs {
+        parse_setting(name, value)?;
+    }
+    Ok(())
 }
 
 /// Every setting name CONFIG knows.
