@@ -218,15 +218,15 @@ enum Ttl {
 fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: Ttl) {
     match found {
         Some(idx) => {
-            // Deadline first, so the block has its final header when the value goes in. A
-            // value of similar size is written over the old one in the entry's block: no
-            // allocation on the steady-state SET path.
+            // Value and deadline go into the entry's block in one layout; a value of
+            // similar size is written over the old one: no allocation on the steady-state
+            // SET path.
+            let value = Value::Str(Str::from_bytes(value));
             match ttl {
-                Ttl::Clear => ctx.store.set_expire(idx, 0),
-                Ttl::Keep => {}
-                Ttl::At(d) => ctx.store.set_expire(idx, d),
+                Ttl::Clear => ctx.store.replace(idx, value, 0),
+                Ttl::Keep => ctx.store.set_value(idx, value),
+                Ttl::At(d) => ctx.store.replace(idx, value, d),
             }
-            ctx.store.set_value(idx, Value::Str(Str::from_bytes(value)));
         }
         None => {
             let deadline = match ttl {

@@ -348,8 +348,20 @@ impl Entry {
     /// Replaces the value, keeping key, deadline and eviction counter; reuses the block
     /// when the new value is of similar size.
     pub(crate) fn set_value(&mut self, value: Value<'_>) {
+        self.write_value(self.deadline(), value);
+    }
+
+    /// Replaces value and deadline (`expire_at`, 0 for none) in one layout: SET. The
+    /// timer becomes [`TimerHandle::NONE`], as with [`Entry::set_deadline`].
+    pub(crate) fn replace(&mut self, value: Value<'_>, expire_at: u64) {
+        self.write_value(
+            (expire_at != 0).then_some((expire_at, TimerHandle::NONE)),
+            value,
+        );
+    }
+
+    fn write_value(&mut self, deadline: Option<(u64, TimerHandle)>, value: Value<'_>) {
         let (int, vlen) = value.shape();
-        let deadline = self.deadline();
         let val = self.relayout(deadline, int, vlen, 0, Fit::Similar);
         value.put(&mut self.block[val..val + vlen]);
     }
@@ -490,6 +502,7 @@ mod tests {
         Append(Vec<u8>),
         SetRange(usize, Vec<u8>),
         Deadline(u64),
+        Replace(Vec<u8>, u64),
         Timer(u32, u32),
         Hits(u8),
     }
@@ -508,6 +521,8 @@ mod tests {
             bytes().prop_map(Op::Append),
             (0usize..200, bytes()).prop_map(|(o, b)| Op::SetRange(o, b)),
             prop_oneof![Just(0u64), 1u64..u64::MAX].prop_map(Op::Deadline),
+            (bytes(), prop_oneof![Just(0u64), 1u64..u64::MAX])
+                .prop_map(|(b, at)| Op::Replace(b, at)),
             (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Op::Timer(a, b)),
             (0u8..16).prop_map(Op::Hits),
         ]
@@ -556,6 +571,13 @@ mod tests {
                     }
                     Op::Deadline(at) => {
                         e.set_deadline(at);
+                        m.expire_at = at;
+                        m.timer = (u32::MAX, 0);
+                    }
+                    Op::Replace(b, at) => {
+                        e.replace(raw(&b), at);
+                        m.value = b;
+                        m.int = None;
                         m.expire_at = at;
                         m.timer = (u32::MAX, 0);
                     }

@@ -294,16 +294,32 @@ impl Store {
 
     /// Sets or clears (`0`) the deadline of the entry at `idx`, moving its wheel timer.
     pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+        if self.entry(idx).expire_at().unwrap_or(0) != expire_at {
+            self.retime(idx, expire_at, |e| e.set_deadline(expire_at));
+        }
+    }
+
+    /// Replaces the value and the deadline (`expire_at`, 0 for none) of the entry at `idx`
+    /// in one layout of its block: SET. A value of similar size is written in place.
+    pub fn replace(&mut self, idx: u32, value: Value<'_>, expire_at: u64) {
+        if self.entry(idx).expire_at().unwrap_or(0) == expire_at {
+            self.set_value(idx, value);
+        } else {
+            self.retime(idx, expire_at, |e| e.replace(value, expire_at));
+        }
+    }
+
+    /// Gives the entry at `idx` the new deadline `expire_at` (which differs from its
+    /// current one) through `f`, which lays the entry out with it: cancels the old wheel
+    /// timer, starts the new one, keeps the volatile count.
+    fn retime(&mut self, idx: u32, expire_at: u64, f: impl FnOnce(&mut Entry)) {
         let e = self.entry(idx);
         let had = e.is_volatile();
-        if e.expire_at().unwrap_or(0) == expire_at {
-            return;
-        }
         let old = e.timer();
         if !old.is_none() {
             self.timers.cancel(old);
         }
-        self.resize_entry(idx, |e| e.set_deadline(expire_at));
+        self.resize_entry(idx, f);
         if expire_at != 0 {
             let t = self
                 .timers
@@ -371,11 +387,11 @@ impl Store {
     pub fn set(&mut self, key: &[u8], value: Value<'_>, keep_ttl: bool, now: u64) -> u32 {
         match self.find(key, now) {
             Some(idx) => {
-                // Deadline first: losing one shrinks the block the value then goes into.
-                if !keep_ttl {
-                    self.set_expire(idx, 0);
+                if keep_ttl {
+                    self.set_value(idx, value);
+                } else {
+                    self.replace(idx, value, 0);
                 }
-                self.set_value(idx, value);
                 idx
             }
             None => self.insert(key, value, 0),
