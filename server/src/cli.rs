@@ -2,6 +2,7 @@
 //! (`512mb`, `1gb`; CPU lists like `0,2-3`).
 
 use clap::Parser;
+use corekv_shard::config::{self, Policy};
 
 /// corekv: a thread-per-core, shared-nothing Redis-protocol key-value server.
 ///
@@ -105,7 +106,7 @@ pub struct Args {
     /// volatile-lru, volatile-lfu, volatile-random, volatile-ttl (Redis's names; LRU and
     /// LFU are CLOCK and GCLOCK hands over each shard's keys).
     #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
-    pub maxmemory_policy: &'static str,
+    pub maxmemory_policy: &'static Policy,
 
     /// Close a connection idle (nothing read or written) for more than this many seconds;
     /// 0 never. Redis's `timeout`; CONFIG SET changes it at run time.
@@ -157,11 +158,9 @@ pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimits,
 }
 
 /// Parses a `maxmemory-policy` name.
-pub fn parse_policy(s: &str) -> Result<&'static str, String> {
-    corekv_shard::config::policy_named(s).ok_or_else(|| {
-        let names: Vec<&str> = corekv_shard::config::POLICIES.iter().map(|p| p.0).collect();
-        format!("{s:?} is not a policy: one of {}", names.join(", "))
-    })
+pub fn parse_policy(s: &str) -> Result<&'static Policy, String> {
+    config::policy_named(s)
+        .ok_or_else(|| format!("{s:?} is not a policy: one of {}", config::policy_names()))
 }
 
 /// Parses Redis's `yes`/`no`.

@@ -6,33 +6,49 @@ use corekv_protocol::Limits;
 
 use crate::store::Eviction;
 
-/// `maxmemory-policy` names, in the order Redis lists them, with how each evicts and
-/// whether it only evicts keys that have a deadline.
-pub const POLICIES: [(&str, Eviction, bool); 8] = [
-    ("volatile-lru", Eviction::Lru, true),
-    ("volatile-lfu", Eviction::Lfu, true),
-    ("volatile-random", Eviction::Random, true),
-    ("volatile-ttl", Eviction::Ttl, true),
-    ("allkeys-lru", Eviction::Lru, false),
-    ("allkeys-lfu", Eviction::Lfu, false),
-    ("allkeys-random", Eviction::Random, false),
-    ("noeviction", Eviction::NoEviction, false),
-];
-
-/// The policy named `name` (any case), as its canonical name.
-pub fn policy_named(name: &str) -> Option<&'static str> {
-    POLICIES
-        .iter()
-        .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
-        .map(|(n, _, _)| *n)
+/// A `maxmemory-policy`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Its name, as CONFIG GET and INFO show it.
+    pub name: &'static str,
+    /// How it ranks keys.
+    pub eviction: Eviction,
+    /// Whether it only evicts keys that have a deadline.
+    pub volatile_only: bool,
 }
 
-/// How the policy named `name` evicts, and whether only volatile keys.
-pub fn policy(name: &str) -> (Eviction, bool) {
-    POLICIES
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map_or((Eviction::NoEviction, false), |(_, e, v)| (*e, *v))
+const fn policy(name: &'static str, eviction: Eviction, volatile_only: bool) -> Policy {
+    Policy {
+        name,
+        eviction,
+        volatile_only,
+    }
+}
+
+/// The `maxmemory-policy`s, in the order Redis lists them.
+pub static POLICIES: [Policy; 8] = [
+    policy("volatile-lru", Eviction::Lru, true),
+    policy("volatile-lfu", Eviction::Lfu, true),
+    policy("volatile-random", Eviction::Random, true),
+    policy("volatile-ttl", Eviction::Ttl, true),
+    policy("allkeys-lru", Eviction::Lru, false),
+    policy("allkeys-lfu", Eviction::Lfu, false),
+    policy("allkeys-random", Eviction::Random, false),
+    policy("noeviction", Eviction::NoEviction, false),
+];
+
+/// Redis's default policy.
+pub static NOEVICTION: &Policy = &POLICIES[7];
+
+/// The policy named `name` (any case).
+pub fn policy_named(name: &str) -> Option<&'static Policy> {
+    POLICIES.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// The policy names, `, `-separated, as Redis's error lists them.
+pub fn policy_names() -> String {
+    let names: Vec<&str> = POLICIES.iter().map(|p| p.name).collect();
+    names.join(", ")
 }
 
 /// Server settings.
@@ -65,7 +81,7 @@ pub struct Config {
     /// (`maxmemory`).
     pub maxmemory: u64,
     /// `maxmemory-policy`, one of [`POLICIES`].
-    pub maxmemory_policy: &'static str,
+    pub maxmemory_policy: &'static Policy,
     /// Most connections at once (`maxclients`).
     pub maxclients: u64,
     /// Seconds a connection may stay idle before it is closed; 0 never (`timeout`).
@@ -223,7 +239,7 @@ impl Default for Config {
             query_buffer_limit: 1024 * 1024 * 1024,
             output_limits: OutputLimits::default(),
             maxmemory: 0,
-            maxmemory_policy: "noeviction",
+            maxmemory_policy: NOEVICTION,
             maxclients: 10000,
             timeout: 0,
             requirepass: Vec::new(),
@@ -287,7 +303,7 @@ pub enum Setting {
     /// `maxmemory`, bytes.
     MaxMemory(u64),
     /// `maxmemory-policy`.
-    MaxMemoryPolicy(&'static str),
+    MaxMemoryPolicy(&'static Policy),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -343,9 +359,10 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             .ok_or_else(|| {
                 failed(
                     "maxmemory-policy",
-                    "argument(s) must be one of the following: volatile-lru, volatile-lfu, \
-                     volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, \
-                     noeviction",
+                    &format!(
+                        "argument(s) must be one of the following: {}",
+                        policy_names()
+                    ),
                 )
             }),
         "client-output-buffer-limit" => parse_output_limit(&value)
@@ -418,7 +435,7 @@ impl Config {
             ("shutdown-timeout", self.shutdown_timeout.to_string()),
             ("client-output-buffer-limit", self.output_limits.text()),
             ("maxmemory", self.maxmemory.to_string()),
-            ("maxmemory-policy", self.maxmemory_policy.to_string()),
+            ("maxmemory-policy", self.maxmemory_policy.name.to_string()),
         ]
     }
 

@@ -162,7 +162,7 @@ impl Shard {
         let n = config.shards;
         let clock = crate::ticks::Clock::calibrate();
         let mut store = Store::with_clock(config.started_ms);
-        store.eviction = crate::config::policy(config.maxmemory_policy).0;
+        store.eviction = config.maxmemory_policy.eviction;
         Shard {
             id,
             map: SlotMap::new(n),
@@ -384,7 +384,7 @@ impl Shard {
             }
         }
         self.slowlog.trim(self.config.slowlog_max_len);
-        self.store.eviction = crate::config::policy(self.config.maxmemory_policy).0;
+        self.store.eviction = self.config.maxmemory_policy.eviction;
         self.slow_ticks = slow_ticks(&self.clock, self.config.slowlog_slower_than);
         if timeout_changed {
             for conn in self.conns.ids() {
@@ -623,11 +623,11 @@ impl Shard {
         if limit == 0 {
             return true;
         }
-        let (kind, volatile) = crate::config::policy(self.config.maxmemory_policy);
+        let policy = self.config.maxmemory_policy;
         while self.store.used_memory() as u64 > limit {
             if self
                 .store
-                .evict_one(kind, volatile, &mut self.rng)
+                .evict_one(policy.eviction, policy.volatile_only, &mut self.rng)
                 .is_none()
             {
                 return false;

@@ -822,7 +822,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 human_bytes(peak_rss),
                 human_bytes(config.maxmemory),
                 max = config.maxmemory,
-                policy = config.maxmemory_policy,
+                policy = config.maxmemory_policy.name,
             ),
         );
     }
