@@ -165,11 +165,7 @@ pub fn parse_policy(s: &str) -> Result<&'static Policy, String> {
 
 /// Parses Redis's `yes`/`no`.
 pub fn parse_yes_no(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => Err(format!("{s:?} is not yes or no")),
-    }
+    config::parse_yes_no(s).ok_or_else(|| format!("{s:?} is not yes or no"))
 }
 
 /// How `--placement` maps shards to CPUs (see `--help`).

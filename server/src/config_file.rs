@@ -127,10 +127,14 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
             continue;
         }
         if name == "no-pin" {
-            match values.as_slice() {
-                [v] if v.eq_ignore_ascii_case("yes") => flags.push("--no-pin".into()),
-                [v] if v.eq_ignore_ascii_case("no") => {}
-                _ => problems.push(format!("line {line_no}: no-pin takes yes or no")),
+            let on = match values.as_slice() {
+                [v] => corekv_shard::config::parse_yes_no(v),
+                _ => None,
+            };
+            match on {
+                Some(true) => flags.push("--no-pin".into()),
+                Some(false) => {}
+                None => problems.push(format!("line {line_no}: no-pin takes yes or no")),
             }
             continue;
         }

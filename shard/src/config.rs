@@ -319,7 +319,7 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
     let failed = |canonical: &str, why: &str| {
         format!("CONFIG SET failed (possibly related to argument '{canonical}') - {why}")
     };
-    let integer = |canonical: &str, min: i64, max: i64| -> Result<u64, String> {
+    let integer = |canonical: &str, min: i64, max: i64| -> Result<i64, String> {
         let n = corekv_protocol::number::parse_i64(value.as_bytes())
             .ok_or_else(|| failed(canonical, "argument couldn't be parsed into an integer"))?;
         if n < min || n > max {
@@ -328,7 +328,10 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
                 &format!("argument must be between {min} and {max} inclusive"),
             ));
         }
-        Ok(n as u64)
+        Ok(n)
+    };
+    let count = |canonical: &str, min: u32, max: i64| -> Result<u64, String> {
+        integer(canonical, i64::from(min), max).map(|n| n as u64)
     };
     let memory = |canonical: &str| -> Result<u64, String> {
         let n = parse_memory(&value)
@@ -343,11 +346,7 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
         Ok(n)
     };
     let yes_no = |canonical: &str| -> Result<bool, String> {
-        match value.to_ascii_lowercase().as_str() {
-            "yes" => Ok(true),
-            "no" => Ok(false),
-            _ => Err(failed(canonical, "argument must be 'yes' or 'no'")),
-        }
+        parse_yes_no(&value).ok_or_else(|| failed(canonical, "argument must be 'yes' or 'no'"))
     };
     match lower.as_str() {
         "requirepass" => Ok(Setting::RequirePass(value_bytes.to_vec())),
@@ -370,26 +369,14 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             .map_err(|why| failed("client-output-buffer-limit", &why)),
         "protected-mode" => yes_no("protected-mode").map(Setting::ProtectedMode),
         "slowlog-log-slower-than" => {
-            let n = corekv_protocol::number::parse_i64(value.as_bytes()).ok_or_else(|| {
-                failed(
-                    "slowlog-log-slower-than",
-                    "argument couldn't be parsed into an integer",
-                )
-            })?;
-            if n < -1 {
-                return Err(failed(
-                    "slowlog-log-slower-than",
-                    "argument must be between -1 and 9223372036854775807 inclusive",
-                ));
-            }
-            Ok(Setting::SlowlogSlowerThan(n))
+            integer("slowlog-log-slower-than", -1, i64::MAX).map(Setting::SlowlogSlowerThan)
         }
-        "slowlog-max-len" => integer("slowlog-max-len", 0, i64::MAX).map(Setting::SlowlogMaxLen),
+        "slowlog-max-len" => count("slowlog-max-len", 0, i64::MAX).map(Setting::SlowlogMaxLen),
         "shutdown-timeout" => {
-            integer("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
+            count("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
         }
-        "timeout" => integer("timeout", 0, i64::from(i32::MAX)).map(Setting::Timeout),
-        "maxclients" => integer("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
+        "timeout" => count("timeout", 0, i64::from(i32::MAX)).map(Setting::Timeout),
+        "maxclients" => count("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
         "proto-max-bulk-len" => memory("proto-max-bulk-len").map(Setting::ProtoMaxBulkLen),
         "client-query-buffer-limit" => {
             memory("client-query-buffer-limit").map(Setting::QueryBufferLimit)
@@ -455,6 +442,17 @@ impl Config {
             Setting::MaxMemory(v) => self.maxmemory = v,
             Setting::MaxMemoryPolicy(p) => self.maxmemory_policy = p,
         }
+    }
+}
+
+/// Redis's `yes`/`no` (any case).
+pub fn parse_yes_no(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
     }
 }
 
