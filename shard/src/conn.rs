@@ -544,10 +544,12 @@ pub struct NewClient {
     pub now: u64,
     /// Whether it starts authenticated (no password is set).
     pub authenticated: bool,
+    /// The server's own connection (see [`Client::internal`]).
+    pub internal: bool,
 }
 
 impl ConnTable {
-    /// Number of open connections.
+    /// Number of open client connections (internal ones are not clients).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -586,22 +588,22 @@ impl ConnTable {
             kill_waker: None,
             last_cmd: "NULL",
             authenticated: c.authenticated,
-            internal: false,
+            internal: c.internal,
             qbuf: 0,
             qbuf_free: 0,
             omem: 0,
             replies: Assembly::default(),
         });
-        self.len += 1;
+        self.len += usize::from(!c.internal);
         ConnId { slot, gen }
     }
 
     /// Removes a connection; late replies to it are then dropped.
     pub fn remove(&mut self, id: ConnId) {
-        if self.get(id).is_some() {
+        if let Some(c) = self.get(id) {
+            self.len -= usize::from(!c.internal);
             self.slots[id.slot as usize] = None;
             self.free.push(id.slot);
-            self.len -= 1;
         }
     }
 
@@ -623,18 +625,19 @@ impl ConnTable {
             .filter(|c| c.gen == id.gen)
     }
 
-    /// Every open connection.
+    /// Every open client connection (the server's own internal ones are not clients:
+    /// not listed, counted or killed).
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
-        self.slots.iter().flatten()
+        self.slots.iter().flatten().filter(|c| !c.internal)
     }
 
-    /// The id of every open connection.
+    /// The id of every open client connection (as [`ConnTable::iter`]).
     pub fn ids(&self) -> Vec<ConnId> {
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(slot, c)| {
-                c.as_ref().map(|c| ConnId {
+                c.as_ref().filter(|c| !c.internal).map(|c| ConnId {
                     slot: slot as u32,
                     gen: c.gen,
                 })
@@ -741,6 +744,7 @@ mod tests {
             fd: 3,
             now: 0,
             authenticated: true,
+            internal: false,
         };
         let a = t.insert(new());
         t.remove(a);

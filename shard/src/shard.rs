@@ -211,30 +211,37 @@ impl Shard {
 
     /// Registers a new connection; returns its id in the table.
     pub fn connect(&mut self, addr: String, laddr: String, fd: i32) -> ConnId {
+        self.stats.connections_received += 1;
+        let authenticated = self.config.requirepass.is_empty();
+        self.register(addr, laddr, fd, authenticated, false)
+    }
+
+    /// Registers the server's own connection (for the metrics endpoint): authenticated,
+    /// not a client (not counted, listed, killed or timed out).
+    pub fn connect_internal(&mut self) -> ConnId {
+        self.register("internal".into(), String::new(), -1, true, true)
+    }
+
+    fn register(
+        &mut self,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        authenticated: bool,
+        internal: bool,
+    ) -> ConnId {
         let id = self.next_client * self.map.shards() as u64 + self.id as u64 + 1;
         self.next_client += 1;
-        self.stats.connections_received += 1;
         let conn = self.conns.insert(NewClient {
             id,
             addr,
             laddr,
             fd,
             now: self.now,
-            authenticated: self.config.requirepass.is_empty(),
+            authenticated,
+            internal,
         });
         self.arm_idle_timer(conn);
-        conn
-    }
-
-    /// Registers the server's own connection (for the metrics endpoint): authenticated,
-    /// not counted as a client.
-    pub fn connect_internal(&mut self) -> ConnId {
-        let conn = self.connect("internal".into(), String::new(), -1);
-        self.stats.connections_received -= 1;
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.internal = true;
-            c.authenticated = true;
-        }
         conn
     }
 
@@ -269,7 +276,7 @@ impl Shard {
         if !old.is_none() {
             self.store.timers.cancel(old);
         }
-        if timeout_ms > 0 {
+        if timeout_ms > 0 && !c.internal {
             let at = c.last_ms.saturating_add(timeout_ms).saturating_add(1);
             c.timer = self
                 .store

@@ -359,11 +359,7 @@ pub fn client_list_part(sh: &Shard, filter: Args, out: &mut Reply) {
                 .filter(|c| ids.contains(&(c.id as i64)))
                 .for_each(|c| client_line(c, now, &mut text));
         }
-        _ => sh
-            .conns
-            .iter()
-            .filter(|c| !c.internal)
-            .for_each(|c| client_line(c, now, &mut text)),
+        _ => sh.conns.iter().for_each(|c| client_line(c, now, &mut text)),
     }
     out.bulk(&text);
 }

@@ -409,7 +409,7 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
     let fields: [i64; INFO_FIELDS] = [
         sh.store.len() as i64,
         sh.store.volatile() as i64,
-        sh.conns.iter().filter(|c| !c.internal).count() as i64,
+        sh.conns.len() as i64,
         st.commands as i64,
         st.connections_received as i64,
         st.rejected_connections as i64,
