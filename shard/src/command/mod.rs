@@ -318,13 +318,8 @@ pub struct Spec {
     pub docs: &'static meta::Meta,
     /// Subcommands, for containers.
     pub subcommands: Vec<Spec>,
-    /// Index in the table.
-    pub id: usize,
     /// Dense index of this command or subcommand, for per-command statistics.
     pub stat: usize,
-    /// Whether some of its arguments are passwords, shown as `(redacted)` in the slow log
-    /// (AUTH, HELLO … AUTH, CONFIG SET requirepass), as Redis 7 does.
-    pub redacts: bool,
 }
 
 impl Spec {
@@ -409,8 +404,8 @@ impl Commands {
     pub fn new() -> Self {
         let mut specs = Vec::new();
         let mut by_name = HashMap::with_hasher(RandomState::new());
-        for (id, cmd) in table::COMMANDS.iter().enumerate() {
-            let spec = build_spec(cmd.name, &cmd.info, &cmd.docs, id);
+        for cmd in table::COMMANDS.iter() {
+            let spec = build_spec(cmd.name, &cmd.info, &cmd.docs);
             by_name.insert(cmd.name.as_bytes(), specs.len());
             specs.push(spec);
         }
@@ -486,25 +481,19 @@ impl Commands {
     }
 }
 
-fn build_spec(
-    name: &'static str,
-    info: &'static meta::Meta,
-    docs: &'static meta::Meta,
-    id: usize,
-) -> Spec {
+fn build_spec(name: &'static str, info: &'static meta::Meta, docs: &'static meta::Meta) -> Spec {
     let flags = info.at(2).items();
     let subcommands = info
         .at(9)
         .items()
         .iter()
-        .enumerate()
-        .map(|(i, sub)| {
+        .map(|sub| {
             let sub_name = sub.at(0).str();
             let sub_docs = docs
                 .get("subcommands")
                 .and_then(|m| m.get(sub_name))
                 .unwrap_or_else(|| panic!("no docs for {sub_name}"));
-            build_spec(sub_name, sub, sub_docs, id * 100 + i + 1)
+            build_spec(sub_name, sub, sub_docs)
         })
         .collect::<Vec<_>>();
     let route = match (subcommands.is_empty(), name) {
@@ -525,9 +514,7 @@ fn build_spec(
         info,
         docs,
         subcommands,
-        id,
         stat: 0,
-        redacts: matches!(name, "auth" | "hello" | "config|set"),
     }
 }
 
@@ -621,14 +608,11 @@ fn route_of(name: &str) -> Route {
 }
 
 /// Whether argument `i` of a request for `spec` is a password, which the slow log shows
-/// as `(redacted)`: AUTH's arguments, HELLO's two after `AUTH`, and the value of
-/// `requirepass` in CONFIG SET.
+/// as `(redacted)` as Redis 7 does: AUTH's arguments, HELLO's two after `AUTH`, and the
+/// value of `requirepass` in CONFIG SET.
 pub fn is_secret(spec: &Spec, args: Args, i: usize) -> bool {
-    if !spec.redacts || i == 0 {
-        return false;
-    }
     match spec.name {
-        "auth" => true,
+        "auth" => i > 0,
         "hello" => (1..=2).any(|back| i > back && is(args.get(i - back), "auth")),
         "config|set" => i >= 3 && i % 2 == 1 && is(args.get(i - 1), "requirepass"),
         _ => false,
