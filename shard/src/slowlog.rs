@@ -86,9 +86,7 @@ impl SlowLog {
             addr: addr.to_string(),
             name: name.to_vec(),
         });
-        while self.entries.len() as u64 > max_len {
-            self.entries.pop_back();
-        }
+        self.trim(max_len);
     }
 
     /// Number of entries.
