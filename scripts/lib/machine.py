@@ -33,8 +33,10 @@ THP_PATH = "/sys/kernel/mm/transparent_hugepage/enabled"
 CPU_DIR = "/sys/devices/system/cpu"
 NODE_DIR = "/sys/devices/system/node"
 NET_DIR = "/sys/class/net"
-#: Locked memory one corekv shard needs (its io_uring rings), in KiB.
-MEMLOCK_PER_SHARD_KIB = 512
+#: Locked memory one corekv shard may need (its io_uring rings, 512 KiB, and the
+#: executor's registered I/O memory, 128 KiB), in KiB: server/src/runtime.rs's
+#: LOCKED_PER_SHARD.
+MEMLOCK_PER_SHARD_KIB = 640
 
 
 # ---------------------------------------------------------------------------- data

@@ -192,7 +192,7 @@ class PlanTests(unittest.TestCase):
         items = {i.name: i for i in tune.assess(m, [0, 1, 2, 3], tune.Options())}
         mem = items["locked memory (ulimit -l)"]
         self.assertEqual((mem.status, mem.changes), ("check", []))
-        self.assertIn(">= 2048 KiB", mem.wanted)
+        self.assertIn(">= 2560 KiB", mem.wanted)  # 4 shards x 640 KiB
         self.assertIn("unlimited", mem.note)
         m.memlock_soft = None  # unlimited
         self.assertEqual({i.name: i for i in tune.assess(m, [0], tune.Options())}

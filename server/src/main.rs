@@ -331,11 +331,12 @@ fn memlock_limit() -> Option<u64> {
 
 /// Checks what glommio needs before it would panic without explaining why.
 fn preflight() -> Result<(), String> {
-    if let Some(limit) = memlock_limit().filter(|&l| l < 512 * 1024) {
+    if let Some(limit) = memlock_limit().filter(|&l| l < runtime::RINGS_LOCKED as u64) {
         return Err(format!(
-            "the locked-memory limit (ulimit -l) is {} KiB; io_uring needs at least 512 KiB. \
+            "the locked-memory limit (ulimit -l) is {} KiB; io_uring needs at least {} KiB. \
              Raise it with `ulimit -l 8192` (or LimitMEMLOCK= under systemd)",
-            limit / 1024
+            limit / 1024,
+            runtime::RINGS_LOCKED / 1024
         ));
     }
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {

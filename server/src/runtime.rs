@@ -29,9 +29,13 @@ use crate::{connection, echo, metrics, transport};
 /// yet and sockets do not use it; small keeps many shards within a modest `ulimit -l`.
 const IO_MEMORY: usize = 128 * 1024;
 
+/// Locked memory io_uring needs for one executor's rings: below this per process,
+/// glommio cannot start at all.
+pub const RINGS_LOCKED: usize = 512 * 1024;
+
 /// Locked memory one shard may need (its rings and registered buffers), for the startup
-/// warning about `ulimit -l`.
-pub const LOCKED_PER_SHARD: usize = 512 * 1024 + IO_MEMORY;
+/// warning about `ulimit -l` (scripts/lib/machine.py's MEMLOCK_PER_SHARD_KIB says the same).
+pub const LOCKED_PER_SHARD: usize = RINGS_LOCKED + IO_MEMORY;
 
 /// Listen backlog of each shard's listener.
 const BACKLOG: i32 = 1024;
