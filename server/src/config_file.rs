@@ -6,32 +6,27 @@
 
 use corekv_protocol::request::{Limits, RequestParser};
 
-/// Directives that map to a flag taking one value (`name value` → `--name value`).
-const VALUED: &[&str] = &[
-    "port",
-    "bind",
-    "timeout",
-    "maxclients",
-    "requirepass",
-    "protected-mode",
-    "proto-max-bulk-len",
-    "client-query-buffer-limit",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "shutdown-timeout",
-    "maxmemory",
-    "maxmemory-policy",
-    // corekv's own
-    "shards",
-    "cpus",
-    "placement",
-    "numa-node",
-    "listen-shards",
-    "echo-port",
-    "metrics-port",
-    "max-multibulk-len",
-    "max-inline-len",
-];
+/// What a directive other than the special ones below stands for: the command-line flag
+/// of the same name, taking one value (`name value` → `--name value`) or a switch
+/// (`name yes|no` → `--name` or nothing). `None` for a name that is not a flag, and for
+/// `config` (a file does not name another).
+fn flag_of(cmd: &clap::Command, name: &str) -> Option<Flag> {
+    if name == "config" {
+        return None;
+    }
+    let arg = cmd.get_arguments().find(|a| a.get_long() == Some(name))?;
+    match arg.get_action() {
+        clap::ArgAction::SetTrue => Some(Flag::Switch),
+        action if action.takes_values() => Some(Flag::Valued),
+        _ => None,
+    }
+}
+
+/// See [`flag_of`].
+enum Flag {
+    Valued,
+    Switch,
+}
 
 /// Redis directives accepted only with the value that describes corekv (it keeps nothing
 /// on disk and has one database), so a redis.conf that says so loads.
@@ -83,6 +78,7 @@ fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// The flags for a config file's contents. Every problem in the file is reported at once.
 pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
+    let cmd = <crate::cli::Args as clap::CommandFactory>::command();
     let mut flags = Vec::new();
     let mut problems = Vec::new();
     // client-output-buffer-limit lines (one per class in redis.conf) make one flag.
@@ -126,33 +122,31 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
             }
             continue;
         }
-        if name == "no-pin" {
-            let on = match values.as_slice() {
-                [v] => corekv_shard::config::parse_yes_no(v),
-                _ => None,
-            };
-            match on {
-                Some(true) => flags.push("--no-pin".into()),
-                Some(false) => {}
-                None => problems.push(format!("line {line_no}: no-pin takes yes or no")),
+        match flag_of(&cmd, &name) {
+            None => problems.push(format!("line {line_no}: unknown directive '{name}'")),
+            Some(Flag::Switch) => {
+                let on = match values.as_slice() {
+                    [v] => corekv_shard::config::parse_yes_no(v),
+                    _ => None,
+                };
+                match on {
+                    Some(true) => flags.push(format!("--{name}")),
+                    Some(false) => {}
+                    None => problems.push(format!("line {line_no}: {name} takes yes or no")),
+                }
             }
-            continue;
-        }
-        if !VALUED.contains(&name.as_str()) {
-            problems.push(format!("line {line_no}: unknown directive '{name}'"));
-            continue;
-        }
-        match values.as_slice() {
-            [v] => {
-                flags.push(format!("--{name}"));
-                flags.push(v.clone());
-            }
-            [] => problems.push(format!("line {line_no}: {name} needs a value")),
-            _ if name == "bind" => problems.push(format!(
-                "line {line_no}: bind {}: corekv listens on one address",
-                values.join(" ")
-            )),
-            _ => problems.push(format!("line {line_no}: {name} takes one value")),
+            Some(Flag::Valued) => match values.as_slice() {
+                [v] => {
+                    flags.push(format!("--{name}"));
+                    flags.push(v.clone());
+                }
+                [] => problems.push(format!("line {line_no}: {name} needs a value")),
+                _ if name == "bind" => problems.push(format!(
+                    "line {line_no}: bind {}: corekv listens on one address",
+                    values.join(" ")
+                )),
+                _ => problems.push(format!("line {line_no}: {name} takes one value")),
+            },
         }
     }
     if !output_limits.is_empty() {
@@ -220,5 +214,18 @@ mod tests {
         assert!(err.contains("line 4: bind 127.0.0.1 ::1: corekv listens on one address"));
         assert!(err.contains("line 5: timeout needs a value"), "{err}");
         assert!(err.contains("line 6: unbalanced quotes"), "{err}");
+    }
+
+    #[test]
+    fn directives_are_the_command_line_flags() {
+        // Every flag that takes a value is a directive, with no list to keep in step.
+        assert_eq!(
+            to_flags(b"metrics-port 9100\nmax-inline-len 4kb\n").unwrap(),
+            ["--metrics-port", "9100", "--max-inline-len", "4kb"]
+        );
+        let err = to_flags(b"config other.conf\nhelp yes\nno-pin maybe\n").unwrap_err();
+        assert!(err.contains("line 1: unknown directive 'config'"), "{err}");
+        assert!(err.contains("line 2: unknown directive 'help'"), "{err}");
+        assert!(err.contains("line 3: no-pin takes yes or no"), "{err}");
     }
 }
