@@ -101,20 +101,12 @@ fn run(args: cli::Args) -> Result<(), String> {
         topology::bind_memory(node)?;
     }
     let (resp_addr, _resp_reservation) = reserve(&args.bind, args.port)?;
-    let (echo_addr, _echo_reservation) = match args.echo_port {
-        Some(port) => {
-            let (addr, reservation) = reserve(&args.bind, port)?;
-            (Some(addr), reservation)
-        }
-        None => (None, None),
+    let optional = |port: Option<u16>| match port {
+        Some(port) => reserve(&args.bind, port).map(|(addr, held)| (Some(addr), held)),
+        None => Ok((None, None)),
     };
-    let (metrics_addr, _metrics_reservation) = match args.metrics_port {
-        Some(port) => {
-            let (addr, reservation) = reserve(&args.bind, port)?;
-            (Some(addr), reservation)
-        }
-        None => (None, None),
-    };
+    let (echo_addr, _echo_reservation) = optional(args.echo_port)?;
+    let (metrics_addr, _metrics_reservation) = optional(args.metrics_port)?;
     let config = Config {
         bind: args.bind.clone(),
         port: resp_addr.port(),

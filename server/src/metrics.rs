@@ -165,11 +165,16 @@ struct Families {
 }
 
 impl Families {
-    fn sample(&mut self, name: &str, kind: &str, help: &str, labels: &str, value: &str) {
+    /// Writes the HELP and TYPE lines of family `name` before its first series.
+    fn declare(&mut self, name: &str, kind: &str, help: &str) {
         if self.seen.insert(name.to_string()) {
             let _ = writeln!(self.out, "# HELP {name} {help}");
             let _ = writeln!(self.out, "# TYPE {name} {kind}");
         }
+    }
+
+    fn sample(&mut self, name: &str, kind: &str, help: &str, labels: &str, value: &str) {
+        self.declare(name, kind, help);
         let series = match kind {
             "counter" => format!("{name}_total"),
             _ => name.to_string(),
@@ -240,12 +245,7 @@ pub fn prometheus(info: &str) -> String {
             }
         } else if let Some(cmd) = key.strip_prefix("hist_") {
             let name = "corekv_command_duration_seconds";
-            if f.seen.insert(name.to_string()) {
-                let _ = writeln!(
-                    f.out,
-                    "# HELP {name} Time to run a command on one shard.\n# TYPE {name} histogram"
-                );
-            }
+            f.declare(name, "histogram", "Time to run a command on one shard.");
             let cmd = label(cmd);
             let mut count = "0";
             for (k, v) in pairs(value) {

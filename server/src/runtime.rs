@@ -2,6 +2,7 @@
 //! channel mesh between them, and in each shard its listener(s), mesh tasks and connections.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
@@ -136,6 +137,16 @@ async fn stopped(shard: &Rc<RefCell<Shard>>) {
             }
             std::task::Poll::Pending
         }
+    })
+    .await
+}
+
+/// Runs `work` until it finishes (`Some`) or the shard starts draining (`None`): each
+/// listener's accept, and the metrics endpoint.
+async fn until_stopped<T>(shard: &Rc<RefCell<Shard>>, work: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(work.await) }, async {
+        stopped(shard).await;
+        None
     })
     .await
 }
@@ -409,15 +420,7 @@ async fn shard_main(
                 let shard = shard.clone();
                 spawn_local(async move {
                     loop {
-                        let accepted = futures_lite::future::or(
-                            async { Some(echo_listener.accept().await) },
-                            async {
-                                stopped(&shard).await;
-                                None
-                            },
-                        )
-                        .await;
-                        match accepted {
+                        match until_stopped(&shard, echo_listener.accept()).await {
                             None => return,
                             Some(Ok(stream)) => {
                                 spawn_local(echo::serve(stream)).detach();
@@ -443,8 +446,7 @@ async fn shard_main(
             Ok(l) => {
                 let shard = shard.clone();
                 spawn_local(async move {
-                    futures_lite::future::or(metrics::serve(shard.clone(), l), stopped(&shard))
-                        .await
+                    until_stopped(&shard, metrics::serve(shard.clone(), l)).await;
                 })
                 .detach();
             }
@@ -464,12 +466,7 @@ async fn shard_main(
     };
     let listeners = endpoints.listening.iter().filter(|&&l| l).count().max(1) as u64;
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stopped(&shard).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else {
+        let Some(accepted) = until_stopped(&shard, listener.accept()).await else {
             // Draining: close the listening socket so the kernel sends new connections to
             // no one, and keep the executor serving forwarded requests until exit.
             drop(listener);
