@@ -52,6 +52,13 @@ fn noeviction_refuses_writes_like_redis_and_keeps_reads() {
         }
         let (i, reply) = refused.expect("writes are refused at the limit");
         errors.push(reply);
+        // Refused before it ran: a rejected call, not a failed one, in both servers.
+        let stats = c.call_str(&["INFO", "commandstats"]);
+        let set = stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_set:"))
+            .unwrap_or_else(|| panic!("{stats}"));
+        assert!(set.ends_with(",rejected_calls=1,failed_calls=0"), "{set}");
         // Reads and deletes still work; a write that does not grow memory is allowed
         // as Redis allows it (DEL has no denyoom flag).
         assert_eq!(c.call(&["STRLEN", "key:0"]), b":1000\r\n");

@@ -536,6 +536,23 @@ fn info_value(info: &str, field: &str) -> Option<String> {
 }
 
 #[test]
+fn rejected_commands_are_not_processed_commands_like_redis() {
+    let redis = Server::redis();
+    let corekv = Server::corekv(2, &[]);
+    for srv in [&redis, &corekv] {
+        let mut c = srv.client();
+        let total = |c: &mut Client| c.info_u64("stats", "total_commands_processed");
+        let before = total(&mut c);
+        c.call(&["NOSUCH"]);
+        c.call(&["GET"]);
+        c.call(&["CLIENT", "NOSUCH"]);
+        c.call(&["SET", "k", "v"]);
+        // The INFO that read `before`, and SET; not the three refused before running.
+        assert_eq!(total(&mut c), before + 2);
+    }
+}
+
+#[test]
 fn info_counts_each_command_once_whichever_shard_runs_it() {
     let srv = Server::corekv(4, &[]);
     let mut c = srv.client();

@@ -143,9 +143,8 @@ pub struct Shard {
     pub stopping: bool,
     /// Tasks (listeners) to wake when the shard starts draining.
     pub stop_wakers: Vec<Waker>,
-    /// Set by [`Shard::forward`]: the request being dispatched runs on another shard,
-    /// which times it and logs it if slow.
-    forwarded: bool,
+    /// Where the request being dispatched ran.
+    ran: Ran,
     /// The clock commands are timed with.
     pub clock: crate::ticks::Clock,
     /// When the last timed step ended (a [`crate::ticks`] stamp): the next command's
@@ -154,6 +153,17 @@ pub struct Shard {
     /// `slowlog-log-slower-than` in clock ticks (`u64::MAX` when off), so the per-command
     /// check is one comparison.
     slow_ticks: u64,
+}
+
+/// Where the request being dispatched ran, for its statistics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// On this shard (or split or coordinated from it).
+    Here,
+    /// On its owner (see [`Shard::forward`]), which times it and logs it if slow.
+    Forwarded,
+    /// Nowhere: refused before it ran (out of memory), a rejected call as in Redis.
+    Rejected,
 }
 
 impl Shard {
@@ -187,7 +197,7 @@ impl Shard {
             shutdown_requested: false,
             stopping: false,
             stop_wakers: Vec::new(),
-            forwarded: false,
+            ran: Ran::Here,
             stamp: 0,
             slow_ticks: slow_ticks(&clock, config.slowlog_slower_than),
             clock,
@@ -416,13 +426,11 @@ impl Shard {
         let spec = match commands.lookup(args) {
             Lookup::Found(spec) => spec,
             Lookup::Unknown => {
-                self.stats.commands += 1;
                 let text = unknown_command(args);
                 self.reply_error(conn, &text);
                 return Outcome::Done;
             }
             Lookup::UnknownSubcommand(container) => {
-                self.stats.commands += 1;
                 let mut text = b"ERR unknown subcommand '".to_vec();
                 text.extend_from_slice(truncate(command::cstr(args.get(1)), 128));
                 text.extend_from_slice(b"'. Try ");
@@ -433,7 +441,6 @@ impl Shard {
             }
         };
         if !spec.arity_ok(args.len()) {
-            self.stats.commands += 1;
             self.cmdstats.get(spec.stat).rejected += 1;
             let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
             self.reply_error(conn, text.as_bytes());
@@ -449,7 +456,6 @@ impl Shard {
                 Route::Conn(Conn::Auth | Conn::Hello | Conn::Quit)
             )
         {
-            self.stats.commands += 1;
             self.cmdstats.get(spec.stat).rejected += 1;
             self.reply_error(conn, b"NOAUTH Authentication required.");
             return Outcome::Done;
@@ -458,7 +464,7 @@ impl Shard {
         c.last_ms = self.now;
         let start_len = c.replies.local.len();
         let errors_before = self.stats.error_replies;
-        self.forwarded = false;
+        self.ran = Ran::Here;
         let outcome = match spec.route {
             Route::Key(f, multi) => self.dispatch_keyed(conn, spec, f, multi, args, proto),
             Route::Conn(which) => self.run_conn(conn, which, args),
@@ -473,14 +479,18 @@ impl Shard {
             }
         };
         if !matches!(outcome, Outcome::Blocked) {
-            self.stats.commands += 1;
             // Commands are timed end to end in a chain: this one started where the last
             // one (or the batch) ended, which costs one clock read per command.
             let end = self.clock.now();
             let ticks = end.saturating_sub(self.stamp);
             self.stamp = end;
-            let failed = self.stats.error_replies != errors_before;
-            self.record(conn, spec, args, ticks, failed.then_some(start_len));
+            if self.ran == Ran::Rejected {
+                self.cmdstats.get(spec.stat).rejected += 1;
+            } else {
+                self.stats.commands += 1;
+                let failed = self.stats.error_replies != errors_before;
+                self.record(conn, spec, args, ticks, failed.then_some(start_len));
+            }
         }
         outcome
     }
@@ -500,7 +510,7 @@ impl Shard {
         let stat = self.cmdstats.get(spec.stat);
         stat.calls += 1;
         stat.ticks += ticks;
-        if self.forwarded {
+        if self.ran == Ran::Forwarded {
             // Its run is timed by the owner; this was only the routing.
             return;
         }
@@ -646,11 +656,9 @@ impl Shard {
     /// Runs a keyed command here, its reply appended to the connection's output.
     fn run_local(&mut self, conn: ConnId, spec: &Spec, f: KeyFn, args: Args, proto: Proto) {
         if spec.denyoom && !self.admit() {
-            // Counted like any error reply; its code goes to errorstats in `record`.
-            if let Some(c) = self.conns.get_mut(conn) {
-                Reply::new(&mut c.replies.local, proto).error(OOM);
-                self.stats.error_replies += 1;
-            }
+            // Refused before it runs, as Redis does: a rejected call, not a failed one.
+            self.ran = Ran::Rejected;
+            self.reply_error(conn, OOM);
             return;
         }
         let env = self.env();
@@ -668,7 +676,7 @@ impl Shard {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        self.forwarded = true;
+        self.ran = Ran::Forwarded;
         let hole = c.replies.push_hole();
         let ticket = Ticket {
             conn: conn.slot,
@@ -1053,8 +1061,11 @@ impl Shard {
         match commands.lookup(args) {
             Lookup::Found(spec) => match spec.route {
                 Route::Key(_, _) if spec.denyoom && !self.admit() => {
+                    // Refused before it runs: counted here as a rejected call (the shard
+                    // that forwarded it counted the call).
                     out.error(OOM);
                     self.cmdstats.error(OOM);
+                    self.cmdstats.get(spec.stat).rejected += 1;
                 }
                 Route::Key(f, _) => {
                     let (env, proto) = (self.env(), out.proto());
