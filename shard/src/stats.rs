@@ -130,21 +130,21 @@ impl LatencyHist {
         Self::lower(HIST_BUCKETS)
     }
 
+    /// How many values fall in the buckets that end at or below `bound_ns`.
+    pub fn count_below(&self, bound_ns: u64) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(b, _)| Self::lower(b + 1) <= bound_ns)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// Counts of values below each power of two of microseconds (1 µs, 2 µs, … 2^max µs),
-    /// cumulative, as Prometheus buckets and LATENCY HISTOGRAM want them.
+    /// cumulative, as Prometheus buckets want them.
     pub fn cumulative_us(&self, max_pow: u32) -> Vec<(u64, u64)> {
         (0..=max_pow)
-            .map(|p| {
-                let bound_ns = (1u64 << p) * 1000;
-                let below: u64 = self
-                    .counts
-                    .iter()
-                    .enumerate()
-                    .take_while(|(b, _)| Self::lower(b + 1) <= bound_ns)
-                    .map(|(_, c)| c)
-                    .sum();
-                (1u64 << p, below)
-            })
+            .map(|p| (1u64 << p, self.count_below((1u64 << p) * 1000)))
             .collect()
     }
 }

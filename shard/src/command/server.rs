@@ -551,14 +551,9 @@ pub fn latency_histogram_reply(names: &[Vec<u8>], parts: &[&[u8]], out: &mut Rep
     for (name, h) in chosen {
         let total = h.total();
         let mut steps = Vec::new();
-        let mut cumulative = 0;
-        let mut bucket = 0;
         for p in 0u32..40 {
             let bound = 1u64 << (10 + p);
-            while bucket < h.counts.len() && crate::stats::LatencyHist::lower(bucket + 1) <= bound {
-                cumulative += h.counts[bucket];
-                bucket += 1;
-            }
+            let cumulative = h.count_below(bound);
             if cumulative > steps.last().map_or(0, |&(_, c)| c) {
                 // hdr_histogram's highest equivalent value at 2 significant digits.
                 steps.push(((bound + (bound >> 7) - 1) / 1000, cumulative));
