@@ -393,6 +393,11 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
 }
 
 impl Config {
+    /// Each shard's share of `maxmemory` (0: no limit).
+    pub fn shard_maxmemory(&self) -> u64 {
+        self.maxmemory.div_ceil(self.shards.max(1) as u64)
+    }
+
     /// Every setting CONFIG GET knows, with its current value, in Redis's formats. `save`
     /// and `appendonly` describe corekv truthfully: it keeps nothing on disk.
     pub fn entries(&self) -> Vec<(&'static str, String)> {

@@ -627,16 +627,11 @@ impl Shard {
         }
     }
 
-    /// This shard's share of `maxmemory` (0: none).
-    pub fn memory_limit(&self) -> u64 {
-        self.config.maxmemory.div_ceil(self.map.shards() as u64)
-    }
-
     /// Before a command that may grow memory: while the keyspace is over this shard's
     /// share of `maxmemory`, evicts by the policy. False when it stays over (noeviction,
     /// or nothing the policy may evict): the command must be refused.
     fn admit(&mut self) -> bool {
-        let limit = self.memory_limit();
+        let limit = self.config.shard_maxmemory();
         if limit == 0 {
             return true;
         }

@@ -945,7 +945,7 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 secs(f[17]),
                 secs(f[18]),
                 f[21] + f[23],
-                config.maxmemory.div_ceil(shards.len().max(1) as u64),
+                config.shard_maxmemory(),
                 f[24]
             ));
         }
