@@ -399,7 +399,7 @@ fn rusage(who: libc::c_int) -> (i64, i64) {
 }
 
 /// One shard's part of INFO: its counters, then its per-command statistics
-/// (`[name, calls, ns, rejected, failed, histogram]`, the histogram as `bucket:count,…`)
+/// (`[name, calls, ns, rejected, failed, histogram]`, the histogram as in [`put_hist`])
 /// and its error counts (`[code, count]`).
 pub fn info_part(sh: &Shard, out: &mut Reply) {
     let st = &sh.stats;
@@ -451,7 +451,7 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
         out.int(sh.clock.to_ns(c.ticks) as i64);
         out.int(c.rejected as i64);
         out.int(c.failed as i64);
-        out.bulk(hist_sparse(&sh.clock, c).as_bytes());
+        put_hist(out, &sh.clock, c);
     }
     out.array(sh.cmdstats.errors.len());
     for (code, n) in &sh.cmdstats.errors {
@@ -476,30 +476,31 @@ fn used_commands(
         .collect()
 }
 
-/// A command's latency histogram in nanoseconds, as `bucket:count,…` of its non-empty
-/// buckets (empty when it never ran here).
-fn hist_sparse(clock: &crate::ticks::Clock, c: &crate::stats::CommandStat) -> String {
-    let mut text = String::new();
-    if let Some(h) = &c.hist {
-        let h = h.rescaled(clock.to_ns(1_000_000) as f64 / 1e6);
-        for (b, &n) in h.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
-            if !text.is_empty() {
-                text.push(',');
-            }
-            text.push_str(&format!("{b}:{n}"));
-        }
+/// A command's latency histogram in nanoseconds, as an array of `bucket, count` integer
+/// pairs for its non-empty buckets (empty when it never ran here).
+fn put_hist(out: &mut Reply, clock: &crate::ticks::Clock, c: &crate::stats::CommandStat) {
+    let Some(h) = &c.hist else {
+        out.array(0);
+        return;
+    };
+    let h = h.rescaled(clock.to_ns(1_000_000) as f64 / 1e6);
+    let used = || h.counts.iter().enumerate().filter(|(_, &n)| n > 0);
+    out.array(2 * used().count());
+    for (b, &n) in used() {
+        out.int(b as i64);
+        out.int(n as i64);
     }
-    text
 }
 
-/// Adds `bucket:count,…` (see [`hist_sparse`]) to `hist`.
-fn add_sparse(hist: &mut crate::stats::LatencyHist, text: &[u8]) {
-    for pair in String::from_utf8_lossy(text).split(',') {
-        if let Some((b, n)) = pair.split_once(':') {
-            if let (Ok(b), Ok(n)) = (b.parse::<usize>(), n.parse::<u64>()) {
-                if let Some(c) = hist.counts.get_mut(b) {
-                    *c += n;
-                }
+/// Adds a histogram [`put_hist`] wrote to `hist`.
+fn add_hist(hist: &mut crate::stats::LatencyHist, pairs: Option<&frame::Frame>) {
+    let Some(frame::Frame::Array(items)) = pairs else {
+        return;
+    };
+    for pair in items.chunks_exact(2) {
+        if let [frame::Frame::Integer(b), frame::Frame::Integer(n)] = pair {
+            if let Some(c) = hist.counts.get_mut(*b as usize) {
+                *c += *n as u64;
             }
         }
     }
@@ -513,7 +514,7 @@ pub fn latency_part(sh: &Shard, out: &mut Reply) {
     for (name, c) in used {
         out.array(2);
         out.bulk(name.as_bytes());
-        out.bulk(hist_sparse(&sh.clock, c).as_bytes());
+        put_hist(out, &sh.clock, c);
     }
 }
 
@@ -531,11 +532,8 @@ pub fn latency_histogram_reply(names: &[Vec<u8>], parts: &[&[u8]], out: &mut Rep
         };
         for item in items {
             let Frame::Array(v) = item else { continue };
-            if let (Some(name), Some(buckets)) = (
-                v.first().and_then(|n| n.as_bytes()),
-                v.get(1).and_then(|b| b.as_bytes()),
-            ) {
-                add_sparse(merged.entry(name.to_vec()).or_default(), buckets);
+            if let Some(name) = v.first().and_then(|n| n.as_bytes()) {
+                add_hist(merged.entry(name.to_vec()).or_default(), v.get(1));
             }
         }
     }
@@ -627,10 +625,7 @@ fn gather_parts(parts: &[&[u8]]) -> Gathered {
                 t.nanos += int(2);
                 t.rejected += int(3);
                 t.failed += int(4);
-                add_sparse(
-                    &mut t.hist,
-                    v.get(5).and_then(|h| h.as_bytes()).unwrap_or_default(),
-                );
+                add_hist(&mut t.hist, v.get(5));
             }
         }
         if let Some(Frame::Array(errs)) = items.get(INFO_FIELDS + 1) {
