@@ -5,7 +5,7 @@
 //! period in which nobody took from it, so a burst of connections does not leave the
 //! shard holding memory it no longer needs.
 //!
-//! [`ShrinkGate`] is the matching rule for the shard's slabs (keyspace, timing wheel):
+//! `ShrinkGate` is the matching rule for the shard's slabs (keyspace, timing wheel):
 //! when one that has mostly emptied should give memory back.
 
 /// Buffers of one kind.

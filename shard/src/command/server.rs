@@ -399,7 +399,7 @@ fn rusage(who: libc::c_int) -> (i64, i64) {
 }
 
 /// One shard's part of INFO: its counters, then its per-command statistics
-/// (`[name, calls, ns, rejected, failed, histogram]`, the histogram as in [`put_hist`])
+/// (`[name, calls, ns, rejected, failed, histogram]`, the histogram as `bucket, count` integer pairs)
 /// and its error counts (`[code, count]`).
 pub fn info_part(sh: &Shard, out: &mut Reply) {
     let st = &sh.stats;
