@@ -264,6 +264,9 @@ impl Connection {
                 let mut sh = self.shard.borrow_mut();
                 sh.set_now(now_ms());
                 sh.touch(self.conn);
+                if let Some(c) = sh.conns.get_mut(self.conn) {
+                    c.omem = 0;
+                }
                 sh.stats.net_output_bytes += self.out.len() as u64;
                 sh.stats.writes_processed += 1;
                 self.out.clear();

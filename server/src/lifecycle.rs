@@ -1,39 +1,115 @@
-//! The process's lifecycle, shared by the shard threads and the main thread: a shutdown
-//! asked for (SHUTDOWN on any shard, or a signal), the drain that follows, and what each
+//! The process's lifecycle, between the shard threads and the main thread: a shutdown
+//! asked for (a signal, or SHUTDOWN on any shard), the drain that follows, and what each
 //! shard served, for the summary logged at exit.
 //!
-//! This is the one piece of state every thread can see, and it lives here in the server,
-//! not in the shard crate: the shards' data path never touches it. Each shard's timer
-//! task looks at it once per tick (a SHUTDOWN only sets a plain flag on its shard, which
-//! the tick passes on), and writes to it when its shard has drained.
+//! Everything here is an event, never a flag someone polls:
+//!
+//! ```text
+//!  signal thread ──Signal──────────►┐
+//!  shard i: SHUTDOWN ─ShutdownCommand►  main thread ── stop(): rings every shard's doorbell
+//!  shard i: last connection gone ─Drained►┘                  │
+//!                                          shard i's lifecycle task wakes, drains, reports
+//! ```
+//!
+//! The doorbell is the waker of each shard's lifecycle task; waking it from the main
+//! thread writes the executor's eventfd, so a shard that has slept for days wakes at once.
+//!
+//! The main thread also keeps a **watchdog**: each shard's timer task records a heartbeat
+//! every tick, and a shard silent for [`SILENCE`] gets its doorbell rung. glommio 0.9 can
+//! park an executor while one of its tasks is runnable (see `runtime::PREEMPT`); a ring
+//! makes it run its task queues again. The rings are counted and shown per shard in INFO
+//! (`watchdog_wakes`), so a stall is visible rather than silent.
+//!
+//! This is the one piece of state every thread can see. It lives here in the server, not
+//! in the shard crate: the shards' request path never touches it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// How long a shard's timer task may stay silent before the watchdog rings its doorbell.
+/// The task ticks every `runtime::LIVENESS_TICK` at most; this is many ticks.
+pub const SILENCE: Duration = Duration::from_millis(250);
+
+/// What the main thread is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// SIGINT or SIGTERM arrived (its name).
+    Signal(&'static str),
+    /// A client ran SHUTDOWN on this shard.
+    ShutdownCommand(usize),
+    /// This shard has stopped accepting and has no connection left.
+    Drained(usize),
+}
+
+/// Where a shard is in the shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving; has not seen the stop yet.
+    Serving = 0,
+    /// Stopped accepting; waiting for its connections to finish their rounds.
+    Draining = 1,
+    /// Done.
+    Drained = 2,
+}
+
+/// One shard's side of the lifecycle.
+#[derive(Default)]
+struct ShardSlot {
+    /// The waker of the shard's lifecycle task.
+    doorbell: Mutex<Option<Waker>>,
+    /// One plus the milliseconds since [`Lifecycle::epoch`] at the shard's last timer
+    /// tick; zero before the first.
+    heartbeat_ms: AtomicU64,
+    /// A [`Phase`].
+    phase: AtomicU8,
+    /// While draining: what the shard still waits for, in words.
+    waiting_for: Mutex<String>,
+    /// Commands processed, once drained.
+    commands: AtomicU64,
+    /// Connections received, once drained.
+    connections: AtomicU64,
+    /// Times the watchdog rang the doorbell.
+    watchdog_wakes: AtomicU64,
+}
 
 /// Shutdown state. See the module docs.
-#[derive(Debug, Default)]
 pub struct Lifecycle {
-    /// Someone asked for a shutdown (SHUTDOWN, or the main thread on a signal).
-    requested: AtomicBool,
-    /// The main thread started the drain: shards stop accepting and close connections
-    /// once their in-flight replies are written.
+    events: mpsc::Sender<Event>,
+    /// The main thread started the drain.
     stopping: AtomicBool,
-    /// Shards that have stopped accepting and have no connection left.
-    drained: AtomicUsize,
-    /// Commands processed, summed over drained shards.
-    commands: AtomicU64,
-    /// Connections received, summed over drained shards.
-    connections: AtomicU64,
     /// `shutdown-timeout` in seconds, kept here so CONFIG SET reaches the main thread.
     timeout_s: AtomicU64,
+    shards: Box<[ShardSlot]>,
+    /// Heartbeats count from here.
+    epoch: Instant,
 }
 
 impl Lifecycle {
-    /// With the grace period `shutdown-timeout` seconds.
-    pub fn new(timeout_s: u64) -> Self {
-        Lifecycle {
+    /// For `shards` shards with the grace period `shutdown-timeout` seconds; the receiver
+    /// is the main thread's.
+    pub fn new(shards: usize, timeout_s: u64) -> (Self, mpsc::Receiver<Event>) {
+        let (events, rx) = mpsc::channel();
+        let lifecycle = Lifecycle {
+            events,
+            stopping: AtomicBool::new(false),
             timeout_s: AtomicU64::new(timeout_s),
-            ..Default::default()
-        }
+            shards: (0..shards).map(|_| ShardSlot::default()).collect(),
+            epoch: Instant::now(),
+        };
+        (lifecycle, rx)
+    }
+
+    /// Tells the main thread (from any thread).
+    pub fn send(&self, event: Event) {
+        // The receiver lives until the process exits.
+        let _ = self.events.send(event);
+    }
+
+    /// A sender for the signal thread.
+    pub fn sender(&self) -> mpsc::Sender<Event> {
+        self.events.clone()
     }
 
     /// Sets the grace period (CONFIG SET shutdown-timeout).
@@ -46,65 +122,182 @@ impl Lifecycle {
         self.timeout_s.load(Ordering::Acquire)
     }
 
-    /// Asks for a shutdown; the main thread carries it out.
-    pub fn request(&self) {
-        self.requested.store(true, Ordering::Release);
+    // ---- the shard's side --------------------------------------------------------------
+
+    /// Registers shard `id`'s lifecycle task as its doorbell, then says whether the drain
+    /// has started. Registering first means a [`stop`](Self::stop) either sees the waker
+    /// or happened before this check.
+    pub fn watch(&self, id: usize, waker: &Waker) -> bool {
+        {
+            let mut slot = self.shards[id]
+                .doorbell
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Whether a shutdown was asked for.
-    pub fn requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
+    /// Shard `id`'s timer task is alive.
+    pub fn beat(&self, id: usize) {
+        // Plus one: zero means "not started yet".
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.shards[id].heartbeat_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Starts the drain (main thread).
+    /// Times the watchdog rang shard `id`'s doorbell.
+    pub fn watchdog_wakes(&self, id: usize) -> u64 {
+        self.shards[id].watchdog_wakes.load(Ordering::Relaxed)
+    }
+
+    /// Shard `id` is draining and still waits for what `waiting_for` says.
+    pub fn draining(&self, id: usize, waiting_for: String) {
+        let slot = &self.shards[id];
+        *slot.waiting_for.lock().unwrap_or_else(|e| e.into_inner()) = waiting_for;
+        slot.phase.store(Phase::Draining as u8, Ordering::Release);
+    }
+
+    /// Shard `id` has drained, having served `commands` over `connections`.
+    pub fn drained(&self, id: usize, commands: u64, connections: u64) {
+        let slot = &self.shards[id];
+        slot.commands.store(commands, Ordering::Relaxed);
+        slot.connections.store(connections, Ordering::Relaxed);
+        slot.phase.store(Phase::Drained as u8, Ordering::Release);
+        self.send(Event::Drained(id));
+    }
+
+    // ---- the main thread's side --------------------------------------------------------
+
+    /// Starts the drain: every shard's lifecycle task is woken.
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
+        self.stopping.store(true, Ordering::SeqCst);
+        for id in 0..self.shards.len() {
+            self.ring(id);
+        }
     }
 
-    /// Whether the drain has started.
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+    fn ring(&self, id: usize) {
+        let waker = self.shards[id]
+            .doorbell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
-    /// A shard reports it has drained, with what it served.
-    pub fn drained(&self, commands: u64, connections: u64) {
-        self.commands.fetch_add(commands, Ordering::AcqRel);
-        self.connections.fetch_add(connections, Ordering::AcqRel);
-        self.drained.fetch_add(1, Ordering::AcqRel);
+    /// Rings the doorbell of every shard whose timer task has been silent for longer
+    /// than `silence`; returns those shards.
+    pub fn watchdog(&self, silence: Duration) -> Vec<usize> {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let limit = silence.as_millis() as u64;
+        let mut rung = Vec::new();
+        for (id, slot) in self.shards.iter().enumerate() {
+            let beat = slot.heartbeat_ms.load(Ordering::Relaxed);
+            // A shard that has not ticked yet is still starting.
+            if beat != 0 && now.saturating_sub(beat) > limit {
+                slot.watchdog_wakes.fetch_add(1, Ordering::Relaxed);
+                self.ring(id);
+                rung.push(id);
+            }
+        }
+        rung
     }
 
-    /// How many shards have drained.
-    pub fn drained_shards(&self) -> usize {
-        self.drained.load(Ordering::Acquire)
+    /// Where shard `id` is.
+    pub fn phase(&self, id: usize) -> Phase {
+        match self.shards[id].phase.load(Ordering::Acquire) {
+            0 => Phase::Serving,
+            1 => Phase::Draining,
+            _ => Phase::Drained,
+        }
+    }
+
+    /// What shard `id` last said it waits for while draining.
+    pub fn waiting_for(&self, id: usize) -> String {
+        self.shards[id]
+            .waiting_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Commands and connections the drained shards served.
     pub fn served(&self) -> (u64, u64) {
-        (
-            self.commands.load(Ordering::Acquire),
-            self.connections.load(Ordering::Acquire),
-        )
+        self.shards
+            .iter()
+            .filter(|s| s.phase.load(Ordering::Acquire) == Phase::Drained as u8)
+            .fold((0, 0), |(c, n), s| {
+                (
+                    c + s.commands.load(Ordering::Relaxed),
+                    n + s.connections.load(Ordering::Relaxed),
+                )
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 
     #[test]
-    fn request_stop_and_drain() {
-        let l = Lifecycle::new(10);
+    fn stop_rings_every_watched_shard_once() {
+        let (l, _rx) = Lifecycle::new(2, 10);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        assert!(!l.watch(0, &waker));
+        assert!(!l.watch(1, &waker));
+        l.stop();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        // A shard that registers after the stop sees it.
+        assert!(l.watch(0, &waker));
+    }
+
+    #[test]
+    fn drain_reports_reach_the_main_thread() {
+        let (l, rx) = Lifecycle::new(2, 10);
         assert_eq!(l.timeout(), 10);
         l.set_timeout(3);
         assert_eq!(l.timeout(), 3);
-        assert!(!l.requested() && !l.stopping());
-        l.request();
-        assert!(l.requested() && !l.stopping());
-        l.stop();
-        assert!(l.stopping());
-        l.drained(10, 2);
-        l.drained(5, 1);
-        assert_eq!(l.drained_shards(), 2);
+        l.send(Event::ShutdownCommand(1));
+        assert_eq!(rx.recv().unwrap(), Event::ShutdownCommand(1));
+        l.draining(0, "2 connections".into());
+        assert_eq!(l.phase(0), Phase::Draining);
+        assert_eq!(l.waiting_for(0), "2 connections");
+        l.drained(0, 10, 2);
+        l.drained(1, 5, 1);
+        assert_eq!(rx.recv().unwrap(), Event::Drained(0));
+        assert_eq!(rx.recv().unwrap(), Event::Drained(1));
         assert_eq!(l.served(), (15, 3));
+    }
+
+    #[test]
+    fn watchdog_rings_only_silent_shards() {
+        let (l, _rx) = Lifecycle::new(2, 10);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        l.watch(0, &waker);
+        l.watch(1, &waker);
+        l.beat(0);
+        l.beat(1);
+        std::thread::sleep(Duration::from_millis(30));
+        l.beat(1);
+        assert_eq!(l.watchdog(Duration::from_millis(20)), vec![0]);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!((l.watchdog_wakes(0), l.watchdog_wakes(1)), (1, 0));
     }
 }

@@ -23,13 +23,14 @@ mod transport;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use corekv_protocol::Limits;
 use corekv_shard::Config;
-use lifecycle::Lifecycle;
+use lifecycle::{Event, Lifecycle, Phase};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing_subscriber::EnvFilter;
@@ -156,9 +157,6 @@ fn run(args: cli::Args) -> Result<(), String> {
         run_id: run_id(),
         os: os_name(),
     };
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-
     warn_about_risks(&config, resp_addr);
     tracing::info!(
         port = config.port,
@@ -173,7 +171,9 @@ fn run(args: cli::Args) -> Result<(), String> {
         config_file = %config.config_file,
         "configuration"
     );
-    let lifecycle = Arc::new(Lifecycle::new(config.shutdown_timeout));
+    let (lifecycle, events) = Lifecycle::new(config.shards, config.shutdown_timeout);
+    let lifecycle = Arc::new(lifecycle);
+    forward_signals(lifecycle.sender())?;
     let (started_tx, started_rx) = mpsc::channel();
     let endpoints = runtime::Endpoints {
         resp: resp_addr,
@@ -214,52 +214,116 @@ fn run(args: cli::Args) -> Result<(), String> {
         None => tracing::info!("ready to accept connections on {resp_addr}"),
     }
 
-    let signal_name = |sig| if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-    let reason = loop {
-        if let Some(sig) = signals.pending().next() {
-            break signal_name(sig);
-        }
-        if lifecycle.requested() {
-            break "SHUTDOWN";
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let shutdown_timeout = Duration::from_secs(lifecycle.timeout());
-    tracing::info!(
-        "{reason}: shutting down; no new connections, finishing in-flight requests (at most {} s)",
-        shutdown_timeout.as_secs()
-    );
-    lifecycle.stop();
-    let deadline = Instant::now() + shutdown_timeout;
-    let started = Instant::now();
-    while lifecycle.drained_shards() < placement.shards && Instant::now() < deadline {
-        if let Some(sig) = signals.pending().next() {
-            tracing::warn!("{} received during shutdown: exiting now", signal_name(sig));
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (commands, connections) = lifecycle.served();
-    let drained = lifecycle.drained_shards();
-    if drained == placement.shards {
-        tracing::info!(
-            "shut down cleanly in {} ms: {} commands served over {} connections; bye",
-            started.elapsed().as_millis(),
-            commands,
-            connections
-        );
-    } else {
-        tracing::warn!(
-            "exiting with {} of {} shards still draining after {} ms",
-            placement.shards - drained,
-            placement.shards,
-            started.elapsed().as_millis()
-        );
-    }
+    let reason = serve_until_stopped(&lifecycle, &events);
+    let clean = drain(&lifecycle, &events, reason, placement.shards);
     // Every reply that was going to be written has been; exit handlers (allocator,
     // runtime statics) must not run while executor threads still exist: leave at once.
     // SAFETY: _exit has no preconditions; it ends the process.
-    unsafe { libc::_exit(0) }
+    unsafe { libc::_exit(if clean { 0 } else { 1 }) }
+}
+
+/// Delivers SIGINT and SIGTERM to the main thread as [`Event::Signal`]s, from a thread
+/// of their own.
+fn forward_signals(events: std::sync::mpsc::Sender<Event>) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("corekv-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                if events.send(Event::Signal(name)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+/// Waits for a signal or a SHUTDOWN, keeping the watchdog on the shards meanwhile;
+/// returns what asked for the stop.
+fn serve_until_stopped(lifecycle: &Lifecycle, events: &Receiver<Event>) -> &'static str {
+    loop {
+        match events.recv_timeout(lifecycle::SILENCE) {
+            Ok(Event::Signal(name)) => return name,
+            Ok(Event::ShutdownCommand(_)) => return "SHUTDOWN",
+            Ok(Event::Drained(_)) => {}
+            Err(RecvTimeoutError::Timeout) => watchdog(lifecycle),
+            // Every sender is gone: nothing can ask for a stop any more.
+            Err(RecvTimeoutError::Disconnected) => return "lost its event channel",
+        }
+    }
+}
+
+/// Rings the shards that went silent, and says so.
+fn watchdog(lifecycle: &Lifecycle) {
+    for shard in lifecycle.watchdog(lifecycle::SILENCE) {
+        tracing::debug!(
+            shard,
+            "watchdog: shard silent for over {:?}; woken",
+            lifecycle::SILENCE
+        );
+    }
+}
+
+/// Stops every shard and waits until each has drained, `shutdown-timeout` passes, or a
+/// second signal arrives. Logs the outcome; returns whether every shard drained.
+fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: usize) -> bool {
+    let timeout = Duration::from_secs(lifecycle.timeout());
+    tracing::info!(
+        "{reason}: shutting down; no new connections, finishing in-flight requests (at most {} s)",
+        timeout.as_secs()
+    );
+    let started = Instant::now();
+    let deadline = started + timeout;
+    lifecycle.stop();
+    let mut drained = vec![false; shards];
+    let mut forced = None;
+    while drained.iter().any(|d| !d) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match events.recv_timeout(left.min(lifecycle::SILENCE)) {
+            Ok(Event::Drained(id)) => drained[id] = true,
+            Ok(Event::Signal(name)) => {
+                forced = Some(name);
+                break;
+            }
+            Ok(Event::ShutdownCommand(_)) => {}
+            Err(RecvTimeoutError::Timeout) => watchdog(lifecycle),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let ms = started.elapsed().as_millis();
+    if drained.iter().all(|&d| d) {
+        let (commands, connections) = lifecycle.served();
+        tracing::info!(
+            "shut down cleanly in {ms} ms: {commands} commands served over {connections} \
+             connections; bye"
+        );
+        return true;
+    }
+    let left: Vec<usize> = (0..shards).filter(|&i| !drained[i]).collect();
+    match forced {
+        Some(name) => tracing::warn!("{name} received during shutdown: exiting now"),
+        None => tracing::error!(
+            "shutdown-timeout ({} s) passed with {} of {shards} shards still draining",
+            timeout.as_secs(),
+            left.len()
+        ),
+    }
+    for id in left {
+        match lifecycle.phase(id) {
+            Phase::Serving => tracing::error!(
+                "shard {id} never started draining: its executor did not wake for the stop"
+            ),
+            _ => tracing::error!("shard {id} still waits for {}", lifecycle.waiting_for(id)),
+        }
+    }
+    tracing::warn!("exiting after {ms} ms without a clean drain (exit status 1)");
+    false
 }
 
 /// Logs the settings that put data or the machine at risk.

@@ -155,6 +155,8 @@ const SHARD_COUNTERS: &[&str] = &[
     "batches_in",
     "cpu_user",
     "cpu_sys",
+    "late_ticks",
+    "watchdog_wakes",
 ];
 
 /// A Prometheus metric family being written: `# HELP`/`# TYPE` once, then samples.

@@ -8,6 +8,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use corekv_shard::command::Commands;
@@ -15,6 +16,7 @@ use corekv_shard::message::Msg;
 use corekv_shard::{Config, Shard};
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
+use glommio::timer::Timer;
 use glommio::{
     executor, spawn_local, spawn_local_into, CpuSet, Latency, LocalExecutorPoolBuilder,
     PoolPlacement, PoolThreadHandles, Shares,
@@ -22,7 +24,7 @@ use glommio::{
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::now_ms;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Event, Lifecycle};
 use crate::topology::Placement;
 use crate::{connection, echo, metrics, transport};
 
@@ -41,13 +43,21 @@ pub const LOCKED_PER_SHARD: usize = RINGS_LOCKED + IO_MEMORY;
 /// Listen backlog of each shard's listener.
 const BACKLOG: i32 = 1024;
 
-/// Longest each shard's executor sleeps, even with no timer due. glommio 0.9 sleeps by
-/// linking its io_uring rings, which can miss the eventfd write another shard makes after
-/// queueing a message (its maintainers' diagnosis in glommio PR #552, never merged).
-/// Without this tick, about one cross-shard MSETNX test run in 25 stalled until unrelated
-/// traffic woke the shard; with it, a missed wakeup costs at most one tick. Measured idle
-/// cost: 1.3% of a core per shard at 10 ms (8% at 1 ms, 0 without).
-const LIVENESS_TICK: Duration = Duration::from_millis(10);
+/// Longest each shard's executor sleeps, even with no timer due: the heartbeat the
+/// lifecycle watchdog listens for (see [`crate::lifecycle`]). Measured idle cost: 1.3% of
+/// a core per shard at 10 ms (8% at 1 ms, 0 without).
+pub const LIVENESS_TICK: Duration = Duration::from_millis(10);
+
+/// glommio's preemption timer. glommio 0.9 arms it (on its latency ring) before every
+/// run of its task queues, and if it has already fired when the scheduler first checks
+/// it, the executor runs nothing and parks, leaving every task that was just woken
+/// (a timer's, a socket's) queued until something else wakes the thread. With a 1 ms
+/// timer (a `Latency::Matters(1ms)` queue) a thread descheduled for a millisecond at the
+/// wrong moment, common on a loaded machine, stalled its shard for good: shutdowns hung,
+/// requests timed out. Preemption buys corekv nothing (its tasks yield on their own: a
+/// round per connection, a batch per message, a budget per timer run), so it is set far
+/// beyond any descheduling, and no task queue asks for a latency bound.
+pub const PREEMPT: Duration = Duration::from_secs(3600);
 
 /// Most timers (expiring keys, idle connections) handled before other tasks run again.
 const TIMER_BUDGET: usize = 1000;
@@ -60,15 +70,23 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Drives the shard's timing wheel: sleeps until its next deadline (at most
 /// [`LIVENESS_TICK`]), then expires keys and closes idle connections in batches of
-/// [`TIMER_BUDGET`], yielding between batches so a mass expiry does not stall the shard.
+/// [`TIMER_BUDGET`], letting other task queues run between batches so a mass expiry does
+/// not stall the shard. Each tick is a heartbeat for the lifecycle watchdog.
 async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
     let mut last_collect = std::time::Instant::now();
-    let mut drained = false;
     let mut grace = None;
     loop {
-        if !drained {
-            drained = drain_step(&mut shard.borrow_mut(), &lifecycle, &mut grace);
-        }
+        let id = {
+            let mut sh = shard.borrow_mut();
+            // CONFIG SET shutdown-timeout reaches the main thread here.
+            if grace != Some(sh.config.shutdown_timeout) {
+                grace = Some(sh.config.shutdown_timeout);
+                lifecycle.set_timeout(sh.config.shutdown_timeout);
+            }
+            sh.stats.watchdog_wakes = lifecycle.watchdog_wakes(sh.id);
+            sh.id
+        };
+        lifecycle.beat(id);
         if last_collect.elapsed() >= HOUSEKEEPING {
             shard.borrow_mut().housekeeping();
             // SAFETY: mi_collect has no preconditions; `false` asks for the cheap,
@@ -83,7 +101,16 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
             None => LIVENESS_TICK,
         };
         if !wait.is_zero() {
-            glommio::timer::sleep(wait).await;
+            // A second timer one tick later, dropped unfired in the normal case: should
+            // glommio park with this task woken but not run (see PREEMPT), the backstop
+            // is still armed and wakes the executor, which then runs every queued task.
+            // So a lost wakeup, of this task or any other, costs at most a tick.
+            let backstop_at = Instant::now() + wait + LIVENESS_TICK;
+            let (tick, backstop) = (Timer::new(wait), Timer::new(wait + LIVENESS_TICK));
+            futures_lite::future::or(tick, backstop).await;
+            if Instant::now() >= backstop_at {
+                shard.borrow_mut().stats.late_ticks += 1;
+            }
         }
         let more = {
             let mut sh = shard.borrow_mut();
@@ -91,51 +118,73 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
             sh.run_timers(TIMER_BUDGET)
         };
         if more {
-            futures_lite::future::yield_now().await;
+            executor().yield_task_queue_now().await;
         }
     }
 }
 
-/// One tick's share of a shutdown: passes on a SHUTDOWN this shard ran and the
-/// grace period (`shutdown-timeout`, which CONFIG SET may change; `grace` is the value
-/// last passed on); once the main thread has started the drain, closes every connection
-/// after its current round, and once none is left, reports it. Returns whether this
-/// shard has reported.
-fn drain_step(sh: &mut Shard, lifecycle: &Lifecycle, grace: &mut Option<u64>) -> bool {
-    if sh.shutdown_requested {
-        lifecycle.request();
-    }
-    if *grace != Some(sh.config.shutdown_timeout) {
-        *grace = Some(sh.config.shutdown_timeout);
-        lifecycle.set_timeout(sh.config.shutdown_timeout);
-    }
-    if !lifecycle.stopping() {
-        return false;
-    }
-    if !sh.stopping {
-        tracing::debug!(shard = sh.id, connections = sh.conns.len(), "draining");
+/// How often a draining shard refreshes what it tells the main thread it waits for.
+const DRAIN_STATUS_REFRESH: Duration = Duration::from_millis(100);
+
+/// The shard's side of a shutdown (see [`crate::lifecycle`]): passes on a SHUTDOWN run
+/// here; once the main thread rings the doorbell, stops accepting and closes each
+/// connection after its current round, and reports when none is left. Woken only by
+/// those events.
+async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
+    let id = shard.borrow().id;
+    std::future::poll_fn(|cx| {
+        let mut sh = shard.borrow_mut();
+        if sh.shutdown.poll_request(cx.waker()) {
+            lifecycle.send(Event::ShutdownCommand(id));
+        }
+        if lifecycle.watch(id, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    {
+        let mut sh = shard.borrow_mut();
+        tracing::debug!(shard = id, connections = sh.conns.len(), "draining");
         sh.begin_shutdown();
     }
-    if !sh.conns.is_empty() {
-        return false;
+    loop {
+        let drained = std::future::poll_fn(|cx| {
+            let mut sh = shard.borrow_mut();
+            let status = sh.drain_status();
+            if status.is_empty() {
+                return Poll::Ready(());
+            }
+            lifecycle.draining(id, status);
+            sh.shutdown.set_waker(cx.waker());
+            Poll::Pending
+        });
+        // Woken by each connection that closes; the status is also refreshed now and
+        // then, so a report at the deadline says what the shard waits for by then.
+        let refresh = async {
+            glommio::timer::sleep(DRAIN_STATUS_REFRESH).await;
+            false
+        };
+        let done = async {
+            drained.await;
+            true
+        };
+        if futures_lite::future::or(done, refresh).await {
+            break;
+        }
     }
-    lifecycle.drained(sh.stats.commands, sh.stats.connections_received);
-    true
+    let sh = shard.borrow();
+    lifecycle.drained(id, sh.stats.commands, sh.stats.connections_received);
 }
 
 /// Resolves when the shard starts draining for a shutdown.
 async fn stopped(shard: &Rc<RefCell<Shard>>) {
     std::future::poll_fn(|cx| {
-        let mut sh = shard.borrow_mut();
-        if sh.stopping {
-            std::task::Poll::Ready(())
+        if shard.borrow_mut().shutdown.poll_stopping(cx.waker()) {
+            Poll::Ready(())
         } else {
-            // The listener tasks poll this again after every accept: register each task
-            // once, or the list would grow with every connection.
-            if !sh.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                sh.stop_wakers.push(cx.waker().clone());
-            }
-            std::task::Poll::Pending
+            Poll::Pending
         }
     })
     .await
@@ -243,6 +292,7 @@ pub fn start(
     LocalExecutorPoolBuilder::new(pool_placement)
         .name("corekv-shard")
         .io_memory(IO_MEMORY)
+        .preempt_timer(PREEMPT)
         .on_all_shards(move || async move {
             shard_main(config, mesh, endpoints, numbering, lifecycle, started).await;
         })
@@ -368,13 +418,10 @@ async fn shard_main(
     shard.set_now(now_ms());
     let shard = Rc::new(RefCell::new(shard));
 
-    // Messages between shards run in their own queue, which preempts long stretches of
-    // connection work after a millisecond so cross-shard requests are not held up.
-    let mesh_queue = executor().create_task_queue(
-        Shares::Static(1000),
-        Latency::Matters(Duration::from_millis(1)),
-        "mesh",
-    );
+    // Messages between shards and the shard's timers run in their own queue, scheduled
+    // fairly against connection work. No latency bound: see PREEMPT.
+    let mesh_queue =
+        executor().create_task_queue(Shares::Static(1000), Latency::NotImportant, "mesh");
     for (_, stream) in rx.streams() {
         spawn_local_into(transport::receiver(shard.clone(), stream), mesh_queue)
             .expect("mesh queue exists")
@@ -390,7 +437,10 @@ async fn shard_main(
         .detach();
     }
 
-    spawn_local_into(drive_timers(shard.clone(), lifecycle), mesh_queue)
+    spawn_local_into(drive_timers(shard.clone(), lifecycle.clone()), mesh_queue)
+        .expect("mesh queue exists")
+        .detach();
+    spawn_local_into(follow_lifecycle(shard.clone(), lifecycle), mesh_queue)
         .expect("mesh queue exists")
         .detach();
 

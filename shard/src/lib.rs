@@ -22,6 +22,7 @@
 //! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
 //! - [`pool`]: the shard's pools of connection buffers;
+//! - [`shutdown`]: this shard's part of a shutdown;
 //! - [`slowlog`]: each shard's slow log; [`ticks`]: the cheap clock commands are timed with.
 //!
 //! The server crate owns the runtime (glommio): it moves bytes between sockets and
@@ -37,6 +38,7 @@ pub mod glob;
 pub mod message;
 pub mod pool;
 pub mod shard;
+pub mod shutdown;
 pub mod slot;
 pub mod slowlog;
 pub mod stats;

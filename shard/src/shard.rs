@@ -137,12 +137,8 @@ pub struct Shard {
     pub read_pool: crate::pool::BufPool,
     /// Connection reply buffers, for reuse.
     pub reply_pool: crate::pool::BufPool,
-    /// Set by SHUTDOWN: the server passes the request on to the main thread.
-    pub shutdown_requested: bool,
-    /// Set once this shard has started draining for a shutdown.
-    pub stopping: bool,
-    /// Tasks (listeners) to wake when the shard starts draining.
-    pub stop_wakers: Vec<Waker>,
+    /// This shard's part of a shutdown (SHUTDOWN run here, the drain).
+    pub shutdown: crate::shutdown::Shutdown,
     /// Where the request being dispatched ran.
     ran: Ran,
     /// The clock commands are timed with.
@@ -194,9 +190,7 @@ impl Shard {
             slowlog: SlowLog::default(),
             read_pool: crate::pool::BufPool::new(BUFFER_SIZE, true, POOLED_BUFFERS),
             reply_pool: crate::pool::BufPool::new(BUFFER_SIZE, false, POOLED_BUFFERS),
-            shutdown_requested: false,
-            stopping: false,
-            stop_wakers: Vec::new(),
+            shutdown: Default::default(),
             ran: Ran::Here,
             stamp: 0,
             slow_ticks: slow_ticks(&clock, config.slowlog_slower_than),
@@ -264,6 +258,7 @@ impl Shard {
             }
         }
         self.conns.remove(conn);
+        self.shutdown.connection_closed();
     }
 
     /// Records input or output on a connection (what the idle timeout measures). Costs
@@ -343,13 +338,32 @@ impl Shard {
     /// Starts this shard's part of a shutdown: every connection closes once the round it
     /// is in has been written. The server stops accepting.
     pub fn begin_shutdown(&mut self) {
-        self.stopping = true;
-        for w in self.stop_wakers.drain(..) {
-            w.wake();
-        }
+        self.shutdown.begin();
         for conn in self.conns.ids() {
             self.kill(conn);
         }
+    }
+
+    /// While draining: what the connections still open wait for, in words (empty when
+    /// none is left), for the shutdown report.
+    pub fn drain_status(&self) -> String {
+        let (mut replies, mut writing) = (0, 0);
+        for c in self.conns.iter() {
+            if !c.replies.ready() {
+                replies += 1;
+            } else if c.omem > 0 {
+                writing += 1;
+            }
+        }
+        let open = self.conns.len();
+        if open == 0 {
+            return String::new();
+        }
+        format!(
+            "{open} connection(s) still open: {replies} waiting for replies from other \
+             shards, {writing} writing replies the client has not read, {} finishing a round",
+            open - replies - writing
+        )
     }
 
     /// Whether the shard closed this connection; if not, `waker` is woken when it does.

@@ -32,6 +32,12 @@ pub struct Stats {
     pub query_limit_disconnections: u64,
     /// Clients closed for going over `client-output-buffer-limit`.
     pub output_limit_disconnections: u64,
+    /// Times the server's watchdog woke this shard after its timer task went silent
+    /// (the server keeps the count; the shard shows it).
+    pub watchdog_wakes: u64,
+    /// Timer ticks that ran a whole tick or more late: a wakeup glommio lost (caught by
+    /// the backstop timer), or a shard busy or descheduled for that long.
+    pub late_ticks: u64,
 }
 
 /// Sub-buckets per power of two in a [`LatencyHist`]: bucket bounds grow by 2^(1/4),

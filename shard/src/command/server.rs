@@ -183,7 +183,7 @@ pub fn shutdown(sh: &mut Shard, conn: ConnId, args: Args) -> crate::Outcome {
         return crate::Outcome::Done;
     }
     tracing::info!("SHUTDOWN requested by a client");
-    sh.shutdown_requested = true;
+    sh.shutdown.request();
     crate::Outcome::Quit
 }
 
@@ -380,7 +380,7 @@ pub fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 25;
+const INFO_FIELDS: usize = 27;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -437,6 +437,8 @@ pub fn info_part(sh: &Shard, out: &mut Reply) {
             + sh.read_pool.bytes()
             + sh.reply_pool.bytes()) as i64,
         ks.evicted as i64,
+        st.watchdog_wakes as i64,
+        st.late_ticks as i64,
     ];
     out.array(fields.len() + 2);
     for f in fields {
@@ -924,7 +926,8 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 "shard{i}:{place},listening={},keys={},expires={},expired_keys={},\
                  connections={},commands={},hops_out={},hops_in={},batches_out={},\
                  batches_in={},avg_batch_out={:.2},avg_batch_in={:.2},cpu_user={},cpu_sys={},\
-                 used_memory={},maxmemory={},evicted_keys={}\r\n",
+                 used_memory={},maxmemory={},evicted_keys={},late_ticks={},\
+                 watchdog_wakes={}\r\n",
                 u8::from(listening),
                 f[0],
                 f[1],
@@ -941,7 +944,9 @@ pub fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut 
                 secs(f[18]),
                 f[21] + f[23],
                 config.shard_maxmemory(),
-                f[24]
+                f[24],
+                f[26],
+                f[25]
             ));
         }
         section(&mut text, "Shards", body);
