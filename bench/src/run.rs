@@ -143,6 +143,9 @@ pub fn run(phase: Phase, show_progress: bool) -> Result<Outcome, String> {
         let spawned = LocalExecutorBuilder::new(placement)
             .name("corekv-bench")
             .io_memory(IO_MEMORY)
+            // As corekv's: a preemption timer that fires while the thread is descheduled
+            // can make glommio 0.9 park with tasks queued; these tasks yield on their own.
+            .preempt_timer(Duration::from_secs(3600))
             .spawn(move || async move {
                 thread_main(t, cfg, plans, measure_from, stop_at, start_rx, tx).await
             });
@@ -224,6 +227,25 @@ pub fn run(phase: Phase, show_progress: bool) -> Result<Outcome, String> {
     })
 }
 
+/// Warns when this thread's io_uring rings did not get `IORING_SETUP_COOP_TASKRUN`: the
+/// load generator then takes an interrupt per reply and saturates sooner.
+fn warn_without_ring_flags() {
+    use corekv_ring_flags::Verdict;
+    let counts = corekv_ring_flags::this_thread();
+    match counts.verdict() {
+        Verdict::InForce | Verdict::NotApplicable => {}
+        Verdict::KernelTooOld => eprintln!(
+            "corekv-bench: this kernel has no IORING_SETUP_COOP_TASKRUN (Linux 5.19+): each \
+             reply costs an inter-processor interrupt"
+        ),
+        Verdict::NotWrapped => eprintln!(
+            "corekv-bench: the io_uring rings did not get IORING_SETUP_COOP_TASKRUN (glommio \
+             no longer sets them up through syscall()?): each reply costs an \
+             inter-processor interrupt"
+        ),
+    }
+}
+
 async fn thread_main(
     thread: usize,
     cfg: Arc<Config>,
@@ -233,6 +255,9 @@ async fn thread_main(
     start: mpsc::Receiver<Option<Instant>>,
     tx: mpsc::Sender<Report>,
 ) {
+    if thread == 0 {
+        warn_without_ring_flags();
+    }
     // Open every connection first, concurrently.
     let connecting: Vec<_> = plans
         .iter()

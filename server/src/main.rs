@@ -11,7 +11,6 @@
 //! format in `corekv-protocol`.
 
 mod cli;
-mod clock;
 mod config_file;
 mod connection;
 mod echo;
@@ -153,7 +152,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        started_ms: clock::now_ms(),
+        started_ms: corekv_shard::ticks::unix_ms(),
         run_id: run_id(),
         os: os_name(),
     };
@@ -182,11 +181,13 @@ fn run(args: cli::Args) -> Result<(), String> {
         metrics: metrics_addr,
     };
     let _pool = runtime::start(config, &placement, endpoints, lifecycle.clone(), started_tx)?;
+    let mut rings = Vec::with_capacity(placement.shards);
     for _ in 0..placement.shards {
         let started = started_rx
             .recv_timeout(Duration::from_secs(60))
             .map_err(|_| "the shards did not start within 60 s".to_string())?;
         started.result?;
+        rings.push(started.rings);
         if let Some(planned) = &placement.cpus {
             if started.cpu != Some(planned[started.shard].id) {
                 return Err(format!(
@@ -206,6 +207,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         numa_node = placement.numa_node,
         "shard map: {placement}"
     );
+    report_ring_flags(&rings);
     if let Some(m) = metrics_addr {
         tracing::info!("metrics at http://{m}/metrics");
     }
@@ -324,6 +326,35 @@ fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: 
     }
     tracing::warn!("exiting after {ms} ms without a clean drain (exit status 1)");
     false
+}
+
+/// Says whether every shard's io_uring rings got `IORING_SETUP_COOP_TASKRUN`, and
+/// loudly why not when they did not (see the `corekv-ring-flags` crate).
+fn report_ring_flags(shards: &[corekv_ring_flags::RingCounts]) {
+    use corekv_ring_flags::Verdict;
+    let changed: u32 = shards.iter().map(|c| c.changed).sum();
+    let seen: u32 = shards.iter().map(|c| c.seen).sum();
+    let verdicts: Vec<Verdict> = shards.iter().map(|c| c.verdict()).collect();
+    if verdicts.iter().all(|v| *v == Verdict::InForce) {
+        tracing::info!(
+            "io_uring: COOP_TASKRUN|TASKRUN_FLAG on {changed} of {seen} rings (the rest \
+             poll for file I/O), every shard"
+        );
+    } else if verdicts.contains(&Verdict::KernelTooOld) {
+        tracing::warn!(
+            "io_uring: this kernel does not know IORING_SETUP_COOP_TASKRUN (Linux 5.19+); \
+             the rings work as before, but each request from a client on another CPU costs \
+             an inter-processor interrupt"
+        );
+    } else {
+        tracing::warn!(
+            "io_uring: the rings of {} shard(s) did not get IORING_SETUP_COOP_TASKRUN: glommio \
+             no longer sets its rings up through libc's syscall(), or the binary was linked \
+             without -Wl,--wrap=syscall; each request from a client on another CPU costs an \
+             inter-processor interrupt (counts per shard: {shards:?})",
+            verdicts.iter().filter(|v| **v != Verdict::InForce).count()
+        );
+    }
 }
 
 /// Logs the settings that put data or the machine at risk.
@@ -496,7 +527,9 @@ fn os_name() -> String {
 
 /// 40 hex characters, different for every run (INFO `run_id`).
 fn run_id() -> String {
-    let mut x = clock::now_ms() ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut x = corekv_shard::ticks::unix_ms()
+        ^ (u64::from(std::process::id()) << 32)
+        ^ 0x9e37_79b9_7f4a_7c15;
     (0..40)
         .map(|_| {
             // xorshift64*

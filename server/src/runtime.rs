@@ -11,6 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use corekv_ring_flags::RingCounts;
 use corekv_shard::command::Commands;
 use corekv_shard::message::Msg;
 use corekv_shard::{Config, Shard};
@@ -23,10 +24,10 @@ use glommio::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::clock::now_ms;
 use crate::lifecycle::{Event, Lifecycle};
 use crate::topology::Placement;
 use crate::{connection, echo, metrics, transport};
+use corekv_shard::ticks::unix_ms as now_ms;
 
 /// Memory each executor registers with io_uring for file I/O. corekv does no file I/O
 /// yet and sockets do not use it; small keeps many shards within a modest `ulimit -l`.
@@ -252,6 +253,9 @@ pub struct Started {
     pub cpu: Option<usize>,
     /// `Err` with the reason when the shard could not start.
     pub result: Result<(), String>,
+    /// The io_uring rings this shard's executor set up, and whether they got
+    /// `IORING_SETUP_COOP_TASKRUN` (see `corekv-ring-flags`).
+    pub rings: RingCounts,
 }
 
 /// Where the shards listen.
@@ -380,6 +384,7 @@ async fn shard_main(
                 shard: usize::MAX,
                 cpu: None,
                 result: Err("cannot join the shard mesh".into()),
+                rings: RingCounts::default(),
             });
             return;
         }
@@ -408,6 +413,7 @@ async fn shard_main(
                 shard: usize::MAX,
                 cpu,
                 result: Err(e),
+                rings: RingCounts::default(),
             });
             return;
         }
@@ -448,12 +454,15 @@ async fn shard_main(
     // before traffic arrives.
     glommio::timer::sleep(Duration::from_millis(1)).await;
 
-    // Tells the starting thread how this shard's startup ended.
+    // Tells the starting thread how this shard's startup ended, and what its rings got
+    // (glommio set them up on this thread before this task ran).
+    let rings = corekv_ring_flags::this_thread();
     let report = |result: Result<(), String>| {
         let _ = started.send(Started {
             shard: id,
             cpu,
             result,
+            rings,
         });
     };
     let listens = endpoints.listening.get(id).copied().unwrap_or(true);
