@@ -23,7 +23,6 @@ use corekv_shard::{Outcome, Shard};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::clock::now_ms;
 use crate::transport;
 
 /// Most requests executed before their replies are written.
@@ -123,7 +122,7 @@ pub async fn serve(shard: Rc<RefCell<Shard>>, mut stream: TcpStream) {
     let fd = stream.as_raw_fd();
     let (conn, limits, rbuf, out) = {
         let mut sh = shard.borrow_mut();
-        sh.set_now(now_ms());
+        sh.refresh_now();
         let conn = sh.connect(addr, laddr, fd);
         let (rbuf, out) = (sh.read_pool.take(), sh.reply_pool.take());
         (conn, sh.config.limits, rbuf, out)
@@ -192,7 +191,7 @@ impl Connection {
                 self.rbuf.end += n;
                 let qbuf_limit = {
                     let mut sh = self.shard.borrow_mut();
-                    sh.set_now(now_ms());
+                    sh.refresh_now();
                     sh.touch(self.conn);
                     sh.stats.net_input_bytes += n as u64;
                     sh.stats.reads_processed += 1;
@@ -262,7 +261,7 @@ impl Connection {
                     write.await
                 };
                 let mut sh = self.shard.borrow_mut();
-                sh.set_now(now_ms());
+                sh.refresh_now();
                 sh.touch(self.conn);
                 if let Some(c) = sh.conns.get_mut(self.conn) {
                     c.omem = 0;
@@ -299,7 +298,7 @@ impl Connection {
         loop {
             let step = {
                 let mut sh = self.shard.borrow_mut();
-                sh.set_now(now_ms());
+                sh.refresh_now();
                 let buf = &mut self.rbuf.buf[self.rbuf.start..self.rbuf.end];
                 loop {
                     if processed >= MAX_PER_ROUND {

@@ -15,7 +15,6 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::spawn_local;
 
-use crate::clock::now_ms;
 use crate::transport;
 
 /// Largest HTTP request head accepted.
@@ -81,14 +80,14 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
 async fn info_text(shard: &Rc<RefCell<Shard>>) -> String {
     let conn = {
         let mut sh = shard.borrow_mut();
-        sh.set_now(now_ms());
+        sh.refresh_now();
         sh.connect_internal()
     };
     let args = OwnedArgs::from_slices(&["INFO", "everything", "histograms"]);
     loop {
         let outcome = {
             let mut sh = shard.borrow_mut();
-            sh.set_now(now_ms());
+            sh.refresh_now();
             sh.dispatch(conn, args.args())
         };
         match outcome {

@@ -23,8 +23,6 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::{GlommioError, ResourceType};
 
-use crate::clock::now_ms;
-
 /// Capacity of each channel of the mesh: room for a full window of request batches
 /// ([`corekv_shard::shard::MAX_INFLIGHT`]), as many reply batches, and control messages.
 pub const MESH_CAPACITY: usize = 2 * corekv_shard::shard::MAX_INFLIGHT as usize + 64;
@@ -33,7 +31,7 @@ pub const MESH_CAPACITY: usize = 2 * corekv_shard::shard::MAX_INFLIGHT as usize 
 pub async fn receiver(shard: Rc<RefCell<Shard>>, mut stream: ConnectedReceiver<Msg>) {
     while let Some(msg) = stream.next().await {
         let mut sh = shard.borrow_mut();
-        sh.set_now(now_ms());
+        sh.refresh_now();
         sh.on_message(msg);
     }
 }
@@ -171,7 +169,7 @@ async fn run_plan(
                 for (i, (s, op)) in ops.into_iter().enumerate() {
                     if s == me {
                         let mut sh = shard.borrow_mut();
-                        sh.set_now(now_ms());
+                        sh.refresh_now();
                         sh.run_step(&op, proto, &mut results[i]);
                     } else {
                         match shard

@@ -65,6 +65,13 @@ impl Clock {
     }
 }
 
+/// Unix time in milliseconds, from the system clock.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Whether the TSC runs at a constant rate through frequency changes and idle states.
 fn tsc_usable() -> bool {
     if !cfg!(target_arch = "x86_64") {
