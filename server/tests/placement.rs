@@ -1,6 +1,7 @@
 //! Placement over the wire: the shard map in INFO follows `--cpus`/`--placement`, shard i
 //! runs on the i-th CPU of a fixed list, `--listen-shards` leaves the other shards serving
-//! forwarded requests only, and bad placement flags fail at start with a clear message.
+//! forwarded requests only, bad placement flags fail at start with a clear message, and
+//! every shard's io_uring rings get the flags corekv-ring-flags adds.
 
 mod common;
 
@@ -138,4 +139,21 @@ fn bad_placement_flags_fail_at_start() {
         run(&["--shards", "2", "--no-pin", "--listen-shards", "2"]).contains("there are only 2")
     );
     assert!(run(&["--placement", "diagonal"]).contains("possible values: fixed, spread, pack"));
+}
+
+/// The start-up self-check of corekv-ring-flags: on this kernel (5.19+) every shard's
+/// io_uring rings carry COOP_TASKRUN, pinned or not, and startup says so.
+#[test]
+fn every_shards_rings_get_coop_taskrun() {
+    for srv in [
+        Server::corekv_with(&["--port".into(), "0".into()]),
+        Server::corekv(4, &[]),
+    ] {
+        assert!(
+            srv.logged("io_uring: COOP_TASKRUN|TASKRUN_FLAG on") && srv.logged("every shard"),
+            "{:#?}",
+            srv.log_lines()
+        );
+        assert!(!srv.logged("did not get IORING_SETUP_COOP_TASKRUN"));
+    }
 }
