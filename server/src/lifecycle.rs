@@ -29,8 +29,8 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// How long a shard's timer task may stay silent before the watchdog rings its doorbell.
-/// The task ticks every `runtime::LIVENESS_TICK` at most; this is many ticks.
-pub const SILENCE: Duration = Duration::from_millis(250);
+/// The task ticks every `runtime::LIVENESS_TICK` (100 ms) at most; this is ten ticks.
+pub const SILENCE: Duration = Duration::from_secs(1);
 
 /// What the main thread is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,9 +45,13 @@ pub const LOCKED_PER_SHARD: usize = RINGS_LOCKED + IO_MEMORY;
 const BACKLOG: i32 = 1024;
 
 /// Longest each shard's executor sleeps, even with no timer due: the heartbeat the
-/// lifecycle watchdog listens for (see [`crate::lifecycle`]). Measured idle cost: 1.3% of
-/// a core per shard at 10 ms (8% at 1 ms, 0 without).
-pub const LIVENESS_TICK: Duration = Duration::from_millis(10);
+/// lifecycle watchdog listens for (see [`crate::lifecycle`]), and the most a wakeup
+/// glommio might lose can cost (see the backstop in [`drive_timers`]). It was 10 ms while
+/// lost wakeups were common (a Latency::Matters(1ms) queue, see [`PREEMPT`]); with them
+/// gone, a 1 s tick left cross-shard GETs at 2,000/s with the same latency (max 16-23 ms
+/// against 4-13 ms, p99.9 7-11 ms against 1-8 ms on a shared CPU: no stall near the tick)
+/// and idle CPU falls tenfold (1.3% of a core per shard at 10 ms).
+pub const LIVENESS_TICK: Duration = Duration::from_millis(100);
 
 /// glommio's preemption timer. glommio 0.9 arms it (on its latency ring) before every
 /// run of its task queues, and if it has already fired when the scheduler first checks
