@@ -15,7 +15,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::spawn_local;
 
-use crate::transport;
+use corekv_shard::session;
 
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -81,7 +81,7 @@ async fn info_text(shard: &Rc<RefCell<Shard>>) -> String {
     let conn = {
         let mut sh = shard.borrow_mut();
         sh.refresh_now();
-        sh.connect_internal()
+        sh.state_mut().connect_internal()
     };
     let args = OwnedArgs::from_slices(&["INFO", "everything", "histograms"]);
     loop {
@@ -91,16 +91,16 @@ async fn info_text(shard: &Rc<RefCell<Shard>>) -> String {
             sh.dispatch(conn, args.args())
         };
         match outcome {
-            Outcome::Blocked => transport::wait_unpaused(shard).await,
+            Outcome::Blocked => session::wait_unpaused(shard).await,
             _ => break,
         }
     }
-    transport::wait_ready(shard, conn).await;
+    session::wait_ready(shard, conn).await;
     let mut out = Vec::new();
     {
         let mut sh = shard.borrow_mut();
         sh.take_output(conn, &mut out);
-        sh.disconnect(conn);
+        sh.state_mut().disconnect(conn);
     }
     match frame::parse(&out) {
         Ok(Some((f, _))) => String::from_utf8_lossy(f.as_bytes().unwrap_or_default()).into_owned(),

@@ -83,24 +83,26 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
     loop {
         let id = {
             let mut sh = shard.borrow_mut();
+            let st = sh.state_mut();
             // CONFIG SET shutdown-timeout reaches the main thread here.
-            if grace != Some(sh.config.shutdown_timeout) {
-                grace = Some(sh.config.shutdown_timeout);
-                lifecycle.set_timeout(sh.config.shutdown_timeout);
+            let timeout = st.config().shutdown_timeout;
+            if grace != Some(timeout) {
+                grace = Some(timeout);
+                lifecycle.set_timeout(timeout);
             }
-            sh.stats.watchdog_wakes = lifecycle.watchdog_wakes(sh.id);
-            sh.id
+            st.stats_mut().watchdog_wakes = lifecycle.watchdog_wakes(st.id());
+            st.id()
         };
         lifecycle.beat(id);
         if last_collect.elapsed() >= HOUSEKEEPING {
-            shard.borrow_mut().housekeeping();
+            shard.borrow_mut().state_mut().housekeeping();
             // SAFETY: mi_collect has no preconditions; `false` asks for the cheap,
             // non-forced collection.
             unsafe { libmimalloc_sys::mi_collect(false) };
             last_collect = std::time::Instant::now();
         }
         let now = now_ms();
-        let wait = match shard.borrow().next_timer() {
+        let wait = match shard.borrow().state().next_timer() {
             Some(at) if at <= now => Duration::ZERO,
             Some(at) => Duration::from_millis(at - now).min(LIVENESS_TICK),
             None => LIVENESS_TICK,
@@ -114,13 +116,14 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
             let (tick, backstop) = (Timer::new(wait), Timer::new(wait + LIVENESS_TICK));
             futures_lite::future::or(tick, backstop).await;
             if Instant::now() >= backstop_at {
-                shard.borrow_mut().stats.late_ticks += 1;
+                shard.borrow_mut().state_mut().stats_mut().late_ticks += 1;
             }
         }
         let more = {
             let mut sh = shard.borrow_mut();
-            sh.set_now(now_ms());
-            sh.run_timers(TIMER_BUDGET)
+            let st = sh.state_mut();
+            st.set_now(now_ms());
+            st.run_timers(TIMER_BUDGET)
         };
         if more {
             executor().yield_task_queue_now().await;
@@ -136,10 +139,10 @@ const DRAIN_STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// connection after its current round, and reports when none is left. Woken only by
 /// those events.
 async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
-    let id = shard.borrow().id;
+    let id = shard.borrow().id();
     std::future::poll_fn(|cx| {
         let mut sh = shard.borrow_mut();
-        if sh.shutdown.poll_request(cx.waker()) {
+        if sh.state_mut().shutdown().poll_request(cx.waker()) {
             lifecycle.send(Event::ShutdownCommand(id));
         }
         if lifecycle.watch(id, cx.waker()) {
@@ -151,18 +154,20 @@ async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) 
     .await;
     {
         let mut sh = shard.borrow_mut();
-        tracing::debug!(shard = id, connections = sh.conns.len(), "draining");
-        sh.begin_shutdown();
+        let st = sh.state_mut();
+        tracing::debug!(shard = id, connections = st.client_count(), "draining");
+        st.begin_shutdown();
     }
     loop {
         let drained = std::future::poll_fn(|cx| {
             let mut sh = shard.borrow_mut();
-            let status = sh.drain_status();
+            let st = sh.state_mut();
+            let status = st.drain_status();
             if status.is_empty() {
                 return Poll::Ready(());
             }
             lifecycle.draining(id, status);
-            sh.shutdown.set_waker(cx.waker());
+            st.shutdown().set_waker(cx.waker());
             Poll::Pending
         });
         // Woken by each connection that closes; the status is also refreshed now and
@@ -180,13 +185,19 @@ async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) 
         }
     }
     let sh = shard.borrow();
-    lifecycle.drained(id, sh.stats.commands, sh.stats.connections_received);
+    let stats = sh.state().stats();
+    lifecycle.drained(id, stats.commands, stats.connections_received);
 }
 
 /// Resolves when the shard starts draining for a shutdown.
 async fn stopped(shard: &Rc<RefCell<Shard>>) {
     std::future::poll_fn(|cx| {
-        if shard.borrow_mut().shutdown.poll_stopping(cx.waker()) {
+        if shard
+            .borrow_mut()
+            .state_mut()
+            .shutdown()
+            .poll_stopping(cx.waker())
+        {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -422,10 +433,9 @@ async fn shard_main(
             return;
         }
     };
-    let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
-    let mut shard = Shard::new(id, config, commands);
-    shard.cpu = cpu;
-    shard.set_now(now_ms());
+    let mut shard = Shard::new(id, config, Commands::global());
+    shard.state_mut().set_cpu(cpu);
+    shard.state_mut().set_now(now_ms());
     let shard = Rc::new(RefCell::new(shard));
 
     // Messages between shards and the shard's timers run in their own queue, scheduled
@@ -546,14 +556,15 @@ async fn shard_main(
         };
         let (over_limit, protected) = {
             let sh = shard.borrow();
-            let protected = sh.config.protected_mode
-                && sh.config.requirepass.is_empty()
+            let (st, config) = (sh.state(), sh.state().config());
+            let protected = config.protected_mode
+                && config.requirepass.is_empty()
                 && stream
                     .peer_addr()
                     .map(|a| !a.ip().is_loopback())
                     .unwrap_or(false);
             (
-                sh.conns.len() as u64 >= sh.config.maxclients.div_ceil(listeners),
+                st.client_count() as u64 >= config.maxclients.div_ceil(listeners),
                 protected,
             )
         };
@@ -562,7 +573,11 @@ async fn shard_main(
             continue;
         }
         if over_limit {
-            shard.borrow_mut().stats.rejected_connections += 1;
+            shard
+                .borrow_mut()
+                .state_mut()
+                .stats_mut()
+                .rejected_connections += 1;
             refuse(stream, b"-ERR max number of clients reached\r\n");
             continue;
         }

@@ -8,10 +8,12 @@ use corekv_shard::command::{Commands, OwnedArgs};
 use corekv_shard::{Config, Shard};
 
 fn main() {
-    let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
+    let commands = Commands::global();
     let mut sh = Shard::new(0, Config::default(), commands);
-    sh.set_now(1);
-    let conn = sh.connect("127.0.0.1:1".into(), "127.0.0.1:2".into(), 3);
+    sh.state_mut().set_now(1);
+    let conn = sh
+        .state_mut()
+        .connect("127.0.0.1:1".into(), "127.0.0.1:2".into(), 3);
     let set = OwnedArgs::from_slices(&["SET", "key:1", "0123456789abcdef0123456789abcdef"]);
     let get = OwnedArgs::from_slices(&["GET", "key:1"]);
     let mut out = Vec::new();
@@ -20,7 +22,7 @@ fn main() {
         let n = 2_000_000u64;
         let t = std::time::Instant::now();
         for i in 0..n / 16 {
-            sh.set_now(1 + i);
+            sh.state_mut().set_now(1 + i);
             for j in 0..16 {
                 let args = if j % 4 == 0 { set.args() } else { get.args() };
                 let _ = sh.dispatch(conn, args);

@@ -11,8 +11,21 @@
 use corekv_protocol::frame::{self, Frame};
 use corekv_protocol::Proto;
 
-use crate::command::{Coord, OwnedArgs};
+use crate::args::OwnedArgs;
 use crate::message::StepOp;
+
+/// Which plan a coordinated command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coord {
+    /// MSETNX: all or nothing.
+    Msetnx,
+    /// RENAME.
+    Rename,
+    /// RENAMENX.
+    RenameNx,
+    /// COPY.
+    Copy,
+}
 
 /// What to do next.
 #[derive(Debug)]

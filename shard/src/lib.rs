@@ -29,23 +29,32 @@
 //! [`Shard`], and messages between shards.
 #![warn(missing_docs)]
 
+pub mod args;
+pub mod assembly;
 pub mod command;
 pub mod config;
 pub mod conn;
 pub mod coord;
 pub mod float;
 pub mod glob;
+pub mod links;
 pub mod message;
+pub mod pause;
 pub mod pool;
+pub mod session;
 pub mod shard;
 pub mod shutdown;
 pub mod slot;
 pub mod slowlog;
+pub mod state;
 pub mod stats;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod ticks;
 pub mod wheel;
 
 pub use config::Config;
 pub use conn::ConnId;
 pub use shard::{Outcome, Shard};
+pub use state::State;

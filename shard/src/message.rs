@@ -15,7 +15,7 @@
 
 use corekv_protocol::{Proto, Span};
 
-use crate::command::{Args, OwnedArgs};
+use crate::args::{Args, OwnedArgs};
 
 /// Buffers larger than this are freed after use instead of kept for reuse, so one large
 /// value does not pin its size in memory for the life of the process.
@@ -47,35 +47,10 @@ pub struct Ticket {
 pub enum Op {
     /// Run a keyed command; the arguments start with its name.
     Key,
-    /// A shard's part of KEYS; arguments: pattern.
-    Keys,
-    /// A shard's part of DBSIZE.
-    Dbsize,
-    /// A shard's part of FLUSHDB / FLUSHALL.
-    Flush,
-    /// A shard's part of RANDOMKEY.
-    RandomKey,
-    /// SCAN on this shard; arguments: position, count, pattern flag, pattern, type flag,
-    /// type.
-    Scan,
-    /// A shard's numbers for INFO.
-    Info,
-    /// A shard's part of CLIENT LIST; arguments: the filter (see `client_list_part`).
-    ClientList,
-    /// Apply CONFIG SET; arguments: checked `name value` pairs.
-    ConfigSet,
-    /// CONFIG RESETSTAT.
-    ResetStat,
-    /// CLIENT KILL; arguments: the filter (see `client_kill_part`).
-    ClientKill,
-    /// A shard's slow log entries, each as `[time_us, entry]`.
-    SlowlogGet,
-    /// A shard's slow log length.
-    SlowlogLen,
-    /// SLOWLOG RESET.
-    SlowlogReset,
-    /// A shard's latency histograms, `[name, buckets]` per command (see `hist_sparse`).
-    LatencyHist,
+    /// Run this shard's part of a fan-out command: the command (or subcommand) counted in
+    /// this statistics slot (see `command::Commands::by_stat`), with the arguments its
+    /// check planned.
+    Part(u16),
 }
 
 /// One forwarded request.

@@ -40,10 +40,12 @@ fn allocations() -> u64 {
 
 #[test]
 fn steady_state_requests_allocate_nothing() {
-    let commands: &'static Commands = Box::leak(Box::new(Commands::new()));
+    let commands = Commands::global();
     let mut sh = Shard::new(0, Config::default(), commands);
-    sh.set_now(1);
-    let conn = sh.connect("127.0.0.1:1".into(), "127.0.0.1:2".into(), 3);
+    sh.state_mut().set_now(1);
+    let conn = sh
+        .state_mut()
+        .connect("127.0.0.1:1".into(), "127.0.0.1:2".into(), 3);
     let values = [
         "0123456789abcdef0123456789abcdef",
         "fedcba9876543210fedcba9876543210",
@@ -64,7 +66,7 @@ fn steady_state_requests_allocate_nothing() {
     ];
     let mut out = Vec::with_capacity(64 * 1024);
     let mut round = |sh: &mut Shard, i: usize| {
-        sh.set_now(1 + i as u64);
+        sh.state_mut().set_now(1 + i as u64);
         assert!(matches!(
             sh.dispatch(conn, sets[i % 2].args()),
             Outcome::Done

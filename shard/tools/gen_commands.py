@@ -1,42 +1,19 @@
 #!/usr/bin/env python3
-"""Generates shard/src/command/table.rs: the metadata of every command corekv supports.
+"""Captures shard/src/command/commands.resp: Redis 7.0's metadata of every command.
 
 The metadata (arity, flags, key positions, ACL categories, tips, key specs, docs) is read
-from a running redis-server with COMMAND INFO and COMMAND DOCS over RESP3, so that corekv's
-COMMAND replies and its arity checks agree with Redis 7 by construction. Subcommands corekv
-does not implement are filtered out. CLIENT SETINFO (Redis 7.2, absent from 7.0) comes from
-the overlay below, transcribed from Redis 7.2's client-setinfo.json.
+from a running redis-server with COMMAND INFO and COMMAND DOCS over RESP3 and written back
+as RESP3: one array of [version, COMMAND INFO of every command, COMMAND DOCS of every
+command]. corekv parses it once at start (shard/src/command/meta.rs) and keeps the
+commands its families register, so COMMAND replies and arity checks agree with Redis by
+construction, and a new command needs only its family's registration. CLIENT SETINFO
+(Redis 7.2, absent from 7.0) comes from the overlay below, transcribed from Redis 7.2's
+client-setinfo.json.
 
 Usage: redis-server --port 7379 --save '' & python3 shard/tools/gen_commands.py 7379
 """
 import socket
 import sys
-
-# Commands corekv implements: top-level name -> supported subcommands (None for plain ones).
-SUPPORTED = {
-    # connection
-    "ping": None, "echo": None, "quit": None, "select": None, "hello": None, "reset": None,
-    "client": ["id", "setname", "getname", "setinfo", "info", "list", "kill", "no-evict",
-               "help"],
-    "auth": None,
-    "command": ["count", "info", "docs", "list", "getkeys", "help"],
-    # strings
-    "get": None, "set": None, "setnx": None, "getset": None, "getdel": None, "mget": None,
-    "mset": None, "msetnx": None, "append": None, "strlen": None, "incr": None,
-    "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "getrange": None,
-    "substr": None, "setrange": None, "setex": None, "psetex": None, "getex": None,
-    # expiry
-    "expire": None, "pexpire": None, "expireat": None, "pexpireat": None, "ttl": None,
-    "pttl": None, "expiretime": None, "pexpiretime": None, "persist": None,
-    # keyspace
-    "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
-    "renamenx": None, "copy": None, "touch": None, "keys": None, "scan": None,
-    "dbsize": None, "flushdb": None, "flushall": None, "randomkey": None,
-    # server
-    "info": None, "time": None, "config": ["get", "set", "resetstat", "help"],
-    "shutdown": None, "slowlog": ["get", "len", "reset", "help"],
-    "latency": ["histogram", "help"],
-}
 
 SETINFO_INFO = ["client|setinfo", 4, {"set": ["noscript", "loading", "stale"]}, 0, 0, 0,
                 {"set": ["@slow", "@connection"]},
@@ -95,43 +72,26 @@ def command(sock, f, *args):
     return read(f)
 
 
-def lit(s):
-    if isinstance(s, bytes):
-        s = s.decode()
-    out = '"'
-    for ch in s:
-        if ch in '"\\':
-            out += "\\" + ch
-        elif 32 <= ord(ch) < 127:
-            out += ch
-        else:
-            out += "\\u{%x}" % ord(ch)
-    return out + '"'
-
-
-def emit(v, indent):
-    pad = " " * indent
-    if isinstance(v, Simple):
-        return f"Simple({lit(v)})"
-    if isinstance(v, str):  # overlay entries written as plain str are simple strings
-        return f"Simple({lit(v)})"
+def encode(v):
+    """RESP3 bytes of a value read by read(): Simple -> +, bytes -> $, int -> :, list ->
+    *, {"set": [...]} -> ~, dict -> %, None -> _."""
+    if isinstance(v, Simple) or isinstance(v, str):
+        return b"+" + v.encode() + b"\r\n"
     if isinstance(v, bytes):
-        return f"Bulk({lit(v)})"
+        return b"$%d\r\n%s\r\n" % (len(v), v)
     if isinstance(v, bool):
         raise RuntimeError("bool")
     if isinstance(v, int):
-        return f"Int({v})"
+        return b":%d\r\n" % v
+    if v is None:
+        return b"_\r\n"
     if isinstance(v, list):
-        return "Array(&[" + "".join(f"\n{pad}    {emit(x, indent + 4)}," for x in v) + f"\n{pad}])" if v else "Array(&[])"
+        return b"*%d\r\n" % len(v) + b"".join(encode(x) for x in v)
     if isinstance(v, dict) and set(v.keys()) == {"set"}:
-        items = v["set"]
-        return "Set(&[" + "".join(f"\n{pad}    {emit(x, indent + 4)}," for x in items) + f"\n{pad}])" if items else "Set(&[])"
+        return b"~%d\r\n" % len(v["set"]) + b"".join(encode(x) for x in v["set"])
     if isinstance(v, dict):
-        body = ""
-        for k, x in v.items():
-            body += f"\n{pad}    {emit(k, indent + 4)},\n{pad}    {emit(x, indent + 4)},"
-        return "Map(&[" + body + f"\n{pad}])" if v else "Map(&[])"
-    raise RuntimeError(f"cannot emit {v!r}")
+        return b"%%%d\r\n" % len(v) + b"".join(encode(k) + encode(x) for k, x in v.items())
+    raise RuntimeError(f"cannot encode {v!r}")
 
 
 def main():
@@ -139,62 +99,20 @@ def main():
     sock = socket.create_connection(("127.0.0.1", port))
     f = sock.makefile("rb")
     hello = command(sock, f, "HELLO", "3")
-    version = hello[b"version"].decode()
-    entries = []
-    for name in sorted(SUPPORTED):
-        subs = SUPPORTED[name]
-        [info] = command(sock, f, "COMMAND", "INFO", name)
-        docs = command(sock, f, "COMMAND", "DOCS", name)[name.encode()]
-        if subs is not None:
-            wanted = {f"{name}|{s}".encode() for s in subs}
-            info[9] = [s for s in info[9] if s[0] in wanted]
-            docs[b"subcommands"] = {k: v for k, v in docs[b"subcommands"].items() if k in wanted}
-            if name == "client":
-                info[9].append(SETINFO_INFO)
-                info[9].sort(key=lambda s: s[0] if isinstance(s[0], bytes) else s[0].encode())
-                docs[b"subcommands"][b"client|setinfo"] = SETINFO_DOCS
-                docs[b"subcommands"] = dict(sorted(docs[b"subcommands"].items()))
-            got = {s[0] if isinstance(s[0], bytes) else s[0].encode() for s in info[9]}
-            missing = wanted - got
-            assert not missing, missing
-        entries.append((name, info, docs))
-
-    out = [
-        "//! The metadata of every command corekv supports, as Redis "
-        f"{version} reports it.",
-        "//!",
-        "//! Generated by `shard/tools/gen_commands.py` from a running redis-server (COMMAND INFO",
-        "//! and COMMAND DOCS); do not edit by hand. CLIENT SETINFO comes from Redis 7.2.",
-        "",
-        "use super::meta::Meta::{self, *};",
-        "",
-        "/// One command: its COMMAND INFO entry and its COMMAND DOCS map.",
-        "pub struct CommandMeta {",
-        "    /// Lower-case name.",
-        "    pub name: &'static str,",
-        "    /// The COMMAND INFO array.",
-        "    pub info: Meta,",
-        "    /// The COMMAND DOCS map.",
-        "    pub docs: Meta,",
-        "}",
-        "",
-        f"/// Redis version the metadata was taken from.",
-        f"pub const REDIS_VERSION: &str = {lit(version)};",
-        "",
-        "/// Every supported command, sorted by name.",
-        "pub static COMMANDS: &[CommandMeta] = &[",
-    ]
-    for name, info, docs in entries:
-        out.append("    CommandMeta {")
-        out.append(f"        name: {lit(name)},")
-        out.append(f"        info: {emit(info, 8)},")
-        out.append(f"        docs: {emit(docs, 8)},")
-        out.append("    },")
-    out.append("];")
-    path = "shard/src/command/table.rs"
-    with open(path, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    print(f"wrote {path}: {len(entries)} commands from redis {version}")
+    version = hello[b"version"]
+    infos = sorted(command(sock, f, "COMMAND", "INFO"), key=lambda i: i[0])
+    docs = command(sock, f, "COMMAND", "DOCS")
+    for info in infos:
+        if info[0] == b"client":
+            info[9].append(SETINFO_INFO)
+            info[9].sort(key=lambda s: s[0] if isinstance(s[0], bytes) else s[0].encode())
+    docs[b"client"][b"subcommands"][b"client|setinfo"] = SETINFO_DOCS
+    docs[b"client"][b"subcommands"] = dict(sorted(docs[b"client"][b"subcommands"].items()))
+    docs = dict(sorted(docs.items()))
+    path = "shard/src/command/commands.resp"
+    with open(path, "wb") as fh:
+        fh.write(encode([version, infos, docs]))
+    print(f"wrote {path}: {len(infos)} commands from redis {version.decode()}")
 
 
 if __name__ == "__main__":

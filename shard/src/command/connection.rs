@@ -1,111 +1,247 @@
-//! Connection commands: PING, ECHO, SELECT, HELLO, RESET and CLIENT, as Redis 7's
-//! `networking.c` behaves (CLIENT SETINFO as Redis 7.2). They run on the connection's own
-//! shard and change or report that connection's state.
+//! Connection commands: PING, ECHO, QUIT, SELECT, HELLO, RESET, AUTH and CLIENT, as Redis
+//! 7's `networking.c` behaves (CLIENT SETINFO as Redis 7.2). Most run on the connection's
+//! own shard and change or report that connection's state; CLIENT LIST and CLIENT KILL
+//! cover every shard's connections.
 
 use corekv_protocol::{number::parse_i64, Proto, Reply};
 
-use super::{errors, is, Args, Conn};
+use super::merge::{int_of, sum};
+use super::{errors, is, Args, Check, Fanout, Flow, Local, OwnedArgs, Plan, Registrations, Route};
+use crate::assembly::{MergeCtx, MergeData};
 use crate::conn::{Client, ConnId};
-use crate::shard::Shard;
+use crate::state::State;
 
-/// Runs a connection command for `conn`.
-pub fn run(sh: &mut Shard, conn: ConnId, which: Conn, args: Args) {
-    let now = sh.now();
-    // Only the commands that check or reset authentication need the password.
-    let password = matches!(which, Conn::Auth | Conn::Hello | Conn::Reset)
-        .then(|| sh.config.requirepass.clone())
-        .unwrap_or_default();
-    let Some(c) = sh.conns.get_mut(conn) else {
-        return;
+/// The connection family.
+pub(super) const COMMANDS: Registrations = &[
+    ("ping", Route::Local(ping)),
+    ("echo", Route::Local(echo)),
+    ("quit", Route::Local(quit)),
+    ("select", Route::Local(select)),
+    ("hello", Route::Local(hello_command)),
+    ("reset", Route::Local(reset)),
+    ("auth", Route::Local(auth_command)),
+    ("client|id", Route::Local(client_id)),
+    ("client|setname", Route::Local(client_setname)),
+    ("client|getname", Route::Local(client_getname)),
+    ("client|setinfo", Route::Local(client_setinfo)),
+    ("client|info", Route::Local(client_info)),
+    ("client|no-evict", Route::Local(client_no_evict)),
+    ("client|help", Route::Local(client_help)),
+    ("client|list", Route::Fanout(&CLIENT_LIST)),
+    ("client|kill", Route::Fanout(&CLIENT_KILL)),
+];
+
+/// PING [message]
+fn ping(l: &mut Local, args: Args) -> Flow {
+    let mut out = l.reply();
+    if args.len() > 2 {
+        super::arity_error(&mut out, "ping");
+    } else if args.len() == 2 {
+        out.bulk(args.get(1));
+    } else {
+        out.simple(b"PONG");
+    }
+    Flow::Continue
+}
+
+/// ECHO message
+fn echo(l: &mut Local, args: Args) -> Flow {
+    l.reply().bulk(args.get(1));
+    Flow::Continue
+}
+
+/// QUIT: `+OK`, then the connection closes.
+fn quit(l: &mut Local, _: Args) -> Flow {
+    l.reply().ok();
+    Flow::Quit
+}
+
+/// SELECT index: only database 0 exists (Redis with `databases 1`).
+fn select(l: &mut Local, args: Args) -> Flow {
+    let mut out = l.reply();
+    match super::int32_arg(&mut out, args.get(1)) {
+        None => {}
+        Some(0) => out.ok(),
+        Some(_) => out.err(errors::DB_RANGE),
+    }
+    Flow::Continue
+}
+
+/// RESET: back to RESP2, no name, and authenticated only if no password is set.
+fn reset(l: &mut Local, _: Args) -> Flow {
+    l.client.proto = Proto::Resp2;
+    l.client.name = None;
+    l.client.authenticated = l.config.requirepass.is_empty();
+    l.reply().simple(b"RESET");
+    Flow::Continue
+}
+
+fn hello_command(l: &mut Local, args: Args) -> Flow {
+    hello(l.client, args, &l.config.requirepass, l.out);
+    Flow::Continue
+}
+
+fn auth_command(l: &mut Local, args: Args) -> Flow {
+    let mut out = Reply::new(&mut *l.out, l.client.proto);
+    auth(l.client, args, &l.config.requirepass, &mut out);
+    Flow::Continue
+}
+
+/// CLIENT ID
+fn client_id(l: &mut Local, _: Args) -> Flow {
+    let id = l.client.id as i64;
+    l.reply().int(id);
+    Flow::Continue
+}
+
+/// CLIENT SETNAME name
+fn client_setname(l: &mut Local, args: Args) -> Flow {
+    let mut out = Reply::new(&mut *l.out, l.client.proto);
+    if set_name(l.client, args.get(2), &mut out) {
+        out.ok();
+    }
+    Flow::Continue
+}
+
+/// CLIENT GETNAME
+fn client_getname(l: &mut Local, _: Args) -> Flow {
+    let mut out = Reply::new(&mut *l.out, l.client.proto);
+    match &l.client.name {
+        Some(name) => out.bulk(name),
+        None => out.null(),
+    }
+    Flow::Continue
+}
+
+fn client_setinfo(l: &mut Local, args: Args) -> Flow {
+    let mut out = Reply::new(&mut *l.out, l.client.proto);
+    set_info(l.client, args, &mut out);
+    Flow::Continue
+}
+
+/// CLIENT INFO: this connection's CLIENT LIST line.
+fn client_info(l: &mut Local, _: Args) -> Flow {
+    let mut line = Vec::new();
+    client_line(l.client, l.now, &mut line);
+    l.reply().verbatim(b"txt", &line);
+    Flow::Continue
+}
+
+/// CLIENT NO-EVICT on|off: corekv never evicts clients for memory; the flag is accepted
+/// as Redis accepts it, and has nothing to change.
+fn client_no_evict(l: &mut Local, args: Args) -> Flow {
+    let mut out = l.reply();
+    if is(args.get(2), "on") || is(args.get(2), "off") {
+        out.ok();
+    } else {
+        out.err(errors::SYNTAX);
+    }
+    Flow::Continue
+}
+
+fn client_help(l: &mut Local, args: Args) -> Flow {
+    help(
+        &mut l.reply(),
+        args.get(0),
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "    * ID <client-id> [<client-id> ...]",
+            "      Return clients with the given IDs.",
+            "SETINFO <option> <value>",
+            "    Set client meta attributes. Options are:",
+            "    * LIB-NAME: the client library name.",
+            "    * LIB-VER: the client library version.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+        ],
+    );
+    Flow::Continue
+}
+
+/// CLIENT LIST [TYPE t] [ID id ...]: every shard's connections; with IDs, in the order
+/// asked (repeats included), as Redis does.
+const CLIENT_LIST: Fanout = Fanout {
+    check: client_list_check,
+    part: client_list_part,
+    merge: client_list_merge,
+};
+
+fn client_list_check(ck: &mut Check, args: Args) -> Option<Plan> {
+    let filter = client_list_filter(&mut ck.out, args)?;
+    let data = if filter[0] == b"id" {
+        MergeData::Ints(filter[1..].iter().filter_map(|id| parse_i64(id)).collect())
+    } else {
+        MergeData::None
     };
-    let proto = c.proto;
-    let mut out_buf = std::mem::take(&mut c.replies.local);
-    let start = out_buf.len();
-    match which {
-        Conn::Hello => hello(c, args, &password, &mut out_buf),
-        Conn::Reset => {
-            c.proto = Proto::Resp2;
-            c.name = None;
-            c.authenticated = password.is_empty();
-            Reply::new(&mut out_buf, Proto::Resp2).simple(b"RESET");
-        }
-        other => {
-            let mut out = Reply::new(&mut out_buf, proto);
-            match other {
-                Conn::Ping => {
-                    if args.len() > 2 {
-                        super::arity_error(&mut out, "ping");
-                    } else if args.len() == 2 {
-                        out.bulk(args.get(1));
-                    } else {
-                        out.simple(b"PONG");
-                    }
-                }
-                Conn::Echo => out.bulk(args.get(1)),
-                Conn::Auth => auth(c, args, &password, &mut out),
-                Conn::ClientNoEvict => {
-                    // corekv never evicts clients for memory; the flag is accepted as Redis
-                    // accepts it, and has nothing to change.
-                    if is(args.get(2), "on") || is(args.get(2), "off") {
-                        out.ok();
-                    } else {
-                        out.err(errors::SYNTAX);
-                    }
-                }
-                Conn::Select => match super::int32_arg(&mut out, args.get(1)) {
-                    None => {}
-                    Some(0) => out.ok(),
-                    Some(_) => out.err(errors::DB_RANGE),
-                },
-                Conn::ClientId => out.int(c.id as i64),
-                Conn::ClientSetName => {
-                    if set_name(c, args.get(2), &mut out) {
-                        out.ok();
-                    }
-                }
-                Conn::ClientGetName => match &c.name {
-                    Some(name) => out.bulk(name),
-                    None => out.null(),
-                },
-                Conn::ClientSetInfo => set_info(c, args, &mut out),
-                Conn::ClientInfo => {
-                    let mut line = Vec::new();
-                    client_line(c, now, &mut line);
-                    out.verbatim(b"txt", &line);
-                }
-                Conn::ClientHelp => help(
-                    &mut out,
-                    args.get(0),
-                    &[
-                        "GETNAME",
-                        "    Return the name of the current connection.",
-                        "ID",
-                        "    Return the ID of the current connection.",
-                        "INFO",
-                        "    Return information about the current client connection.",
-                        "LIST [options ...]",
-                        "    Return information about client connections. Options:",
-                        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-                        "      Return clients of specified type.",
-                        "    * ID <client-id> [<client-id> ...]",
-                        "      Return clients with the given IDs.",
-                        "SETINFO <option> <value>",
-                        "    Set client meta attributes. Options are:",
-                        "    * LIB-NAME: the client library name.",
-                        "    * LIB-VER: the client library version.",
-                        "SETNAME <name>",
-                        "    Assign the name <name> to the current connection.",
-                    ],
-                ),
-                _ => unreachable!("not a connection command"),
+    Some(Plan {
+        args: OwnedArgs::from_slices(&filter),
+        data,
+        ..Plan::all()
+    })
+}
+
+fn client_list_merge(_: &mut MergeCtx, data: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    let mut text = Vec::new();
+    for p in parts {
+        if let Ok(Some((frame, _))) = corekv_protocol::frame::parse(p) {
+            if let Some(b) = frame.as_bytes() {
+                text.extend_from_slice(b);
             }
         }
     }
-    let failed = out_buf.get(start) == Some(&b'-');
-    let c = sh.conns.get_mut(conn).expect("still connected");
-    c.replies.local = out_buf;
-    if failed {
-        sh.stats.error_replies += 1;
+    if let MergeData::Ints(ids) = data {
+        let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+        let id_of = |line: &[u8]| -> Option<i64> {
+            let rest = line.strip_prefix(b"id=")?;
+            let end = rest.iter().position(|&b| b == b' ')?;
+            std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+        };
+        let mut ordered = Vec::new();
+        for id in ids {
+            if let Some(line) = lines.iter().find(|l| id_of(l) == Some(*id)) {
+                ordered.extend_from_slice(line);
+            }
+        }
+        text = ordered;
+    }
+    out.verbatim(b"txt", &text);
+}
+
+/// CLIENT KILL ip:port | CLIENT KILL filter value [...]: every shard closes its matching
+/// connections. The new form replies with the count; the old one `+OK`, or an error
+/// when nothing matched.
+const CLIENT_KILL: Fanout = Fanout {
+    check: client_kill_check,
+    part: client_kill_part,
+    merge: client_kill_merge,
+};
+
+fn client_kill_check(ck: &mut Check, args: Args) -> Option<Plan> {
+    let (filter, old_style) = client_kill_filter(&mut ck.out, args, ck.client_id)?;
+    Some(Plan {
+        args: OwnedArgs::from_slices(&filter),
+        data: MergeData::Ints(vec![i64::from(old_style)]),
+        ..Plan::all()
+    })
+}
+
+fn client_kill_merge(ctx: &mut MergeCtx, data: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    if data.ints() != [1] {
+        return sum(ctx, data, parts, out);
+    }
+    if parts.iter().filter_map(|p| int_of(p)).sum::<i64>() > 0 {
+        out.ok();
+    } else {
+        out.err("No such client");
     }
 }
 
@@ -265,7 +401,7 @@ fn hello(c: &mut Client, args: Args, password: &[u8], out: &mut Vec<u8>) {
     r.bulk(b"server");
     r.bulk(b"redis");
     r.bulk(b"version");
-    r.bulk(super::table::REDIS_VERSION.as_bytes());
+    r.bulk(super::meta::REDIS_VERSION.as_bytes());
     r.bulk(b"proto");
     r.int(c.proto.version());
     r.bulk(b"id");
@@ -312,7 +448,7 @@ pub fn client_line(c: &Client, now: u64, out: &mut Vec<u8>) {
 
 /// Parses CLIENT LIST's options into the filter each shard applies: `["all"]`,
 /// `["none"]`, or `["id", ids…]`. Writes Redis's error and returns `None` when wrong.
-pub fn client_list_filter(out: &mut Reply, args: Args) -> Option<Vec<Vec<u8>>> {
+fn client_list_filter(out: &mut Reply, args: Args) -> Option<Vec<Vec<u8>>> {
     if args.len() == 4 && is(args.get(2), "type") {
         let t = super::cstr(args.get(3)).to_ascii_lowercase();
         return match t.as_slice() {
@@ -346,7 +482,7 @@ pub fn client_list_filter(out: &mut Reply, args: Args) -> Option<Vec<Vec<u8>>> {
 }
 
 /// One shard's part of CLIENT LIST: its connections' lines, as a bulk string.
-pub fn client_list_part(sh: &Shard, filter: Args, out: &mut Reply) {
+fn client_list_part(sh: &mut State, filter: Args, out: &mut Reply) {
     let now = sh.now();
     let mut text = Vec::new();
     let ids: Vec<i64> = filter.iter().skip(1).filter_map(parse_i64).collect();
@@ -367,7 +503,7 @@ pub fn client_list_part(sh: &Shard, filter: Args, out: &mut Reply) {
 /// Checks CLIENT KILL's arguments as Redis 7.0 does. Returns the filter every shard
 /// applies (`name value` pairs, lower-case names, plus `me <id>`) and whether it is the
 /// old `CLIENT KILL ip:port` form; `None` after writing the error.
-pub fn client_kill_filter(out: &mut Reply, args: Args, me: u64) -> Option<(Vec<Vec<u8>>, bool)> {
+fn client_kill_filter(out: &mut Reply, args: Args, me: u64) -> Option<(Vec<Vec<u8>>, bool)> {
     let mut filter: Vec<Vec<u8>> = vec![b"me".to_vec(), me.to_string().into_bytes()];
     if args.len() == 3 {
         // The old form: by address, and a client may kill itself.
@@ -436,7 +572,7 @@ pub fn client_kill_filter(out: &mut Reply, args: Args, me: u64) -> Option<(Vec<V
 
 /// One shard's part of CLIENT KILL: closes its connections that match every filter
 /// (the caller itself only with `skipme no`, after its reply); replies with the count.
-pub fn client_kill_part(sh: &mut Shard, filter: Args, out: &mut Reply) {
+fn client_kill_part(sh: &mut State, filter: Args, out: &mut Reply) {
     let mut me = 0u64;
     let mut skipme = true;
     let mut tests: Vec<(&[u8], &[u8])> = Vec::new();

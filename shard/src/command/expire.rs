@@ -7,7 +7,20 @@
 
 use corekv_protocol::number::parse_i64;
 
-use super::{cstr, errors, is, Args, Ctx};
+use super::{cstr, errors, is, Args, Ctx, Registrations, Route};
+
+/// The expiry family.
+pub(super) const COMMANDS: Registrations = &[
+    ("expire", Route::keyed(expire)),
+    ("pexpire", Route::keyed(pexpire)),
+    ("expireat", Route::keyed(expireat)),
+    ("pexpireat", Route::keyed(pexpireat)),
+    ("ttl", Route::keyed(ttl)),
+    ("pttl", Route::keyed(pttl)),
+    ("expiretime", Route::keyed(expiretime)),
+    ("pexpiretime", Route::keyed(pexpiretime)),
+    ("persist", Route::keyed(persist)),
+];
 
 /// Whether a deadline is relative to now or absolute.
 #[derive(Clone, Copy, PartialEq, Eq)]

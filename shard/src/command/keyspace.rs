@@ -1,13 +1,220 @@
 //! Keyspace commands (DEL, EXISTS, TYPE, RENAME, COPY, …) as Redis 7's `db.c` behaves,
-//! and the per-shard parts of the commands that cover every shard (KEYS, SCAN, DBSIZE,
-//! RANDOMKEY, FLUSHDB): each part reads one shard's store and the connection's shard
-//! gathers them.
+//! and the commands that cover every shard (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHDB,
+//! FLUSHALL): each part reads one shard's store and the connection's shard merges them.
 
 use corekv_protocol::{number::parse_i64, Reply};
 
-use super::{errors, is, Args, Ctx};
+use super::merge::{all_ok, array_elements, concat, int_of, sum};
+use super::{
+    errors, every_shard, is, Args, Check, Coord, Coordinated, Ctx, Fanout, OwnedArgs, Plan,
+    Registrations, Route, Split, Targets,
+};
+use crate::assembly::{MergeCtx, MergeData};
 use crate::glob;
+use crate::state::State;
 use crate::store::{Store, Str, Value};
+
+/// The keyspace family.
+pub(super) const COMMANDS: Registrations = &[
+    ("del", Route::split(del, &COUNT)),
+    ("unlink", Route::split(del, &COUNT)),
+    ("exists", Route::split(exists, &COUNT)),
+    ("touch", Route::split(touch, &COUNT)),
+    ("type", Route::keyed(type_)),
+    ("rename", Route::coordinated(rename, &RENAME)),
+    ("renamenx", Route::coordinated(renamenx, &RENAMENX)),
+    ("copy", Route::coordinated(copy, &COPY)),
+    ("keys", Route::Fanout(&KEYS)),
+    ("scan", Route::Fanout(&SCAN)),
+    ("dbsize", Route::Fanout(&DBSIZE)),
+    ("flushdb", Route::Fanout(&FLUSH)),
+    ("flushall", Route::Fanout(&FLUSH)),
+    ("randomkey", Route::Fanout(&RANDOMKEY)),
+];
+
+/// DEL, UNLINK, EXISTS, TOUCH over several shards: the sum of each owner's count.
+const COUNT: Split = Split {
+    step: 1,
+    merge: sum,
+};
+
+const RENAME: Coordinated = Coordinated {
+    kind: Coord::Rename,
+    check: no_check,
+};
+
+const RENAMENX: Coordinated = Coordinated {
+    kind: Coord::RenameNx,
+    check: no_check,
+};
+
+const COPY: Coordinated = Coordinated {
+    kind: Coord::Copy,
+    check: copy_check,
+};
+
+fn no_check(_: &mut Reply, _: &'static str, _: Args) -> Option<bool> {
+    Some(false)
+}
+
+fn copy_check(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
+    copy_options(out, args).map(|o| o.replace)
+}
+
+/// KEYS pattern: every shard's matches, concatenated.
+const KEYS: Fanout = Fanout {
+    check: |_, args| {
+        Some(Plan {
+            args: OwnedArgs::from_slices(&[args.get(1)]),
+            ..Plan::all()
+        })
+    },
+    part: |st, args, out| keys_part(&st.store, args.get(0), st.now(), out),
+    merge: concat,
+};
+
+/// DBSIZE: the sum of every shard's count.
+const DBSIZE: Fanout = Fanout {
+    check: every_shard,
+    part: |st, _, out| out.int(st.store.len() as i64),
+    merge: sum,
+};
+
+/// FLUSHDB / FLUSHALL [SYNC|ASYNC]: every shard empties its keyspace.
+const FLUSH: Fanout = Fanout {
+    check: |ck, args| flush_options_ok(&mut ck.out, args).then(Plan::all),
+    part: |st, _, out| {
+        st.store.clear();
+        out.ok();
+    },
+    merge: all_ok,
+};
+
+/// RANDOMKEY: each shard offers `[its size, a random key or null]`; the merge picks a
+/// shard weighted by size, so every key is equally likely.
+const RANDOMKEY: Fanout = Fanout {
+    check: every_shard,
+    part: randomkey_part,
+    merge: randomkey_merge,
+};
+
+fn randomkey_part(st: &mut State, _: Args, out: &mut Reply) {
+    out.array(2);
+    out.int(st.store.len() as i64);
+    let now = st.now();
+    match st.store.random(&mut st.rng, now) {
+        Some(idx) => out.bulk(st.store.entry(idx).key()),
+        None => out.null(),
+    }
+}
+
+fn randomkey_merge(ctx: &mut MergeCtx, _: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    let candidates: Vec<(i64, &[u8])> = parts
+        .iter()
+        .filter_map(|p| {
+            let e = array_elements(p)?;
+            let size = int_of(e.first()?)?;
+            let key = *e.get(1)?;
+            (size > 0 && key.first() == Some(&b'$') && key.get(1) != Some(&b'-'))
+                .then_some((size, key))
+        })
+        .collect();
+    let total: i64 = candidates.iter().map(|c| c.0).sum();
+    if total == 0 {
+        out.null();
+        return;
+    }
+    let mut pick = ctx.rng.i64(0..total);
+    for (size, key) in &candidates {
+        if pick < *size {
+            out.raw(key);
+            return;
+        }
+        pick -= size;
+    }
+    out.null();
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor names a shard and a place
+/// in it (`position * shards + shard`); that shard's part scans on from there, and the
+/// merge turns its next position back into a cursor (moving to the next shard at the end
+/// of this one).
+const SCAN: Fanout = Fanout {
+    check: scan_check,
+    part: |st, args, out| {
+        let req = decode_scan(args);
+        let now = st.now();
+        scan_part(&mut st.store, &req, now, out);
+    },
+    merge: scan_merge,
+};
+
+fn scan_check(ck: &mut Check, args: Args) -> Option<Plan> {
+    let Some(cursor) = parse_cursor(args.get(1)) else {
+        ck.out.err("invalid cursor");
+        return None;
+    };
+    let mut req = parse_scan_options(&mut ck.out, args)?;
+    let n = ck.shards as u64;
+    let shard = (cursor % n) as usize;
+    req.pos = usize::try_from(cursor / n).unwrap_or(usize::MAX);
+    Some(Plan {
+        targets: Targets::One(shard),
+        args: encode_scan(&req),
+        data: MergeData::Ints(vec![shard as i64, n as i64]),
+    })
+}
+
+fn scan_merge(_: &mut MergeCtx, data: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    let (shard, shards) = match data.ints() {
+        &[shard, shards] => (shard as u64, shards as u64),
+        _ => (0, 1),
+    };
+    let Some(e) = parts.first().and_then(|p| array_elements(p)) else {
+        out.err("internal error in SCAN");
+        return;
+    };
+    let next = e.first().and_then(|b| int_of(b)).unwrap_or(-1);
+    let cursor: u64 = if next >= 0 {
+        next as u64 * shards + shard
+    } else if shard + 1 < shards {
+        shard + 1
+    } else {
+        0
+    };
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(cursor).as_bytes());
+    match e.get(1) {
+        Some(keys) => out.raw(keys),
+        None => out.array(0),
+    }
+}
+
+fn encode_scan(req: &ScanRequest) -> OwnedArgs {
+    let mut a = OwnedArgs::new();
+    a.push(req.pos.to_string().as_bytes());
+    a.push(req.count.to_string().as_bytes());
+    a.push(if req.pattern.is_some() { b"1" } else { b"0" });
+    a.push(req.pattern.as_deref().unwrap_or_default());
+    a.push(if req.type_name.is_some() { b"1" } else { b"0" });
+    a.push(req.type_name.as_deref().unwrap_or_default());
+    a
+}
+
+fn decode_scan(args: Args) -> ScanRequest {
+    let num = |i: usize| {
+        std::str::from_utf8(args.get(i))
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or_default()
+    };
+    ScanRequest {
+        pos: num(0),
+        count: num(1).max(1),
+        pattern: (args.get(2) == b"1").then(|| args.get(3).to_vec()),
+        type_name: (args.get(4) == b"1").then(|| args.get(5).to_vec()),
+    }
+}
 
 /// DEL key [key ...] and UNLINK key [key ...]: how many were removed.
 pub fn del(ctx: &mut Ctx, args: Args) {

@@ -1,109 +1,40 @@
-//! The command table and the code of every command, grouped in families
-//! (`string`, `keyspace`, `connection`, `server`) as Dragonfly does.
+//! Every command: a family file per group (`string`, `expire`, `keyspace`, `connection`,
+//! `server`), as Dragonfly does, and the table built from them.
 //!
-//! A [`Spec`] is one command: its name, arity and key positions (from the generated
-//! [`table`], so they match Redis), and its [`Route`], which says where it runs:
+//! A family declares its commands in one place, `COMMANDS`: each name with its [`Route`],
+//! which says where the command runs and, for one that spans shards, how it is split, run
+//! on each shard and merged. The router (`crate::shard`) and the reply assembler
+//! (`crate::assembly`) know no command by name; adding a command is its family's code and
+//! registration. Redis's metadata for it (arity, flags, key positions, COMMAND INFO and
+//! DOCS) is already in [`meta`]'s data, captured from redis-server.
 //!
-//! - [`Route::Key`]: on the shard that owns its key(s). Multi-key commands also say how to
-//!   [`Split`] or [`Coord`]inate them when their keys live on several shards;
-//! - [`Route::Conn`]: on the connection's own shard, with the connection's state;
-//! - [`Route::All`]: on every shard, gathered by the connection's shard;
-//! - [`Route::Scan`]: on the shard the cursor names.
-//!
-//! Keyed code sees a [`Ctx`]: one shard's store, the reply buffer and the clock. It never
-//! sees a connection or another shard, so the same function serves a local request and a
-//! forwarded one.
+//! The routes:
+//! - [`Route::Keyed`]: on the shard that owns its key(s), with a [`Ctx`] (that shard's
+//!   keyspace and the reply); a multi-key command also says how to [`Split`] it or
+//!   [`Coord`]inate it when its keys live on several shards;
+//! - [`Route::Local`]: on the client's shard, with a [`Local`] (the client, the settings);
+//! - [`Route::Fanout`]: on every shard (or the one a SCAN cursor names): a [`Fanout`]'s
+//!   check on the client's shard, its part on each shard, its merge back on the client's.
 
 pub mod connection;
 pub mod expire;
 pub mod keyspace;
+pub mod merge;
 pub mod meta;
 pub mod server;
 pub mod string;
-pub mod table;
 
 use ahash::RandomState;
-use corekv_protocol::{Reply, Span};
+use corekv_protocol::Reply;
 use hashbrown::HashMap;
 
+pub use crate::args::{Args, OwnedArgs};
+use crate::assembly::{MergeData, MergeFn};
+use crate::config::Config;
+use crate::conn::Client;
+use crate::shutdown::Shutdown;
+use crate::state::State;
 use crate::store::Store;
-
-/// The arguments of one request (name included): spans into a buffer, which is the
-/// connection's read buffer for a local request or a message's buffer for a forwarded one.
-#[derive(Clone, Copy)]
-pub struct Args<'a> {
-    buf: &'a [u8],
-    spans: &'a [Span],
-}
-
-impl<'a> Args<'a> {
-    /// Arguments `spans` of `buf`.
-    #[inline]
-    pub fn new(buf: &'a [u8], spans: &'a [Span]) -> Self {
-        Args { buf, spans }
-    }
-
-    /// Number of arguments, the command name included.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// Whether there are no arguments at all.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Argument `i` (0 is the command name).
-    #[inline]
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        self.spans[i].of(self.buf)
-    }
-
-    /// All arguments in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + '_ {
-        self.spans.iter().map(|s| s.of(self.buf))
-    }
-}
-
-/// Arguments held in their own buffer, for requests built rather than received.
-#[derive(Clone, Debug, Default)]
-pub struct OwnedArgs {
-    buf: Vec<u8>,
-    spans: Vec<Span>,
-}
-
-impl OwnedArgs {
-    /// Empty.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Builds from a list of arguments.
-    pub fn from_slices<A: AsRef<[u8]>>(args: &[A]) -> Self {
-        let mut owned = OwnedArgs::new();
-        for a in args {
-            owned.push(a.as_ref());
-        }
-        owned
-    }
-
-    /// Appends an argument.
-    pub fn push(&mut self, arg: &[u8]) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(arg);
-        self.spans.push(Span {
-            start,
-            end: self.buf.len(),
-        });
-    }
-
-    /// A view for running a command.
-    pub fn args(&self) -> Args<'_> {
-        Args::new(&self.buf, &self.spans)
-    }
-}
 
 /// What a keyed command runs with: one shard's keyspace and where to write its reply.
 pub struct Ctx<'a> {
@@ -155,144 +86,175 @@ pub fn run_keyed(
     out.get(start) == Some(&b'-')
 }
 
-/// How a multi-key command is split by owner and gathered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// MGET: values in key order.
-    Mget,
-    /// MSET: `+OK` once every part is set.
-    Mset,
-    /// DEL, UNLINK, EXISTS, TOUCH: the sum of the parts' counts.
-    Count,
+pub use crate::coord::Coord;
+
+/// How a keyed command runs when its keys live on several shards.
+#[derive(Clone, Copy)]
+pub enum Multi {
+    /// One part per owner (the command over that owner's keys), merged.
+    Split(&'static Split),
+    /// Atomically across the owners: see [`crate::coord`].
+    Coord(&'static Coordinated),
+}
+
+/// A multi-key command run as one part per owner of its keys.
+pub struct Split {
+    /// Arguments per key: 1 (`MGET k1 k2`), or 2 (`MSET k1 v1 k2 v2`: a request with a
+    /// key and no value is refused with the arity error before anything runs).
+    pub step: usize,
+    /// Combines the parts (in ascending shard order). Its data holds, for each key in
+    /// request order, `part << 32 | index of the key in its part`.
+    pub merge: MergeFn,
 }
 
 /// A multi-key command that must be atomic across shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Coord {
-    /// MSETNX: all or nothing.
-    Msetnx,
-    /// RENAME.
-    Rename,
-    /// RENAMENX.
-    RenameNx,
-    /// COPY.
-    Copy,
+pub struct Coordinated {
+    /// Which plan runs it.
+    pub kind: Coord,
+    /// Checks what can be checked before any shard is paused; writes Redis's error and
+    /// returns `None` when the request is wrong, else whether to replace the
+    /// destination (COPY's REPLACE).
+    pub check: fn(&mut Reply, &'static str, Args) -> Option<bool>,
 }
 
-/// A command that runs on every shard.
+/// What a local command tells the connection to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum All {
-    /// KEYS: the concatenation of each shard's matches.
-    Keys,
-    /// DBSIZE: the sum.
-    Dbsize,
-    /// FLUSHDB / FLUSHALL.
-    Flush,
-    /// RANDOMKEY: a random shard's random key.
-    RandomKey,
-    /// INFO: the connection's shard formats every shard's numbers.
-    Info,
-    /// CLIENT LIST: every shard's connections.
-    ClientList,
-    /// CONFIG SET: every shard applies the new values.
-    ConfigSet,
-    /// CONFIG RESETSTAT: every shard zeroes its counters.
-    ConfigResetStat,
-    /// CLIENT KILL: every shard closes its matching connections; the counts are summed.
-    ClientKill,
-    /// SLOWLOG GET: every shard's entries, merged newest first.
-    SlowlogGet,
-    /// SLOWLOG LEN: the sum.
-    SlowlogLen,
-    /// SLOWLOG RESET.
-    SlowlogReset,
-    /// LATENCY HISTOGRAM: every shard's latency histograms, merged per command.
-    LatencyHistogram,
-}
-
-/// A command that runs on the connection's shard with connection state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conn {
-    /// PING
-    Ping,
-    /// ECHO
-    Echo,
-    /// QUIT
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Write what was produced, then close (QUIT, SHUTDOWN).
     Quit,
-    /// SELECT
-    Select,
-    /// HELLO
-    Hello,
-    /// RESET
-    Reset,
-    /// CLIENT ID
-    ClientId,
-    /// CLIENT SETNAME
-    ClientSetName,
-    /// CLIENT GETNAME
-    ClientGetName,
-    /// CLIENT SETINFO
-    ClientSetInfo,
-    /// CLIENT INFO
-    ClientInfo,
-    /// CLIENT HELP
-    ClientHelp,
-    /// COMMAND (no subcommand)
-    Command,
-    /// COMMAND COUNT
-    CommandCount,
-    /// COMMAND INFO
-    CommandInfo,
-    /// COMMAND DOCS
-    CommandDocs,
-    /// COMMAND LIST
-    CommandList,
-    /// COMMAND GETKEYS
-    CommandGetKeys,
-    /// COMMAND HELP
-    CommandHelp,
-    /// TIME
-    Time,
-    /// CONFIG GET
-    ConfigGet,
-    /// CONFIG HELP
-    ConfigHelp,
-    /// AUTH
-    Auth,
-    /// SHUTDOWN
-    Shutdown,
-    /// CLIENT NO-EVICT (accepted: corekv never evicts clients)
-    ClientNoEvict,
-    /// SLOWLOG HELP
-    SlowlogHelp,
-    /// LATENCY HELP
-    LatencyHelp,
+}
+
+/// What a local command runs with: the client and the shard's settings.
+pub struct Local<'a> {
+    /// The client that sent it.
+    pub client: &'a mut Client,
+    /// Where its reply goes (in the client's protocol, which HELLO may change first).
+    pub out: &'a mut Vec<u8>,
+    /// The settings.
+    pub config: &'a Config,
+    /// The command table (COMMAND).
+    pub commands: &'a Commands,
+    /// The shard's part of a shutdown (SHUTDOWN).
+    pub shutdown: &'a mut Shutdown,
+    /// Unix ms.
+    pub now: u64,
+}
+
+impl Local<'_> {
+    /// A reply in the client's current protocol.
+    pub fn reply(&mut self) -> Reply<'_> {
+        Reply::new(&mut *self.out, self.client.proto)
+    }
+}
+
+/// A local command.
+pub type LocalFn = fn(&mut Local, Args) -> Flow;
+
+/// Where a fan-out's parts run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Every shard.
+    All,
+    /// One shard.
+    One(usize),
+}
+
+/// What a fan-out's check decided: where the parts run, with which arguments, and what
+/// its merge needs to know.
+pub struct Plan {
+    /// Where the parts run.
+    pub targets: Targets,
+    /// The arguments each part gets.
+    pub args: OwnedArgs,
+    /// Left for the merge.
+    pub data: MergeData,
+}
+
+impl Plan {
+    /// A part on every shard with no arguments, and nothing for the merge.
+    pub fn all() -> Plan {
+        Plan {
+            targets: Targets::All,
+            args: OwnedArgs::new(),
+            data: MergeData::None,
+        }
+    }
+}
+
+/// What a fan-out's check sees: the request's reply (for errors), the settings, the
+/// client's id and the number of shards.
+pub struct Check<'a> {
+    /// Where an error goes.
+    pub out: Reply<'a>,
+    /// The settings.
+    pub config: &'a Config,
+    /// CLIENT ID of the client that sent it.
+    pub client_id: u64,
+    /// Number of shards.
+    pub shards: usize,
+}
+
+/// A command that runs on several shards: checked on the client's shard, run there and
+/// on the others (each shard's part), merged back on the client's shard.
+pub struct Fanout {
+    /// Validates the request and plans the parts; `None` after writing Redis's error.
+    pub check: fn(&mut Check, Args) -> Option<Plan>,
+    /// One shard's part, from the plan's arguments.
+    pub part: fn(&mut State, Args, &mut Reply),
+    /// Combines the parts, in shard order.
+    pub merge: MergeFn,
+}
+
+/// A check for fan-outs that take no arguments but their name: a part on every shard.
+pub fn every_shard(_: &mut Check, _: Args) -> Option<Plan> {
+    Some(Plan::all())
 }
 
 /// Where a command runs. See the module docs.
 #[derive(Clone, Copy)]
 pub enum Route {
     /// On the owner of its keys; `None` when its keys never span shards.
-    Key(KeyFn, Option<Multi>),
-    /// On the connection's shard.
-    Conn(Conn),
-    /// On every shard.
-    All(All),
-    /// On the shard in the cursor.
-    Scan,
+    Keyed(KeyFn, Option<Multi>),
+    /// On the client's shard.
+    Local(LocalFn),
+    /// On several shards.
+    Fanout(&'static Fanout),
     /// A container (CLIENT, CONFIG) that needs a subcommand; called alone, its arity
     /// check fails first.
     Container,
 }
 
-/// What a keyed command does when its keys span shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Multi {
-    /// Split by owner and gather.
-    Split(Split),
-    /// Run atomically across the owners.
-    Coord(Coord),
+impl Route {
+    /// A keyed command whose keys never span shards.
+    pub const fn keyed(f: KeyFn) -> Route {
+        Route::Keyed(f, None)
+    }
+
+    /// A multi-key command split by owner.
+    pub const fn split(f: KeyFn, how: &'static Split) -> Route {
+        Route::Keyed(f, Some(Multi::Split(how)))
+    }
+
+    /// A multi-key command coordinated across owners.
+    pub const fn coordinated(f: KeyFn, how: &'static Coordinated) -> Route {
+        Route::Keyed(f, Some(Multi::Coord(how)))
+    }
 }
+
+/// A family's registrations: full lower-case names (`client|list` for a subcommand)
+/// and their routes.
+pub type Registrations = &'static [(&'static str, Route)];
+
+/// Every family's registrations.
+const FAMILIES: &[Registrations] = &[
+    string::COMMANDS,
+    expire::COMMANDS,
+    keyspace::COMMANDS,
+    connection::COMMANDS,
+    server::COMMANDS,
+];
 
 /// One command or subcommand.
 pub struct Spec {
@@ -312,6 +274,8 @@ pub struct Spec {
     pub write: bool,
     /// Whether it may grow memory, so `maxmemory` applies (flag `denyoom`).
     pub denyoom: bool,
+    /// Whether a client may run it before authenticating (flag `no_auth`).
+    pub no_auth: bool,
     /// Its metadata (COMMAND INFO entry and COMMAND DOCS map).
     pub info: &'static meta::Meta,
     /// Its COMMAND DOCS map.
@@ -373,7 +337,9 @@ pub struct Commands {
     specs: Vec<Spec>,
     by_name: HashMap<&'static [u8], usize, RandomState>,
     /// Full names by statistics slot (`Spec::stat`).
-    stat_names: Vec<&'static str>,
+    stat_names: &'static [&'static str],
+    /// Where each statistics slot's spec is: top-level index, subcommand index.
+    by_stat: Vec<(usize, Option<usize>)>,
 }
 
 /// Longest command name; longer names cannot be commands.
@@ -399,35 +365,90 @@ impl Default for Commands {
 }
 
 impl Commands {
-    /// Builds the table from the generated metadata, binding each command to its code.
-    /// Panics if a command in the metadata has no implementation (a build-time mistake).
+    /// The table of every registered command, built once per process (see
+    /// [`Commands::new`]).
+    pub fn global() -> &'static Commands {
+        static TABLE: std::sync::OnceLock<Commands> = std::sync::OnceLock::new();
+        TABLE.get_or_init(Commands::new)
+    }
+
+    /// Builds the table: every family's registrations, each bound to Redis's metadata
+    /// for it. Panics if a registered name has no metadata, is registered twice, or a
+    /// plain command has no route (a build-time mistake; a unit test builds it).
     pub fn new() -> Self {
+        let data = meta::Metadata::parse();
+        let mut routes: std::collections::BTreeMap<&'static str, Route> = Default::default();
+        for family in FAMILIES {
+            for &(name, route) in family.iter() {
+                assert!(
+                    routes.insert(name, route).is_none(),
+                    "command {name} is registered twice"
+                );
+            }
+        }
+        let mut tops: Vec<&'static str> = routes
+            .keys()
+            .map(|n| n.split('|').next().unwrap_or(n))
+            .collect();
+        tops.dedup();
         let mut specs = Vec::new();
         let mut by_name = HashMap::with_hasher(RandomState::new());
-        for cmd in table::COMMANDS.iter() {
-            let spec = build_spec(cmd.name, &cmd.info, &cmd.docs);
-            by_name.insert(cmd.name.as_bytes(), specs.len());
+        for top in tops {
+            let info = data
+                .info(top)
+                .unwrap_or_else(|| panic!("no metadata for command {top}"));
+            let docs = data
+                .docs(top)
+                .unwrap_or_else(|| panic!("no docs for command {top}"));
+            let prefix = format!("{top}|");
+            let subs: Vec<(&'static str, Route)> = routes
+                .iter()
+                .filter(|(n, _)| n.starts_with(&prefix))
+                .map(|(&n, &r)| (n, r))
+                .collect();
+            let spec = if subs.is_empty() {
+                build_spec(top, info, docs, routes[top], Vec::new())
+            } else {
+                let (info, docs, subcommands) = containers(info, docs, &subs);
+                let route = routes.get(top).copied().unwrap_or(Route::Container);
+                build_spec(top, info, docs, route, subcommands)
+            };
+            by_name.insert(top.as_bytes(), specs.len());
             specs.push(spec);
         }
         let mut stat_names = Vec::new();
-        for spec in &mut specs {
+        let mut by_stat = Vec::new();
+        for (i, spec) in specs.iter_mut().enumerate() {
             spec.stat = stat_names.len();
             stat_names.push(spec.name);
-            for sub in &mut spec.subcommands {
+            by_stat.push((i, None));
+            for (j, sub) in spec.subcommands.iter_mut().enumerate() {
                 sub.stat = stat_names.len();
                 stat_names.push(sub.name);
+                by_stat.push((i, Some(j)));
             }
         }
         Commands {
             specs,
             by_name,
-            stat_names,
+            stat_names: Box::leak(stat_names.into_boxed_slice()),
+            by_stat,
+        }
+    }
+
+    /// The command or subcommand counted in statistics slot `stat`.
+    pub fn by_stat(&self, stat: usize) -> Option<&Spec> {
+        let &(top, sub) = self.by_stat.get(stat)?;
+        let spec = &self.specs[top];
+        match sub {
+            None => Some(spec),
+            Some(j) => spec.subcommands.get(j),
         }
     }
 
     /// Full names by statistics slot (`Spec::stat`).
-    pub fn stat_names(&self) -> &[&'static str] {
-        &self.stat_names
+    pub fn stat_names(&self) -> &'static [&'static str] {
+        self.stat_names
     }
 
     /// Every top-level command, sorted by name.
@@ -481,27 +502,67 @@ impl Commands {
     }
 }
 
-fn build_spec(name: &'static str, info: &'static meta::Meta, docs: &'static meta::Meta) -> Spec {
-    let flags = info.at(2).items();
-    let subcommands = info
-        .at(9)
-        .items()
+/// A container's metadata with only the subcommands registered (COMMAND INFO and DOCS
+/// must not list what corekv lacks), and those subcommands' specs.
+fn containers(
+    info: &'static meta::Meta,
+    docs: &'static meta::Meta,
+    subs: &[(&'static str, Route)],
+) -> (&'static meta::Meta, &'static meta::Meta, Vec<Spec>) {
+    use meta::Meta;
+    let sub_infos: Vec<&'static Meta> = subs
         .iter()
-        .map(|sub| {
-            let sub_name = sub.at(0).str();
-            let sub_docs = docs
-                .get("subcommands")
-                .and_then(|m| m.get(sub_name))
-                .unwrap_or_else(|| panic!("no docs for {sub_name}"));
-            build_spec(sub_name, sub, sub_docs)
+        .map(|(name, _)| {
+            info.at(9)
+                .items()
+                .iter()
+                .find(|s| s.at(0).str() == *name)
+                .unwrap_or_else(|| panic!("no metadata for subcommand {name}"))
         })
-        .collect::<Vec<_>>();
-    let route = match (subcommands.is_empty(), name) {
-        (true, _) => route_of(name),
-        // COMMAND alone lists every command; other containers need a subcommand.
-        (false, "command") => Route::Conn(Conn::Command),
-        (false, _) => Route::Container,
-    };
+        .collect();
+    let sub_docs = docs
+        .get("subcommands")
+        .unwrap_or_else(|| panic!("no subcommand docs for {}", info.at(0).str()));
+    let kept_docs: Vec<Meta> = subs
+        .iter()
+        .flat_map(|(name, _)| {
+            let d = sub_docs
+                .get(name)
+                .unwrap_or_else(|| panic!("no docs for {name}"));
+            [Meta::Bulk(name), d.clone()]
+        })
+        .collect();
+    let mut info_items: Vec<Meta> = info.items().to_vec();
+    info_items[9] = Meta::Array(meta::leak(sub_infos.iter().map(|m| (*m).clone()).collect()));
+    let mut doc_items: Vec<Meta> = docs.items().to_vec();
+    if let Some(i) = doc_items
+        .chunks(2)
+        .position(|kv| matches!(kv[0], Meta::Bulk("subcommands")))
+    {
+        doc_items[2 * i + 1] = Meta::Map(meta::leak(kept_docs));
+    }
+    let info: &'static Meta = Box::leak(Box::new(Meta::Array(meta::leak(info_items))));
+    let docs: &'static Meta = Box::leak(Box::new(Meta::Map(meta::leak(doc_items))));
+    let specs = subs
+        .iter()
+        .zip(sub_infos)
+        .map(|(&(name, route), sub_info)| {
+            let d = sub_docs.get(name).expect("checked above");
+            build_spec(name, sub_info, d, route, Vec::new())
+        })
+        .collect();
+    (info, docs, specs)
+}
+
+fn build_spec(
+    name: &'static str,
+    info: &'static meta::Meta,
+    docs: &'static meta::Meta,
+    route: Route,
+    subcommands: Vec<Spec>,
+) -> Spec {
+    let flags = info.at(2).items();
+    let flag = |f: &str| flags.iter().any(|m| m.str() == f);
     Spec {
         name,
         arity: info.at(1).int(),
@@ -509,101 +570,13 @@ fn build_spec(name: &'static str, info: &'static meta::Meta, docs: &'static meta
         last_key: info.at(4).int(),
         step: info.at(5).int(),
         route,
-        write: flags.iter().any(|f| f.str() == "write"),
-        denyoom: flags.iter().any(|f| f.str() == "denyoom"),
+        write: flag("write"),
+        denyoom: flag("denyoom"),
+        no_auth: flag("no_auth"),
         info,
         docs,
         subcommands,
         stat: 0,
-    }
-}
-
-/// Binds a command name to its code. Every name in the generated table must appear here.
-fn route_of(name: &str) -> Route {
-    use expire as e;
-    use keyspace as k;
-    use string as s;
-    let key = |f: KeyFn| Route::Key(f, None);
-    let split = |f: KeyFn, how| Route::Key(f, Some(Multi::Split(how)));
-    let coord = |f: KeyFn, how| Route::Key(f, Some(Multi::Coord(how)));
-    match name {
-        "get" => key(s::get),
-        "set" => key(s::set),
-        "setnx" => key(s::setnx),
-        "getset" => key(s::getset),
-        "getdel" => key(s::getdel),
-        "append" => key(s::append),
-        "strlen" => key(s::strlen),
-        "incr" => key(s::incr),
-        "decr" => key(s::decr),
-        "incrby" => key(s::incrby),
-        "decrby" => key(s::decrby),
-        "incrbyfloat" => key(s::incrbyfloat),
-        "getrange" | "substr" => key(s::getrange),
-        "setrange" => key(s::setrange),
-        "setex" => key(s::setex),
-        "psetex" => key(s::psetex),
-        "getex" => key(s::getex),
-        "expire" => key(e::expire),
-        "pexpire" => key(e::pexpire),
-        "expireat" => key(e::expireat),
-        "pexpireat" => key(e::pexpireat),
-        "ttl" => key(e::ttl),
-        "pttl" => key(e::pttl),
-        "expiretime" => key(e::expiretime),
-        "pexpiretime" => key(e::pexpiretime),
-        "persist" => key(e::persist),
-        "mget" => split(s::mget, Split::Mget),
-        "mset" => split(s::mset, Split::Mset),
-        "msetnx" => coord(s::msetnx, Coord::Msetnx),
-        "del" | "unlink" => split(k::del, Split::Count),
-        "exists" => split(k::exists, Split::Count),
-        "touch" => split(k::touch, Split::Count),
-        "type" => key(k::type_),
-        "rename" => coord(k::rename, Coord::Rename),
-        "renamenx" => coord(k::renamenx, Coord::RenameNx),
-        "copy" => coord(k::copy, Coord::Copy),
-        "keys" => Route::All(All::Keys),
-        "dbsize" => Route::All(All::Dbsize),
-        "flushdb" | "flushall" => Route::All(All::Flush),
-        "randomkey" => Route::All(All::RandomKey),
-        "info" => Route::All(All::Info),
-        "client|list" => Route::All(All::ClientList),
-        "scan" => Route::Scan,
-        "ping" => Route::Conn(Conn::Ping),
-        "echo" => Route::Conn(Conn::Echo),
-        "quit" => Route::Conn(Conn::Quit),
-        "select" => Route::Conn(Conn::Select),
-        "hello" => Route::Conn(Conn::Hello),
-        "reset" => Route::Conn(Conn::Reset),
-        "client|id" => Route::Conn(Conn::ClientId),
-        "client|setname" => Route::Conn(Conn::ClientSetName),
-        "client|getname" => Route::Conn(Conn::ClientGetName),
-        "client|setinfo" => Route::Conn(Conn::ClientSetInfo),
-        "client|info" => Route::Conn(Conn::ClientInfo),
-        "client|help" => Route::Conn(Conn::ClientHelp),
-        "client|kill" => Route::All(All::ClientKill),
-        "client|no-evict" => Route::Conn(Conn::ClientNoEvict),
-        "auth" => Route::Conn(Conn::Auth),
-        "shutdown" => Route::Conn(Conn::Shutdown),
-        "slowlog|get" => Route::All(All::SlowlogGet),
-        "slowlog|len" => Route::All(All::SlowlogLen),
-        "slowlog|reset" => Route::All(All::SlowlogReset),
-        "slowlog|help" => Route::Conn(Conn::SlowlogHelp),
-        "config|resetstat" => Route::All(All::ConfigResetStat),
-        "latency|histogram" => Route::All(All::LatencyHistogram),
-        "latency|help" => Route::Conn(Conn::LatencyHelp),
-        "command|count" => Route::Conn(Conn::CommandCount),
-        "command|info" => Route::Conn(Conn::CommandInfo),
-        "command|docs" => Route::Conn(Conn::CommandDocs),
-        "command|list" => Route::Conn(Conn::CommandList),
-        "command|getkeys" => Route::Conn(Conn::CommandGetKeys),
-        "command|help" => Route::Conn(Conn::CommandHelp),
-        "time" => Route::Conn(Conn::Time),
-        "config|get" => Route::Conn(Conn::ConfigGet),
-        "config|help" => Route::Conn(Conn::ConfigHelp),
-        "config|set" => Route::All(All::ConfigSet),
-        other => panic!("command {other} is in the table but has no implementation"),
     }
 }
 
@@ -678,9 +651,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_generated_command_is_implemented() {
+    fn every_registration_has_redis_metadata() {
         let cmds = Commands::new();
-        assert_eq!(cmds.all().len(), table::COMMANDS.len());
+        let registered: usize = FAMILIES.iter().map(|f| f.len()).sum();
+        let built: usize = cmds.all().iter().map(|s| 1 + s.subcommands.len()).sum();
+        // Containers with no route of their own are added; COMMAND is both.
+        let containers = cmds
+            .all()
+            .iter()
+            .filter(|s| matches!(s.route, Route::Container))
+            .count();
+        assert_eq!(built, registered + containers);
+        for (stat, name) in cmds.stat_names().iter().enumerate() {
+            assert_eq!(cmds.by_stat(stat).map(|s| s.name), Some(*name));
+        }
+    }
+
+    #[test]
+    fn containers_list_only_registered_subcommands() {
+        let cmds = Commands::new();
+        let client = cmds.get(b"client").unwrap();
+        let listed: Vec<&str> = client
+            .info
+            .at(9)
+            .items()
+            .iter()
+            .map(|s| s.at(0).str())
+            .collect();
+        let specs: Vec<&str> = client.subcommands.iter().map(|s| s.name).collect();
+        assert_eq!(listed, specs);
+        assert!(listed.contains(&"client|setinfo") && !listed.contains(&"client|pause"));
+        let docs = client.docs.get("subcommands").unwrap();
+        assert_eq!(docs.items().len(), 2 * specs.len());
     }
 
     #[test]
@@ -718,11 +720,19 @@ mod tests {
     }
 
     #[test]
-    fn arity_matches_redis() {
+    fn arity_and_flags_match_redis() {
         let cmds = Commands::new();
         let get = cmds.get(b"get").unwrap();
         assert!(get.arity_ok(2) && !get.arity_ok(3) && !get.arity_ok(1));
         let del = cmds.get(b"del").unwrap();
         assert!(del.arity_ok(2) && del.arity_ok(10) && !del.arity_ok(1));
+        let no_auth: Vec<&str> = cmds
+            .all()
+            .iter()
+            .filter(|s| s.no_auth)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(no_auth, ["auth", "hello", "quit", "reset"]);
+        assert!(cmds.get(b"set").unwrap().denyoom && !get.write);
     }
 }

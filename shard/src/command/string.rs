@@ -2,10 +2,83 @@
 //! Redis 7's `t_string.c` behaves, reply type and error text included.
 
 use corekv_protocol::number::parse_i64;
+use corekv_protocol::Reply;
 
-use super::{arity_error, errors, is, Args, Ctx};
+use super::merge::{all_ok, array_elements};
+use super::{arity_error, errors, is, Args, Coord, Coordinated, Ctx, Registrations, Route, Split};
+use crate::assembly::{MergeCtx, MergeData};
 use crate::float::{incr_by_float, FloatError};
 use crate::store::{Str, Value};
+
+/// The string family.
+pub(super) const COMMANDS: Registrations = &[
+    ("get", Route::keyed(get)),
+    ("set", Route::keyed(set)),
+    ("setnx", Route::keyed(setnx)),
+    ("setex", Route::keyed(setex)),
+    ("psetex", Route::keyed(psetex)),
+    ("getset", Route::keyed(getset)),
+    ("getdel", Route::keyed(getdel)),
+    ("getex", Route::keyed(getex)),
+    ("append", Route::keyed(append)),
+    ("strlen", Route::keyed(strlen)),
+    ("incr", Route::keyed(incr)),
+    ("decr", Route::keyed(decr)),
+    ("incrby", Route::keyed(incrby)),
+    ("decrby", Route::keyed(decrby)),
+    ("incrbyfloat", Route::keyed(incrbyfloat)),
+    ("getrange", Route::keyed(getrange)),
+    ("substr", Route::keyed(getrange)),
+    ("setrange", Route::keyed(setrange)),
+    ("mget", Route::split(mget, &MGET)),
+    ("mset", Route::split(mset, &MSET)),
+    ("msetnx", Route::coordinated(msetnx, &MSETNX)),
+];
+
+/// MGET over several shards: each owner's values, put back in key order.
+const MGET: Split = Split {
+    step: 1,
+    merge: mget_merge,
+};
+
+/// MSET over several shards: `+OK` once every owner has set its keys.
+const MSET: Split = Split {
+    step: 2,
+    merge: all_ok,
+};
+
+/// MSETNX over several shards: all or nothing, atomically.
+const MSETNX: Coordinated = Coordinated {
+    kind: Coord::Msetnx,
+    check: pairs_check,
+};
+
+/// MSETNX's request must be key-value pairs.
+fn pairs_check(out: &mut Reply, name: &'static str, args: Args) -> Option<bool> {
+    if args.len() % 2 == 0 {
+        arity_error(out, name);
+        return None;
+    }
+    Some(false)
+}
+
+/// Interleaves each owner's MGET array back into request order (`data`: each key's
+/// `part << 32 | index`).
+fn mget_merge(_: &mut MergeCtx, data: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    let split: Vec<Vec<&[u8]>> = parts
+        .iter()
+        .map(|p| array_elements(p).unwrap_or_default())
+        .collect();
+    let order = data.ints();
+    out.array(order.len());
+    for &at in order {
+        let (part, idx) = ((at >> 32) as usize, (at & 0xffff_ffff) as usize);
+        match split.get(part).and_then(|e| e.get(idx)) {
+            Some(bytes) => out.raw(bytes),
+            None => out.null(),
+        }
+    }
+}
 
 /// Looks `key` up for a string command. `Ok(None)`: missing. `Err(())`: the key holds
 /// another type and the WRONGTYPE error has been written.
