@@ -61,6 +61,9 @@ fn auth_and_noauth_match_redis() {
                     "CLIENT ID",
                     "INFO",
                     "CONFIG GET requirepass",
+                    // RESET carries Redis's no_auth flag: it runs before AUTH.
+                    "RESET",
+                    "PING",
                 ],
                 &[
                     "AUTH sekret",
