@@ -1,9 +1,10 @@
 //! This shard's part of a shutdown: a SHUTDOWN a client ran here, and the drain.
 //!
-//! The server's lifecycle task waits on it ([`Shutdown::poll_request`],
-//! [`Shutdown::poll_drained`]) and is woken by the events themselves: SHUTDOWN running
-//! here, or a connection closing while the shard drains. Listener tasks wait for the
-//! drain to start ([`Shutdown::poll_stopping`]). Nothing here is polled on a timer.
+//! The server's lifecycle task waits on it ([`Shutdown::poll_request`], then the
+//! connections draining, see `State::drain_status`) and is woken by the events
+//! themselves: SHUTDOWN running here, or a connection closing while the shard drains.
+//! Listener tasks wait for the drain to start ([`Shutdown::poll_stopping`]). Nothing here
+//! is polled on a timer.
 
 use std::task::Waker;
 

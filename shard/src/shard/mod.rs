@@ -20,7 +20,7 @@
 //! coordinator's step, runs through [`execute`]. Nothing here awaits, and nothing that
 //! runs requests ever waits for a channel: the server's tasks call in and get told when
 //! to wait. This module names no command. Work that arrives from other shards (batches,
-//! replies, a coordinator's pause and steps) is in [`peers`].
+//! replies, a coordinator's pause and steps) is in `peers.rs`.
 
 mod peers;
 

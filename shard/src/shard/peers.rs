@@ -122,7 +122,7 @@ impl Shard {
         self.links.delivered(batch);
     }
 
-    /// Everything ready to send to `dest` (see [`Links::take_outgoing`]); when there is
+    /// Everything ready to send to `dest` (see [`crate::links::Links::take_outgoing`]); when there is
     /// nothing, `waker` is woken once there is.
     pub fn take_outgoing(&mut self, dest: usize, waker: &Waker, out: &mut Vec<Msg>) {
         self.state.stats.batches_out += self.links.take_outgoing(dest, waker, out);

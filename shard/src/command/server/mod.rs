@@ -1,5 +1,5 @@
-//! Server commands: INFO ([`info`]), CONFIG ([`config`]), COMMAND, SLOWLOG and LATENCY
-//! ([`introspection`]), TIME and SHUTDOWN.
+//! Server commands: INFO (`info`), CONFIG (`config`), COMMAND, SLOWLOG and LATENCY
+//! (`introspection`), TIME and SHUTDOWN.
 
 mod config;
 mod info;
