@@ -1,5 +1,5 @@
 //! What one timer tick costs a shard that tracks 100,000 idle connections, measured on the
-//! store and wheel the shard uses (a benchmark, not a test).
+//! wheel the shard uses (a benchmark, not a test).
 //!
 //! `cargo run --release -p corekv-shard --example wheel_tick [connections]`
 //!
@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use corekv_shard::store::{Store, Timer};
+use corekv_shard::timer::{Timer, Timers};
 
 fn main() {
     let conns: u32 = std::env::args()
@@ -20,13 +20,11 @@ fn main() {
         .unwrap_or(100_000);
     let timeout_ms = 300_000u64;
     let start = 1_700_000_000_000u64;
-    let mut store = Store::with_clock(start);
+    let mut timers = Timers::new(start);
     // Connections arrive over the first second, each armed at connect + timeout.
     for c in 0..conns {
         let connected = start + u64::from(c) * 1000 / u64::from(conns);
-        store
-            .timers
-            .insert(connected + timeout_ms + 1, Timer::Conn(c, 1));
+        timers.insert(connected + timeout_ms + 1, Timer::Conn(c, 1));
     }
     let mut fired = Vec::new();
 
@@ -34,7 +32,7 @@ fn main() {
     let ticks = 100_000u64;
     let t = Instant::now();
     for i in 1..=ticks {
-        black_box(store.expire_due(start + i, 1000, &mut fired));
+        black_box(timers.advance(start + i, 1000, &mut fired));
     }
     let idle_ns = t.elapsed().as_nanos() as f64 / ticks as f64;
     assert!(fired.is_empty());
@@ -45,11 +43,9 @@ fn main() {
     let mut rearmed = 0u32;
     loop {
         fired.clear();
-        let more = store.expire_due(now, 1000, &mut fired);
-        for &(slot, gen) in &fired {
-            store
-                .timers
-                .insert(now + timeout_ms + 1, Timer::Conn(slot, gen));
+        let more = timers.advance(now, 1000, &mut fired);
+        for &t in &fired {
+            timers.insert(now + timeout_ms + 1, t);
             rearmed += 1;
         }
         if !more {

@@ -19,7 +19,7 @@
 //! - [`conn`]: the connection table and in-order reply assembly;
 //! - [`message`]: what shards send each other; [`coord`]: atomic cross-shard commands;
 //! - [`slot`]: key → hash slot → shard, in one place;
-//! - [`wheel`]: the timing wheel behind key expiry and idle-connection timeouts;
+//! - [`wheel`], [`timer`]: the shard's timing wheel (key deadlines, idle connections);
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
 //! - [`pool`]: the shard's pools of connection buffers;
 //! - [`shutdown`]: this shard's part of a shutdown;
@@ -52,6 +52,7 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod ticks;
+pub mod timer;
 pub mod wheel;
 
 pub use config::Config;

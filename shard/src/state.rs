@@ -16,8 +16,9 @@ use crate::pool::BufPool;
 use crate::shutdown::Shutdown;
 use crate::slowlog::SlowLog;
 use crate::stats::{CommandStats, Stats};
-use crate::store::{Store, Timer};
+use crate::store::Store;
 use crate::ticks::Clock;
+use crate::timer::{Timer, Timers};
 use crate::wheel::TimerHandle;
 
 /// Standard size of a connection's read and reply buffers.
@@ -42,6 +43,8 @@ pub struct State {
     pub(crate) config: Config,
     /// This shard's part of the keyspace.
     pub(crate) store: Store,
+    /// This shard's timing wheel: key deadlines, idle connections.
+    pub(crate) timers: Timers,
     /// Counters.
     pub(crate) stats: Stats,
     /// Connections accepted here.
@@ -83,12 +86,13 @@ impl State {
     /// Shard `id` of `config.shards`, counting statistics for `stat_names`.
     pub fn new(id: usize, config: Config, stat_names: &'static [&'static str]) -> Self {
         let clock = Clock::calibrate();
-        let mut store = Store::with_clock(config.started_ms);
+        let mut store = Store::new();
         store.eviction = config.maxmemory_policy.eviction;
         State {
             id,
             shards: config.shards,
             store,
+            timers: Timers::new(config.started_ms),
             stats: Stats::default(),
             conns: ConnTable::default(),
             cmdstats: CommandStats::with_commands(stat_names.len()),
@@ -138,6 +142,11 @@ impl State {
     /// This shard's part of a shutdown.
     pub fn shutdown(&mut self) -> &mut Shutdown {
         &mut self.shutdown
+    }
+
+    /// The keyspace with the wheel its deadlines are in.
+    pub(crate) fn keyspace(&mut self) -> crate::store::Keyspace<'_> {
+        crate::store::Keyspace::new(&mut self.store, &mut self.timers)
     }
 
     /// Open client connections here.
@@ -232,7 +241,7 @@ impl State {
         if let Some(c) = self.conns.get_mut(conn) {
             let t = std::mem::take(&mut c.timer);
             if !t.is_none() {
-                self.store.timers.cancel(t);
+                self.timers.cancel(t);
             }
         }
         self.conns.remove(conn);
@@ -257,14 +266,11 @@ impl State {
         };
         let old = std::mem::take(&mut c.timer);
         if !old.is_none() {
-            self.store.timers.cancel(old);
+            self.timers.cancel(old);
         }
         if timeout_ms > 0 && !c.internal {
             let at = c.last_ms.saturating_add(timeout_ms).saturating_add(1);
-            c.timer = self
-                .store
-                .timers
-                .insert(at, Timer::Conn(conn.slot, conn.gen));
+            c.timer = self.timers.insert(at, Timer::Conn(conn.slot, conn.gen));
         }
     }
 
@@ -354,10 +360,13 @@ impl State {
     /// Runs what the wheel has due at the current clock: expires keys, closes idle
     /// connections. At most `budget` timers; returns whether more are due.
     pub fn run_timers(&mut self, budget: usize) -> bool {
-        let mut conns = Vec::new();
-        let more = self.store.expire_due(self.now, budget, &mut conns);
-        for (slot, gen) in conns {
-            self.idle_timer_fired(ConnId { slot, gen });
+        let mut fired = Vec::new();
+        let more = self.timers.advance(self.now, budget, &mut fired);
+        for t in fired {
+            match t {
+                Timer::Key(idx) => self.store.expire(idx, self.now, &mut self.timers),
+                Timer::Conn(slot, gen) => self.idle_timer_fired(ConnId { slot, gen }),
+            }
         }
         more
     }
@@ -366,13 +375,14 @@ impl State {
     /// memory of a keyspace that has mostly emptied, and of idle buffer pools.
     pub fn housekeeping(&mut self) {
         self.store.shrink();
+        self.timers.shrink();
         self.read_pool.housekeeping();
         self.reply_pool.housekeeping();
     }
 
     /// When the wheel next has work (Unix ms), if it has any.
     pub fn next_timer(&self) -> Option<u64> {
-        self.store.timers.next_deadline()
+        self.timers.next_deadline()
     }
 
     // ---- settings and counters -------------------------------------------------------
@@ -415,7 +425,12 @@ impl State {
         while self.store.used_memory() as u64 > limit {
             if self
                 .store
-                .evict_one(policy.eviction, policy.volatile_only, &mut self.rng)
+                .evict_one(
+                    policy.eviction,
+                    policy.volatile_only,
+                    &mut self.rng,
+                    &mut self.timers,
+                )
                 .is_none()
             {
                 return false;

@@ -82,3 +82,50 @@ pub fn call(shards: &mut [Shard], on: usize, conn: ConnId, args: &[&str]) -> Str
     pump(shards);
     output(&mut shards[on], conn)
 }
+
+/// One shard's keyspace and wheel, for testing keyed commands without a shard.
+pub struct Keys {
+    /// The store.
+    pub store: crate::store::Store,
+    /// The wheel its deadlines are in.
+    pub timers: crate::timer::Timers,
+    /// The clock commands see.
+    pub now: u64,
+}
+
+impl Keys {
+    /// Empty, with the clock at `now`.
+    pub fn new(now: u64) -> Keys {
+        Keys {
+            store: crate::store::Store::new(),
+            timers: crate::timer::Timers::new(now),
+            now,
+        }
+    }
+
+    /// The keyspace view keyed commands get.
+    pub fn keyspace(&mut self) -> crate::store::Keyspace<'_> {
+        crate::store::Keyspace::new(&mut self.store, &mut self.timers)
+    }
+
+    /// Runs keyed command `f` (named `name`) on `args`; returns its RESP2 reply.
+    pub fn run(&mut self, f: crate::command::KeyFn, name: &'static str, args: &[&str]) -> String {
+        let mut out = Vec::new();
+        let owned = OwnedArgs::from_slices(args);
+        let env = crate::command::Env {
+            now: self.now,
+            max_bulk_len: 512 * 1024 * 1024,
+        };
+        let ks = crate::store::Keyspace::new(&mut self.store, &mut self.timers);
+        crate::command::run_keyed(
+            f,
+            name,
+            owned.args(),
+            ks,
+            env,
+            &mut out,
+            corekv_protocol::Proto::Resp2,
+        );
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

@@ -178,27 +178,20 @@ pub fn persist(ctx: &mut Ctx, args: Args) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{run_keyed, Env, KeyFn, OwnedArgs};
+    use super::super::KeyFn;
     use super::*;
-    use crate::store::{Store, Str, Value};
-    use corekv_protocol::Proto;
+    use crate::store::{Str, Value};
+    use crate::testkit::Keys;
 
     const NOW: u64 = 1_700_000_000_000;
 
-    fn run(store: &mut Store, f: KeyFn, name: &'static str, args: &[&str]) -> String {
-        let mut out = Vec::new();
-        let owned = OwnedArgs::from_slices(args);
-        let env = Env {
-            now: NOW,
-            max_bulk_len: 1 << 29,
-        };
-        run_keyed(f, name, owned.args(), store, env, &mut out, Proto::Resp2);
-        String::from_utf8(out).unwrap()
+    fn run(st: &mut Keys, f: KeyFn, name: &'static str, args: &[&str]) -> String {
+        st.run(f, name, args)
     }
 
-    fn with_key() -> Store {
-        let mut st = Store::with_clock(NOW);
-        st.insert(b"k", Value::Str(Str::Int(1)), 0);
+    fn with_key() -> Keys {
+        let mut st = Keys::new(NOW);
+        st.keyspace().insert(b"k", Value::Str(Str::Int(1)), 0);
         st
     }
 
@@ -231,7 +224,7 @@ mod tests {
     #[test]
     fn flags_follow_redis() {
         let mut st = with_key();
-        let e = |st: &mut Store, a: &[&str]| run(st, expire, "expire", a);
+        let e = |st: &mut Keys, a: &[&str]| run(st, expire, "expire", a);
         assert_eq!(e(&mut st, &["EXPIRE", "k", "100", "XX"]), ":0\r\n");
         assert_eq!(
             e(&mut st, &["EXPIRE", "k", "100", "GT"]),
@@ -268,7 +261,7 @@ mod tests {
             run(&mut st, expire, "expire", &["EXPIRE", "k", "0"]),
             ":1\r\n"
         );
-        assert!(st.is_empty());
+        assert!(st.store.is_empty());
         let mut st = with_key();
         assert_eq!(
             run(
@@ -279,6 +272,6 @@ mod tests {
             ),
             ":1\r\n"
         );
-        assert!(st.is_empty(), "deadline == now already deletes");
+        assert!(st.store.is_empty(), "deadline == now already deletes");
     }
 }

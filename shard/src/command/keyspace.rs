@@ -12,7 +12,7 @@ use super::{
 use crate::assembly::{MergeCtx, MergeData};
 use crate::glob;
 use crate::state::State;
-use crate::store::{Store, Str, Value};
+use crate::store::{Keyspace, Store, Str, Value};
 
 /// The keyspace family.
 pub(super) const COMMANDS: Registrations = &[
@@ -84,7 +84,7 @@ const DBSIZE: Fanout = Fanout {
 const FLUSH: Fanout = Fanout {
     check: |ck, args| flush_options_ok(&mut ck.out, args).then(Plan::all),
     part: |st, _, out| {
-        st.store.clear();
+        st.keyspace().clear();
         out.ok();
     },
     merge: all_ok,
@@ -102,7 +102,7 @@ fn randomkey_part(st: &mut State, _: Args, out: &mut Reply) {
     out.array(2);
     out.int(st.store.len() as i64);
     let now = st.now();
-    match st.store.random(&mut st.rng, now) {
+    match st.store.random(&mut st.rng, now, &mut st.timers) {
         Some(idx) => out.bulk(st.store.entry(idx).key()),
         None => out.null(),
     }
@@ -144,7 +144,7 @@ const SCAN: Fanout = Fanout {
     part: |st, args, out| {
         let req = decode_scan(args);
         let now = st.now();
-        scan_part(&mut st.store, &req, now, out);
+        scan_part(st.keyspace(), &req, now, out);
     },
     merge: scan_merge,
 };
@@ -355,7 +355,7 @@ pub fn copy(ctx: &mut Ctx, args: Args) {
 
 /// An entry on its way between shards (RENAME and COPY across shards): its value and
 /// deadline, encoded as a RESP array so it travels like any reply.
-pub fn dump_entry(store: &mut Store, key: &[u8], now: u64, out: &mut Reply) {
+pub fn dump_entry(mut store: Keyspace, key: &[u8], now: u64, out: &mut Reply) {
     let Some(idx) = store.find(key, now) else {
         out.null();
         return;
@@ -372,7 +372,7 @@ pub fn dump_entry(store: &mut Store, key: &[u8], now: u64, out: &mut Reply) {
 /// Writes an entry produced by [`dump_entry`] under `key`: replaces a live key when
 /// `replace`, otherwise leaves it and replies 0. Replies 1 when written.
 pub fn restore_entry(
-    store: &mut Store,
+    mut store: Keyspace,
     key: &[u8],
     replace: bool,
     expire_at: u64,
@@ -409,7 +409,7 @@ pub fn keys_part(store: &Store, pattern: &[u8], now: u64, out: &mut Reply) {
 }
 
 /// One shard's part of SCAN from slab position `pos`: `[next position or -1, [keys]]`.
-pub fn scan_part(store: &mut Store, req: &ScanRequest, now: u64, out: &mut Reply) {
+pub fn scan_part(mut store: Keyspace, req: &ScanRequest, now: u64, out: &mut Reply) {
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let next = store.scan(req.pos, req.count, now, |e| {
         let wanted = req

@@ -34,12 +34,12 @@ use crate::config::Config;
 use crate::conn::Client;
 use crate::shutdown::Shutdown;
 use crate::state::State;
-use crate::store::Store;
+use crate::store::Keyspace;
 
 /// What a keyed command runs with: one shard's keyspace and where to write its reply.
 pub struct Ctx<'a> {
-    /// The shard's keyspace.
-    pub store: &'a mut Store,
+    /// The shard's keyspace (its store and the wheel its deadlines are in).
+    pub store: Keyspace<'a>,
     /// The reply being written.
     pub out: Reply<'a>,
     /// Unix time in milliseconds, fixed for the batch being executed.
@@ -63,13 +63,13 @@ pub struct Env {
     pub max_bulk_len: u64,
 }
 
-/// Runs keyed command `f` (named `name`) against `store`, appending its reply to `out` in
-/// `proto`. Returns whether the reply is an error.
+/// Runs keyed command `f` (named `name`) on a shard's keyspace, appending its reply to
+/// `out` in `proto`. Returns whether the reply is an error.
 pub fn run_keyed(
     f: KeyFn,
     name: &'static str,
     args: Args,
-    store: &mut Store,
+    store: Keyspace,
     env: Env,
     out: &mut Vec<u8>,
     proto: corekv_protocol::Proto,

@@ -668,25 +668,16 @@ pub fn setrange(ctx: &mut Ctx, args: Args) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::OwnedArgs;
-    use crate::store::Store;
-    use corekv_protocol::Proto;
+    use crate::testkit::Keys;
 
-    /// Runs one command against `store`; returns the reply bytes as a string.
-    fn run(store: &mut Store, f: super::super::KeyFn, args: &[&str]) -> String {
-        let mut out = Vec::new();
-        let owned = OwnedArgs::from_slices(args);
-        let env = super::super::Env {
-            now: 1_000_000,
-            max_bulk_len: 512 * 1024 * 1024,
-        };
-        super::super::run_keyed(f, "set", owned.args(), store, env, &mut out, Proto::Resp2);
-        String::from_utf8_lossy(&out).into_owned()
+    /// Runs one command against `st`; returns the reply bytes as a string.
+    fn run(st: &mut Keys, f: super::super::KeyFn, args: &[&str]) -> String {
+        st.run(f, "set", args)
     }
 
     #[test]
     fn set_options_follow_redis() {
-        let mut st = Store::new();
+        let mut st = Keys::new(1_000_000);
         assert_eq!(run(&mut st, set, &["set", "k", "v"]), "+OK\r\n");
         assert_eq!(run(&mut st, set, &["set", "k", "v", "nx"]), "$-1\r\n");
         assert_eq!(
@@ -726,17 +717,17 @@ mod tests {
             "-ERR value is not an integer or out of range\r\n"
         );
         assert_eq!(run(&mut st, set, &["set", "k", "v", "ex", "10"]), "+OK\r\n");
-        let idx = st.find(b"k", 0).unwrap();
-        assert_eq!(st.entry(idx).expire_at(), Some(1_010_000));
+        let idx = st.keyspace().find(b"k", 0).unwrap();
+        assert_eq!(st.store.entry(idx).expire_at(), Some(1_010_000));
         assert_eq!(run(&mut st, set, &["set", "k", "v", "keepttl"]), "+OK\r\n");
-        assert_eq!(st.entry(idx).expire_at(), Some(1_010_000));
+        assert_eq!(st.store.entry(idx).expire_at(), Some(1_010_000));
         assert_eq!(run(&mut st, set, &["set", "k", "v"]), "+OK\r\n");
-        assert_eq!(st.entry(idx).expire_at(), None);
+        assert_eq!(st.store.entry(idx).expire_at(), None);
     }
 
     #[test]
     fn counters() {
-        let mut st = Store::new();
+        let mut st = Keys::new(1_000_000);
         assert_eq!(run(&mut st, incr, &["incr", "n"]), ":1\r\n");
         assert_eq!(run(&mut st, incrby, &["incrby", "n", "41"]), ":42\r\n");
         assert_eq!(
@@ -764,7 +755,7 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let mut st = Store::new();
+        let mut st = Keys::new(1_000_000);
         run(&mut st, set, &["set", "s", "Hello World"]);
         assert_eq!(
             run(&mut st, getrange, &["getrange", "s", "0", "4"]),

@@ -42,6 +42,7 @@ use crate::message::{Op, RequestBatch, Ticket};
 use crate::pause::Pause;
 use crate::slot::SlotMap;
 use crate::state::{State, OOM};
+use crate::store::Keyspace;
 
 /// What the connection must do after [`Shard::dispatch`].
 pub enum Outcome {
@@ -103,7 +104,8 @@ pub fn execute(
         now: state.now(),
         max_bulk_len: state.config.limits.max_bulk_len,
     };
-    let error = run_keyed(f, spec.name, args, &mut state.store, env, out, proto);
+    let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
+    let error = run_keyed(f, spec.name, args, keyspace, env, out, proto);
     Executed::Ran { error }
 }
 

@@ -238,7 +238,7 @@ impl Shard {
         match op {
             StepOp::Run(args) => self.run_key(args.args(), &mut reply),
             StepOp::Dump(key) => {
-                command::keyspace::dump_entry(&mut self.state.store, key, now, &mut reply)
+                command::keyspace::dump_entry(self.state.keyspace(), key, now, &mut reply)
             }
             StepOp::Restore {
                 key,
@@ -246,7 +246,7 @@ impl Shard {
                 expire_at,
                 payload,
             } => command::keyspace::restore_entry(
-                &mut self.state.store,
+                self.state.keyspace(),
                 key,
                 *replace,
                 *expire_at,

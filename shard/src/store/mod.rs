@@ -12,10 +12,14 @@
 //!
 //! Expiry is both lazy and active. A lookup that meets an entry past its deadline removes
 //! it (Redis semantics: a key expires when `now > deadline`), so no reader ever sees an
-//! expired key. And every entry with a deadline owns one timer in the shard's
-//! [`TimingWheel`], set one millisecond after its deadline, so [`Store::expire_due`]
-//! reclaims keys nobody reads within a tick of their expiry — instead of Redis's sampling,
-//! which leaves a share of expired keys in memory for a while.
+//! expired key. And every entry with a deadline owns one timer in the shard's wheel
+//! ([`Timers`], which the shard owns: key deadlines are one kind of its timers), set one
+//! millisecond after its deadline; when it fires the shard calls [`Store::expire`], so
+//! keys nobody reads are reclaimed within a tick of their expiry — instead of Redis's
+//! sampling, which leaves a share of expired keys in memory for a while.
+//!
+//! Operations that may add, move or drop a deadline take the wheel; keyed commands see
+//! the store and the wheel together as a [`Keyspace`].
 
 mod block;
 pub mod entry;
@@ -26,16 +30,7 @@ use hashbrown::HashTable;
 pub use entry::{Entry, Str, Value};
 
 use crate::pool::ShrinkGate;
-use crate::wheel::TimingWheel;
-
-/// What a timer in the shard's wheel stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timer {
-    /// The key at this slab position has expired.
-    Key(u32),
-    /// This connection (table slot and generation) may have been idle too long.
-    Conn(u32, u32),
-}
+use crate::timer::{Timer, Timers};
 
 /// How eviction ranks keys (`maxmemory-policy`). See [`Store::evict_one`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -106,8 +101,6 @@ pub struct Store {
     hasher: RandomState,
     /// Hit, miss and expiry counters.
     pub stats: StoreStats,
-    /// The shard's timing wheel: key deadlines, and the connection timers the shard adds.
-    pub timers: TimingWheel<Timer>,
     /// When [`shrink`](Store::shrink) acts.
     shrink: ShrinkGate,
     /// Bytes of every entry (see [`ENTRY_OVERHEAD`]): what `maxmemory` limits.
@@ -134,13 +127,8 @@ fn timer_deadline(expire_at: u64) -> u64 {
 }
 
 impl Store {
-    /// An empty keyspace whose wheel clock starts at 0 (tests; see [`Store::with_clock`]).
+    /// An empty keyspace.
     pub fn new() -> Self {
-        Store::with_clock(0)
-    }
-
-    /// An empty keyspace whose wheel clock starts at `now` (Unix ms).
-    pub fn with_clock(now: u64) -> Self {
         Store {
             index: HashTable::new(),
             slots: Vec::new(),
@@ -149,7 +137,6 @@ impl Store {
             volatile: 0,
             hasher: RandomState::new(),
             stats: StoreStats::default(),
-            timers: TimingWheel::new(now),
             shrink: ShrinkGate::new(),
             used: 0,
             peak: 0,
@@ -218,11 +205,11 @@ impl Store {
     /// The position of `key` if it is present and not expired at `now`; removes it if it
     /// expired.
     #[inline]
-    pub fn find(&mut self, key: &[u8], now: u64) -> Option<u32> {
+    pub fn find(&mut self, key: &[u8], now: u64, timers: &mut Timers) -> Option<u32> {
         let hash = self.hash(key);
         let idx = self.position(key, hash)?;
         if Self::used(&self.slots, idx).is_expired(now) {
-            self.remove_at_hashed(idx, hash);
+            self.remove_at_hashed(idx, hash, timers);
             self.stats.expired += 1;
             return None;
         }
@@ -239,8 +226,8 @@ impl Store {
 
     /// [`find`](Self::find) for a read: counts a keyspace hit or miss.
     #[inline]
-    pub fn find_read(&mut self, key: &[u8], now: u64) -> Option<u32> {
-        let found = self.find(key, now);
+    pub fn find_read(&mut self, key: &[u8], now: u64, timers: &mut Timers) -> Option<u32> {
+        let found = self.find(key, now, timers);
         if found.is_some() {
             self.stats.hits += 1;
         } else {
@@ -250,8 +237,8 @@ impl Store {
     }
 
     /// Whether `key` exists at `now` (removes it if it expired).
-    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
-        self.find(key, now).is_some()
+    pub fn contains(&mut self, key: &[u8], now: u64, timers: &mut Timers) -> bool {
+        self.find(key, now, timers).is_some()
     }
 
     /// The entry at a position returned by a lookup.
@@ -293,37 +280,41 @@ impl Store {
     }
 
     /// Sets or clears (`0`) the deadline of the entry at `idx`, moving its wheel timer.
-    pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+    pub fn set_expire(&mut self, idx: u32, expire_at: u64, timers: &mut Timers) {
         if self.entry(idx).expire_at().unwrap_or(0) != expire_at {
-            self.retime(idx, expire_at, |e| e.set_deadline(expire_at));
+            self.retime(idx, expire_at, timers, |e| e.set_deadline(expire_at));
         }
     }
 
     /// Replaces the value and the deadline (`expire_at`, 0 for none) of the entry at `idx`
     /// in one layout of its block: SET. A value of similar size is written in place.
-    pub fn replace(&mut self, idx: u32, value: Value<'_>, expire_at: u64) {
+    pub fn replace(&mut self, idx: u32, value: Value<'_>, expire_at: u64, timers: &mut Timers) {
         if self.entry(idx).expire_at().unwrap_or(0) == expire_at {
             self.set_value(idx, value);
         } else {
-            self.retime(idx, expire_at, |e| e.replace(value, expire_at));
+            self.retime(idx, expire_at, timers, |e| e.replace(value, expire_at));
         }
     }
 
     /// Gives the entry at `idx` the new deadline `expire_at` (which differs from its
     /// current one) through `f`, which lays the entry out with it: cancels the old wheel
     /// timer, starts the new one, keeps the volatile count.
-    fn retime(&mut self, idx: u32, expire_at: u64, f: impl FnOnce(&mut Entry)) {
+    fn retime(
+        &mut self,
+        idx: u32,
+        expire_at: u64,
+        timers: &mut Timers,
+        f: impl FnOnce(&mut Entry),
+    ) {
         let e = self.entry(idx);
         let had = e.is_volatile();
         let old = e.timer();
         if !old.is_none() {
-            self.timers.cancel(old);
+            timers.cancel(old);
         }
         self.resize_entry(idx, f);
         if expire_at != 0 {
-            let t = self
-                .timers
-                .insert(timer_deadline(expire_at), Timer::Key(idx));
+            let t = timers.insert(timer_deadline(expire_at), Timer::Key(idx));
             self.entry_mut(idx).set_timer(t);
         }
         match (had, expire_at != 0) {
@@ -334,19 +325,25 @@ impl Store {
     }
 
     /// Inserts `key`, which must be absent (look it up first). Returns its position.
-    pub fn insert(&mut self, key: &[u8], value: Value<'_>, expire_at: u64) -> u32 {
-        self.insert_entry(Entry::new(key, value, expire_at))
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: Value<'_>,
+        expire_at: u64,
+        timers: &mut Timers,
+    ) -> u32 {
+        self.insert_entry(Entry::new(key, value, expire_at), timers)
     }
 
     /// Inserts a copy of the entry at `idx` (value and deadline) under `key`, which must
     /// be absent: COPY. Returns its position.
-    pub fn duplicate(&mut self, idx: u32, key: &[u8]) -> u32 {
+    pub fn duplicate(&mut self, idx: u32, key: &[u8], timers: &mut Timers) -> u32 {
         let e = self.entry(idx);
         let copy = Entry::new(key, e.value(), e.expire_at().unwrap_or(0));
-        self.insert_entry(copy)
+        self.insert_entry(copy, timers)
     }
 
-    fn insert_entry(&mut self, entry: Entry) -> u32 {
+    fn insert_entry(&mut self, entry: Entry, timers: &mut Timers) -> u32 {
         let hash = self.hash(entry.key());
         debug_assert!(
             self.position(entry.key(), hash).is_none(),
@@ -374,9 +371,7 @@ impl Store {
         self.len += 1;
         if expire_at != 0 {
             self.volatile += 1;
-            let t = self
-                .timers
-                .insert(timer_deadline(expire_at), Timer::Key(idx));
+            let t = timers.insert(timer_deadline(expire_at), Timer::Key(idx));
             self.entry_mut(idx).set_timer(t);
         }
         idx
@@ -384,27 +379,34 @@ impl Store {
 
     /// Sets `key` to `value`: replaces the value of a live key (keeping its deadline when
     /// `keep_ttl`, clearing it otherwise) or inserts it. Returns its position.
-    pub fn set(&mut self, key: &[u8], value: Value<'_>, keep_ttl: bool, now: u64) -> u32 {
-        match self.find(key, now) {
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: Value<'_>,
+        keep_ttl: bool,
+        now: u64,
+        timers: &mut Timers,
+    ) -> u32 {
+        match self.find(key, now, timers) {
             Some(idx) => {
                 if keep_ttl {
                     self.set_value(idx, value);
                 } else {
-                    self.replace(idx, value, 0);
+                    self.replace(idx, value, 0, timers);
                 }
                 idx
             }
-            None => self.insert(key, value, 0),
+            None => self.insert(key, value, 0, timers),
         }
     }
 
     /// Removes the entry at `idx` and returns it.
-    pub fn remove_at(&mut self, idx: u32) -> Entry {
+    pub fn remove_at(&mut self, idx: u32, timers: &mut Timers) -> Entry {
         let hash = self.hash(Self::used(&self.slots, idx).key());
-        self.remove_at_hashed(idx, hash)
+        self.remove_at_hashed(idx, hash, timers)
     }
 
-    fn remove_at_hashed(&mut self, idx: u32, hash: u64) -> Entry {
+    fn remove_at_hashed(&mut self, idx: u32, hash: u64, timers: &mut Timers) -> Entry {
         match self.index.find_entry(hash, |&i| i == idx) {
             Ok(found) => {
                 found.remove();
@@ -422,25 +424,25 @@ impl Store {
             let t = e.timer();
             if !t.is_none() {
                 // Stale (already fired) when the wheel is what removes the key.
-                self.timers.cancel(t);
+                timers.cancel(t);
             }
         }
         e
     }
 
     /// Removes `key` if it is present and live; returns whether it was.
-    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
-        let idx = self.find(key, now)?;
-        Some(self.remove_at(idx))
+    pub fn remove(&mut self, key: &[u8], now: u64, timers: &mut Timers) -> Option<Entry> {
+        let idx = self.find(key, now, timers)?;
+        Some(self.remove_at(idx, timers))
     }
 
     /// Removes every key; returns how many there were.
-    pub fn clear(&mut self) -> usize {
+    pub fn clear(&mut self, timers: &mut Timers) -> usize {
         let n = self.len;
         for e in self.slots.iter().flatten() {
             let t = e.timer();
             if !t.is_none() {
-                self.timers.cancel(t);
+                timers.cancel(t);
             }
         }
         self.index = HashTable::new();
@@ -466,6 +468,7 @@ impl Store {
         policy: Eviction,
         volatile: bool,
         rng: &mut fastrand::Rng,
+        timers: &mut Timers,
     ) -> Option<usize> {
         if self.len == 0 || (volatile && self.volatile == 0) {
             return None;
@@ -480,7 +483,7 @@ impl Store {
             Eviction::Lru | Eviction::Lfu => self.clock_victim(volatile),
         }?;
         let before = self.used;
-        self.remove_at(victim);
+        self.remove_at(victim, timers);
         self.stats.evicted += 1;
         Some(before - self.used)
     }
@@ -531,11 +534,10 @@ impl Store {
     }
 
     /// Gives back memory after the keyspace has mostly emptied (at most 1/16 of the slab
-    /// in use, or none): free slots at the end of the slab, the index's excess buckets,
-    /// and the wheel's free nodes. Entries never move, so only trailing slots can go. The
-    /// pass is O(slab), so the shard calls it from housekeeping, not per expiry batch.
+    /// in use, or none): free slots at the end of the slab and the index's excess
+    /// buckets. Entries never move, so only trailing slots can go. The pass is O(slab),
+    /// so the shard calls it from housekeeping, not per expiry batch.
     pub fn shrink(&mut self) {
-        self.timers.shrink();
         if !self.shrink.open(self.len, self.slots.len()) {
             return;
         }
@@ -557,23 +559,12 @@ impl Store {
             .shrink_to_fit(|&i| hasher.hash_one(Self::used(slots, i).key()));
     }
 
-    /// Active expiry: advances the wheel to `now`, removes up to `budget` keys whose
-    /// deadline passed and collects the connection timers that fired into `conns`.
-    /// Returns whether more timers are due (call again after letting others run).
-    pub fn expire_due(&mut self, now: u64, budget: usize, conns: &mut Vec<(u32, u32)>) -> bool {
-        let mut fired = Vec::new();
-        let more = self.timers.advance(now, budget, &mut fired);
-        for t in fired {
-            match t {
-                Timer::Key(idx) => {
-                    debug_assert!(self.entry(idx).is_expired(now), "key timer fired early");
-                    self.remove_at(idx);
-                    self.stats.expired += 1;
-                }
-                Timer::Conn(slot, gen) => conns.push((slot, gen)),
-            }
-        }
-        more
+    /// Active expiry: the wheel fired the timer of the key at `idx` (its deadline passed,
+    /// `now` is past it): removes it.
+    pub fn expire(&mut self, idx: u32, now: u64, timers: &mut Timers) {
+        debug_assert!(self.entry(idx).is_expired(now), "key timer fired early");
+        self.remove_at(idx, timers);
+        self.stats.expired += 1;
     }
 
     /// Every entry, expired ones included, in slab order.
@@ -590,6 +581,7 @@ impl Store {
         cursor: usize,
         count: usize,
         now: u64,
+        timers: &mut Timers,
         mut f: impl FnMut(&Entry),
     ) -> Option<usize> {
         let mut pos = cursor;
@@ -599,7 +591,7 @@ impl Store {
             budget -= 1;
             if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
-                    self.remove_at(pos as u32);
+                    self.remove_at(pos as u32, timers);
                     self.stats.expired += 1;
                 } else {
                     f(e);
@@ -613,7 +605,12 @@ impl Store {
 
     /// A live entry chosen at random, or `None` if there are none. Removes expired entries
     /// it meets.
-    pub fn random(&mut self, rng: &mut fastrand::Rng, now: u64) -> Option<u32> {
+    pub fn random(
+        &mut self,
+        rng: &mut fastrand::Rng,
+        now: u64,
+        timers: &mut Timers,
+    ) -> Option<u32> {
         // Random probes find a used slot quickly unless the slab is mostly holes; then walk
         // from a random start. Bounded either way.
         for _ in 0..64 {
@@ -623,7 +620,7 @@ impl Store {
             let pos = rng.usize(..self.slots.len());
             if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
-                    self.remove_at(pos as u32);
+                    self.remove_at(pos as u32, timers);
                     self.stats.expired += 1;
                     continue;
                 }
@@ -647,9 +644,180 @@ impl Store {
     }
 }
 
+/// A shard's keyspace as keyed commands see it: the store and the shard's wheel, which
+/// holds the keys' deadlines. Each method is the [`Store`] method of the same name.
+pub struct Keyspace<'a> {
+    store: &'a mut Store,
+    timers: &'a mut Timers,
+}
+
+impl<'a> Keyspace<'a> {
+    /// The store with the wheel its deadlines are in.
+    pub fn new(store: &'a mut Store, timers: &'a mut Timers) -> Self {
+        Keyspace { store, timers }
+    }
+
+    /// The store alone (reading entries, counters).
+    pub fn store(&mut self) -> &mut Store {
+        self.store
+    }
+
+    /// [`Store::find`].
+    #[inline]
+    pub fn find(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        self.store.find(key, now, self.timers)
+    }
+
+    /// [`Store::find_read`].
+    #[inline]
+    pub fn find_read(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        self.store.find_read(key, now, self.timers)
+    }
+
+    /// [`Store::contains`].
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.store.contains(key, now, self.timers)
+    }
+
+    /// [`Store::entry`].
+    #[inline]
+    pub fn entry(&self, idx: u32) -> &Entry {
+        self.store.entry(idx)
+    }
+
+    /// [`Store::set_value`].
+    #[inline]
+    pub fn set_value(&mut self, idx: u32, value: Value<'_>) {
+        self.store.set_value(idx, value);
+    }
+
+    /// [`Store::edit_raw`].
+    pub fn edit_raw<R>(&mut self, idx: u32, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.store.edit_raw(idx, len, f)
+    }
+
+    /// [`Store::set_expire`].
+    pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+        self.store.set_expire(idx, expire_at, self.timers);
+    }
+
+    /// [`Store::replace`].
+    #[inline]
+    pub fn replace(&mut self, idx: u32, value: Value<'_>, expire_at: u64) {
+        self.store.replace(idx, value, expire_at, self.timers);
+    }
+
+    /// [`Store::insert`].
+    #[inline]
+    pub fn insert(&mut self, key: &[u8], value: Value<'_>, expire_at: u64) -> u32 {
+        self.store.insert(key, value, expire_at, self.timers)
+    }
+
+    /// [`Store::duplicate`].
+    pub fn duplicate(&mut self, idx: u32, key: &[u8]) -> u32 {
+        self.store.duplicate(idx, key, self.timers)
+    }
+
+    /// [`Store::set`].
+    pub fn set(&mut self, key: &[u8], value: Value<'_>, keep_ttl: bool, now: u64) -> u32 {
+        self.store.set(key, value, keep_ttl, now, self.timers)
+    }
+
+    /// [`Store::remove_at`].
+    pub fn remove_at(&mut self, idx: u32) -> Entry {
+        self.store.remove_at(idx, self.timers)
+    }
+
+    /// [`Store::remove`].
+    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        self.store.remove(key, now, self.timers)
+    }
+
+    /// [`Store::clear`].
+    pub fn clear(&mut self) -> usize {
+        self.store.clear(self.timers)
+    }
+
+    /// [`Store::scan`].
+    pub fn scan(
+        &mut self,
+        cursor: usize,
+        count: usize,
+        now: u64,
+        f: impl FnMut(&Entry),
+    ) -> Option<usize> {
+        self.store.scan(cursor, count, now, self.timers, f)
+    }
+
+    /// [`Store::random`].
+    pub fn random(&mut self, rng: &mut fastrand::Rng, now: u64) -> Option<u32> {
+        self.store.random(rng, now, self.timers)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store with its wheel, as a shard holds them.
+    struct Ks {
+        st: Store,
+        w: Timers,
+    }
+
+    impl Ks {
+        fn new(now: u64) -> Ks {
+            Ks {
+                st: Store::new(),
+                w: Timers::new(now),
+            }
+        }
+
+        fn ks(&mut self) -> Keyspace<'_> {
+            Keyspace::new(&mut self.st, &mut self.w)
+        }
+
+        /// What the shard's timer task does with the keys' timers.
+        fn expire_due(&mut self, now: u64, budget: usize) -> bool {
+            let mut fired = Vec::new();
+            let more = self.w.advance(now, budget, &mut fired);
+            for t in fired {
+                match t {
+                    Timer::Key(idx) => self.st.expire(idx, now, &mut self.w),
+                    Timer::Conn(..) => unreachable!("no connection timers here"),
+                }
+            }
+            more
+        }
+
+        /// What the shard's housekeeping does: shrink the store and the wheel.
+        fn housekeeping(&mut self) {
+            self.st.shrink();
+            self.w.shrink();
+        }
+
+        fn evict_one(
+            &mut self,
+            p: Eviction,
+            volatile: bool,
+            rng: &mut fastrand::Rng,
+        ) -> Option<usize> {
+            self.st.evict_one(p, volatile, rng, &mut self.w)
+        }
+    }
+
+    impl std::ops::Deref for Ks {
+        type Target = Store;
+        fn deref(&self) -> &Store {
+            &self.st
+        }
+    }
+
+    impl std::ops::DerefMut for Ks {
+        fn deref_mut(&mut self) -> &mut Store {
+            &mut self.st
+        }
+    }
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
@@ -674,8 +842,8 @@ mod tests {
 
     #[test]
     fn memory_accounting_follows_every_change_and_returns_to_zero() {
-        let mut s = Store::new();
-        let a = s.insert(b"a", raw(100), 0);
+        let mut s = Ks::new(0);
+        let a = s.ks().insert(b"a", raw(100), 0);
         let one = s.used_memory();
         // Block length, meta, key length, value length, key, value.
         assert_eq!(one, ENTRY_OVERHEAD + heap(1 + 3 + 1 + 100));
@@ -683,65 +851,65 @@ mod tests {
         assert!(s.used_memory() >= one + 1000);
         s.set_value(a, Value::Str(Str::Int(7)));
         assert_eq!(s.used_memory(), ENTRY_OVERHEAD + heap(1 + 2 + 1 + 8));
-        s.set(b"b", raw(10), false, 0);
-        s.insert(b"c", raw(10), 5);
+        s.ks().set(b"b", raw(10), false, 0);
+        s.ks().insert(b"c", raw(10), 5);
         assert!(s.peak_memory() >= one + 1000);
-        s.remove(b"a", 0);
-        s.remove(b"b", 0);
-        s.remove(b"c", 0);
+        s.ks().remove(b"a", 0);
+        s.ks().remove(b"b", 0);
+        s.ks().remove(b"c", 0);
         assert_eq!(s.used_memory(), 0);
-        s.insert(b"d", raw(10), 0);
-        s.clear();
+        s.ks().insert(b"d", raw(10), 0);
+        s.ks().clear();
         assert_eq!(s.used_memory(), 0);
     }
 
     #[test]
     fn clock_lru_evicts_keys_not_touched_since_the_hand_passed() {
-        let mut s = Store::new();
+        let mut s = Ks::new(0);
         s.eviction = Eviction::Lru;
         let mut rng = fastrand::Rng::with_seed(1);
         for i in 0..100u32 {
-            s.insert(format!("k{i}").as_bytes(), raw(10), 0);
+            s.ks().insert(format!("k{i}").as_bytes(), raw(10), 0);
         }
         // Reads mark 0..50; the hand clears their bits as it passes and takes 50.. .
         for i in 0..50u32 {
-            s.find(format!("k{i}").as_bytes(), 0);
+            s.ks().find(format!("k{i}").as_bytes(), 0);
         }
         for _ in 0..40 {
             s.evict_one(Eviction::Lru, false, &mut rng).unwrap();
         }
         let survivors = (0..50u32)
-            .filter(|i| s.contains(format!("k{i}").as_bytes(), 0))
+            .filter(|i| s.ks().contains(format!("k{i}").as_bytes(), 0))
             .count();
         assert_eq!(survivors, 50, "recently read keys survive");
         assert_eq!(s.stats.evicted, 40);
         assert!(
-            !s.contains(b"k50", 0) && s.contains(b"k99", 0),
+            !s.ks().contains(b"k50", 0) && s.ks().contains(b"k99", 0),
             "in hand order"
         );
     }
 
     #[test]
     fn lfu_keeps_frequent_keys() {
-        let mut s = Store::new();
+        let mut s = Ks::new(0);
         s.eviction = Eviction::Lfu;
         let mut rng = fastrand::Rng::with_seed(2);
         for i in 0..100u32 {
-            s.insert(format!("k{i}").as_bytes(), raw(10), 0);
+            s.ks().insert(format!("k{i}").as_bytes(), raw(10), 0);
         }
         for _ in 0..10 {
             for i in 0..10u32 {
-                s.find(format!("k{i}").as_bytes(), 0);
+                s.ks().find(format!("k{i}").as_bytes(), 0);
             }
         }
         for i in 10..100u32 {
-            s.find(format!("k{i}").as_bytes(), 0);
+            s.ks().find(format!("k{i}").as_bytes(), 0);
         }
         for _ in 0..80 {
             s.evict_one(Eviction::Lfu, false, &mut rng).unwrap();
         }
         let hot = (0..10u32)
-            .filter(|i| s.contains(format!("k{i}").as_bytes(), 0))
+            .filter(|i| s.ks().contains(format!("k{i}").as_bytes(), 0))
             .count();
         assert_eq!(hot, 10, "keys used ten times outlive keys used once");
     }
@@ -754,11 +922,11 @@ mod tests {
             Eviction::Random,
             Eviction::Ttl,
         ] {
-            let mut s = Store::new();
+            let mut s = Ks::new(0);
             let mut rng = fastrand::Rng::with_seed(3);
             for i in 0..50u64 {
-                s.insert(format!("p{i}").as_bytes(), raw(10), 0);
-                s.insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
+                s.ks().insert(format!("p{i}").as_bytes(), raw(10), 0);
+                s.ks().insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
             }
             for _ in 0..50 {
                 s.evict_one(policy, true, &mut rng).unwrap();
@@ -768,13 +936,16 @@ mod tests {
             assert_eq!(s.volatile(), 0);
         }
         // volatile-ttl takes the nearest deadline among its samples.
-        let mut s = Store::new();
+        let mut s = Ks::new(0);
         let mut rng = fastrand::Rng::with_seed(4);
         for i in 0..10u64 {
-            s.insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
+            s.ks().insert(format!("v{i}").as_bytes(), raw(10), 1000 + i);
         }
         s.evict_one(Eviction::Ttl, true, &mut rng).unwrap();
-        assert!(!s.contains(b"v0", 0), "the earliest deadline goes first");
+        assert!(
+            !s.ks().contains(b"v0", 0),
+            "the earliest deadline goes first"
+        );
     }
 
     fn s(v: &str) -> Value<'_> {
@@ -792,22 +963,22 @@ mod tests {
 
     #[test]
     fn set_get_remove() {
-        let mut st = Store::new();
-        let a = st.set(b"a", s("1"), false, 0);
+        let mut st = Ks::new(0);
+        let a = st.ks().set(b"a", s("1"), false, 0);
         assert_eq!(st.entry(a).value(), s("1"));
-        assert_eq!(st.find(b"a", 0), Some(a));
-        assert!(st.remove(b"a", 0).is_some());
-        assert_eq!(st.find(b"a", 0), None);
+        assert_eq!(st.ks().find(b"a", 0), Some(a));
+        assert!(st.ks().remove(b"a", 0).is_some());
+        assert_eq!(st.ks().find(b"a", 0), None);
         assert!(st.is_empty());
     }
 
     #[test]
     fn lazy_expiry_is_strictly_after_the_deadline() {
-        let mut st = Store::new();
-        let idx = st.insert(b"k", s("v"), 100);
+        let mut st = Ks::new(0);
+        let idx = st.ks().insert(b"k", s("v"), 100);
         assert_eq!(st.volatile(), 1);
-        assert_eq!(st.find(b"k", 100), Some(idx), "alive at the deadline");
-        assert_eq!(st.find(b"k", 101), None, "gone after it");
+        assert_eq!(st.ks().find(b"k", 100), Some(idx), "alive at the deadline");
+        assert_eq!(st.ks().find(b"k", 101), None, "gone after it");
         assert_eq!(st.stats.expired, 1);
         assert_eq!(st.len(), 0);
         assert_eq!(st.volatile(), 0);
@@ -815,118 +986,115 @@ mod tests {
 
     #[test]
     fn active_expiry_reclaims_keys_nobody_reads() {
-        let mut st = Store::with_clock(1000);
+        let mut st = Ks::new(1000);
         for i in 0..1000u64 {
-            st.insert(format!("k{i}").as_bytes(), s("v"), 1000 + i);
+            st.ks().insert(format!("k{i}").as_bytes(), s("v"), 1000 + i);
         }
-        st.insert(b"forever", s("v"), 0);
-        let moved = st.insert(b"moved", s("v"), 1100);
-        st.set_expire(moved, 5000);
-        let mut conns = Vec::new();
+        st.ks().insert(b"forever", s("v"), 0);
+        let moved = st.ks().insert(b"moved", s("v"), 1100);
+        st.ks().set_expire(moved, 5000);
         // Nothing is due at or before a deadline itself: keys expire when now > deadline.
-        assert!(!st.expire_due(1000, usize::MAX, &mut conns));
+        assert!(!st.expire_due(1000, usize::MAX));
         assert_eq!(st.len(), 1002);
         // Up to 1499 (deadlines 1000..=1498 passed), in budgeted steps.
         let mut calls = 0;
-        while st.expire_due(1499, 100, &mut conns) {
+        while st.expire_due(1499, 100) {
             calls += 1;
         }
         assert!(calls >= 4, "the budget splits the work");
         assert_eq!(st.stats.expired, 499);
         assert_eq!(st.len(), 1002 - 499);
-        assert!(st.find(b"k498", 1499).is_none());
-        assert!(st.find(b"k499", 1499).is_some());
-        while st.expire_due(4000, usize::MAX, &mut conns) {}
+        assert!(st.ks().find(b"k498", 1499).is_none());
+        assert!(st.ks().find(b"k499", 1499).is_some());
+        while st.expire_due(4000, usize::MAX) {}
         assert_eq!(st.len(), 2, "forever and moved remain");
         assert_eq!(st.volatile(), 1);
-        while st.expire_due(5001, usize::MAX, &mut conns) {}
+        while st.expire_due(5001, usize::MAX) {}
         assert_eq!(st.len(), 1);
-        assert!(st.timers.is_empty());
-        assert!(conns.is_empty());
+        assert!(st.w.is_empty());
     }
 
     #[test]
     fn an_emptied_store_gives_its_memory_back() {
-        let mut st = Store::with_clock(0);
+        let mut st = Ks::new(0);
         for i in 0..20_000u64 {
-            st.insert(format!("k{i}").as_bytes(), s("v"), 10 + i % 50);
+            st.ks()
+                .insert(format!("k{i}").as_bytes(), s("v"), 10 + i % 50);
         }
-        st.insert(b"stays", s("v"), 0);
-        let mut conns = Vec::new();
-        while st.expire_due(1000, usize::MAX, &mut conns) {}
-        st.shrink();
+        st.ks().insert(b"stays", s("v"), 0);
+        while st.expire_due(1000, usize::MAX) {}
+        st.housekeeping();
         assert_eq!(st.len(), 1);
         assert!(
-            st.find(b"stays", 1000).is_some(),
+            st.ks().find(b"stays", 1000).is_some(),
             "the survivor is still found"
         );
         assert!(st.slots.len() <= 20_001);
-        st.remove(b"stays", 1000);
-        st.shrink();
+        st.ks().remove(b"stays", 1000);
+        st.housekeeping();
         assert_eq!(st.slots.len(), 0);
-        assert_eq!(st.timers.capacity(), 0);
-        st.insert(b"again", s("v"), 0);
-        assert!(st.find(b"again", 0).is_some());
+        assert_eq!(st.w.capacity(), 0);
+        st.ks().insert(b"again", s("v"), 0);
+        assert!(st.ks().find(b"again", 0).is_some());
     }
 
     #[test]
     fn removing_or_persisting_cancels_the_timer() {
-        let mut st = Store::with_clock(0);
-        let a = st.insert(b"a", s("v"), 10);
-        st.insert(b"b", s("v"), 10);
-        st.insert(b"c", s("v"), 10);
-        st.set_expire(a, 0);
-        st.remove(b"b", 0);
-        assert_eq!(st.timers.len(), 1);
-        st.clear();
-        assert!(st.timers.is_empty());
+        let mut st = Ks::new(0);
+        let a = st.ks().insert(b"a", s("v"), 10);
+        st.ks().insert(b"b", s("v"), 10);
+        st.ks().insert(b"c", s("v"), 10);
+        st.ks().set_expire(a, 0);
+        st.ks().remove(b"b", 0);
+        assert_eq!(st.w.len(), 1);
+        st.ks().clear();
+        assert!(st.w.is_empty());
     }
 
     #[test]
     fn a_duplicate_has_the_value_deadline_and_a_timer_of_its_own() {
-        let mut st = Store::with_clock(0);
-        let a = st.insert(b"a", s("value"), 100);
-        let b = st.duplicate(a, b"b");
+        let mut st = Ks::new(0);
+        let a = st.ks().insert(b"a", s("value"), 100);
+        let b = st.ks().duplicate(a, b"b");
         assert_eq!(st.entry(b).key(), b"b");
         assert_eq!(st.entry(b).value(), s("value"));
         assert_eq!(st.entry(b).expire_at(), Some(100));
-        assert_eq!((st.volatile(), st.timers.len()), (2, 2));
+        assert_eq!((st.volatile(), st.w.len()), (2, 2));
         assert_eq!(st.used_memory(), 2 * entry_bytes(st.entry(a)));
-        st.remove(b"a", 0);
-        let mut conns = Vec::new();
-        while st.expire_due(101, usize::MAX, &mut conns) {}
+        st.ks().remove(b"a", 0);
+        while st.expire_due(101, usize::MAX) {}
         assert!(st.is_empty(), "b's own timer removed it");
         assert_eq!(st.used_memory(), 0);
     }
 
     #[test]
     fn set_clears_or_keeps_ttl() {
-        let mut st = Store::new();
-        let idx = st.insert(b"k", s("v"), 1000);
-        st.set(b"k", s("w"), true, 0);
+        let mut st = Ks::new(0);
+        let idx = st.ks().insert(b"k", s("v"), 1000);
+        st.ks().set(b"k", s("w"), true, 0);
         assert_eq!(st.entry(idx).expire_at(), Some(1000));
-        st.set(b"k", s("x"), false, 0);
+        st.ks().set(b"k", s("x"), false, 0);
         assert_eq!(st.entry(idx).expire_at(), None);
         assert_eq!(st.volatile(), 0);
     }
 
     #[test]
     fn scan_returns_every_key_present_throughout() {
-        let mut st = Store::new();
+        let mut st = Ks::new(0);
         for i in 0..1000 {
-            st.insert(format!("k{i}").as_bytes(), s("v"), 0);
+            st.ks().insert(format!("k{i}").as_bytes(), s("v"), 0);
         }
         let mut seen = BTreeSet::new();
         let mut cursor = 0;
         let mut step = 0;
         loop {
-            let next = st.scan(cursor, 10, 0, |e| {
+            let next = st.ks().scan(cursor, 10, 0, |e| {
                 seen.insert(e.key().to_vec());
             });
             // Churn between steps: delete some keys, add others.
             step += 1;
-            st.remove(format!("k{}", 999 - step).as_bytes(), 0);
-            st.insert(format!("new{step}").as_bytes(), s("v"), 0);
+            st.ks().remove(format!("k{}", 999 - step).as_bytes(), 0);
+            st.ks().insert(format!("new{step}").as_bytes(), s("v"), 0);
             match next {
                 Some(c) => cursor = c,
                 None => break,
@@ -957,20 +1125,20 @@ mod tests {
         /// iteration, length and scan see exactly the model's keys.
         #[test]
         fn behaves_like_a_hashmap(ops in prop::collection::vec(op(), 1..300)) {
-            let mut st = Store::new();
+            let mut st = Ks::new(0);
             let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Set(k, v) => {
                         let key = vec![k];
-                        st.set(&key, Value::Str(Str::Raw(&[v])), false, 0);
+                        st.ks().set(&key, Value::Str(Str::Raw(&[v])), false, 0);
                         model.insert(key, vec![v]);
                     }
                     Op::Del(k) => {
-                        prop_assert_eq!(st.remove(&[k], 0).is_some(), model.remove(&vec![k]).is_some());
+                        prop_assert_eq!(st.ks().remove(&[k], 0).is_some(), model.remove(&vec![k]).is_some());
                     }
                     Op::Get(k) => {
-                        let got = st.find(&[k], 0).map(|i| match st.entry(i).value() {
+                        let got = st.ks().find(&[k], 0).map(|i| match st.entry(i).value() {
                             Value::Str(s) => s.with_bytes(<[u8]>::to_vec),
                         });
                         prop_assert_eq!(got.as_ref(), model.get(&vec![k]));
@@ -983,7 +1151,7 @@ mod tests {
             prop_assert_eq!(&keys, &want);
             let mut scanned = BTreeSet::new();
             let mut cursor = 0;
-            while let Some(next) = st.scan(cursor, 3, 0, |e| { scanned.insert(e.key().to_vec()); }) {
+            while let Some(next) = st.ks().scan(cursor, 3, 0, |e| { scanned.insert(e.key().to_vec()); }) {
                 cursor = next;
             }
             prop_assert_eq!(&scanned, &want);
