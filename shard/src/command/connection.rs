@@ -608,3 +608,74 @@ fn client_kill_part(sh: &mut State, filter: Args, out: &mut Reply) {
     }
     out.int(victims.len() as i64);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{call, shards};
+
+    #[test]
+    fn hello_reset_and_names_change_only_this_client() {
+        let mut s = shards(1);
+        let a = s[0].state_mut().connect("10.0.0.1:1".into(), "l".into(), 5);
+        let b = s[0].state_mut().connect("10.0.0.2:2".into(), "l".into(), 6);
+        assert_eq!(call(&mut s, 0, a, &["CLIENT", "SETNAME", "app"]), "+OK\r\n");
+        assert_eq!(call(&mut s, 0, b, &["CLIENT", "GETNAME"]), "$-1\r\n");
+        let hello = call(&mut s, 0, a, &["HELLO", "3"]);
+        assert!(hello.starts_with("%7\r\n"), "{hello}");
+        assert_eq!(call(&mut s, 0, a, &["CLIENT", "GETNAME"]), "$3\r\napp\r\n");
+        assert_eq!(call(&mut s, 0, a, &["RESET"]), "+RESET\r\n");
+        assert_eq!(call(&mut s, 0, a, &["CLIENT", "GETNAME"]), "$-1\r\n");
+        assert_eq!(
+            call(&mut s, 0, a, &["CLIENT", "SETNAME", "a b"]),
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+        );
+        assert_eq!(call(&mut s, 0, a, &["QUIT"]), "+OK\r\n");
+    }
+
+    #[test]
+    fn client_list_and_kill_cover_every_shard() {
+        let mut s = shards(3);
+        let conns: Vec<_> = (0..3)
+            .map(|i| {
+                let addr = format!("10.0.0.{i}:{i}");
+                (i, s[i].state_mut().connect(addr, "l".into(), 10 + i as i32))
+            })
+            .collect();
+        let (on, me) = conns[1];
+        let list = call(&mut s, on, me, &["CLIENT", "LIST"]);
+        assert_eq!(list.matches("addr=10.0.0.").count(), 3, "{list}");
+        // With IDs, in the order asked, repeats included.
+        let ids: Vec<String> = conns
+            .iter()
+            .map(|&(i, c)| s[i].state().conns.get(c).unwrap().id.to_string())
+            .collect();
+        let ordered = call(
+            &mut s,
+            on,
+            me,
+            &["CLIENT", "LIST", "ID", &ids[2], &ids[0], &ids[2]],
+        );
+        let addrs: Vec<&str> = ordered
+            .split(" addr=")
+            .skip(1)
+            .map(|rest| &rest[..10])
+            .collect();
+        assert_eq!(addrs, ["10.0.0.2:2", "10.0.0.0:0", "10.0.0.2:2"]);
+        // The old form: +OK when a shard killed it, an error when none did.
+        assert_eq!(
+            call(&mut s, on, me, &["CLIENT", "KILL", "10.0.0.2:2"]),
+            "+OK\r\n"
+        );
+        assert!(s[2].state().is_killed(conns[2].1));
+        assert_eq!(
+            call(&mut s, on, me, &["CLIENT", "KILL", "10.9.9.9:1"]),
+            "-ERR No such client\r\n"
+        );
+        // The new form counts, and skips the caller unless told not to.
+        assert_eq!(
+            call(&mut s, on, me, &["CLIENT", "KILL", "LADDR", "l"]),
+            ":2\r\n"
+        );
+        assert!(!s[on].state().is_killed(me));
+    }
+}

@@ -533,3 +533,75 @@ mod tests {
         assert_eq!(parse_cursor(b"18446744073709551616"), None);
     }
 }
+
+#[cfg(test)]
+mod fanout_tests {
+    use crate::command::merge::array_elements;
+    use crate::testkit::{call, key_on, shards};
+
+    #[test]
+    fn scan_walks_every_shard_and_keys_dbsize_flush_cover_them() {
+        let mut s = shards(3);
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        let keys: Vec<String> = (0..3).map(|i| key_on(i, 3)).collect();
+        for k in &keys {
+            assert_eq!(call(&mut s, 0, me, &["SET", k, "v"]), "+OK\r\n");
+        }
+        assert_eq!(call(&mut s, 0, me, &["DBSIZE"]), ":3\r\n");
+        let mut seen = Vec::new();
+        let mut cursor = "0".to_string();
+        for _ in 0..10 {
+            let reply = call(&mut s, 0, me, &["SCAN", &cursor, "COUNT", "100"]);
+            let parts = array_elements(reply.as_bytes()).unwrap();
+            let next = String::from_utf8_lossy(parts[0]).into_owned();
+            cursor = next
+                .trim_start_matches('$')
+                .split("\r\n")
+                .nth(1)
+                .unwrap()
+                .to_string();
+            for k in array_elements(parts[1]).unwrap() {
+                seen.push(
+                    String::from_utf8_lossy(k)
+                        .split("\r\n")
+                        .nth(1)
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        seen.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(seen, want, "SCAN returns every key once");
+        let all = call(&mut s, 0, me, &["KEYS", "*"]);
+        assert!(all.starts_with("*3\r\n"), "{all}");
+        let random = call(&mut s, 0, me, &["RANDOMKEY"]);
+        assert!(keys.iter().any(|k| random.contains(k.as_str())), "{random}");
+        assert_eq!(call(&mut s, 0, me, &["FLUSHALL", "SYNC"]), "+OK\r\n");
+        assert_eq!(call(&mut s, 0, me, &["DBSIZE"]), ":0\r\n");
+        assert_eq!(call(&mut s, 0, me, &["RANDOMKEY"]), "$-1\r\n");
+        assert_eq!(
+            call(&mut s, 0, me, &["FLUSHALL", "LATER"]),
+            "-ERR syntax error\r\n"
+        );
+    }
+
+    #[test]
+    fn coordinated_commands_check_before_pausing_anything() {
+        // The session drives the plan; the router checks the request first.
+        let mut s = shards(2);
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        assert_eq!(
+            call(&mut s, 0, me, &["COPY", "x", "x"]),
+            "-ERR source and destination objects are the same\r\n"
+        );
+        assert_eq!(
+            call(&mut s, 0, me, &["MSETNX", "a", "1", "b"]),
+            "-ERR wrong number of arguments for 'msetnx' command\r\n"
+        );
+    }
+}

@@ -95,3 +95,82 @@ fn shutdown(l: &mut Local, args: Args) -> Flow {
     l.shutdown.request();
     Flow::Quit
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{call, key_on, shards};
+
+    #[test]
+    fn info_adds_up_every_shard() {
+        let mut s = shards(2);
+        let me = s[1].state_mut().connect("a".into(), "b".into(), 3);
+        for shard in 0..2 {
+            call(&mut s, 1, me, &["SET", &key_on(shard, 2), "v"]);
+        }
+        let info = call(&mut s, 1, me, &["INFO", "keyspace", "shards"]);
+        assert!(info.contains("db0:keys=2,expires=0"), "{info}");
+        assert!(
+            info.contains("shard0:") && info.contains("shard1:"),
+            "{info}"
+        );
+        assert!(!info.contains("# Server"), "only the sections asked");
+    }
+
+    #[test]
+    fn config_set_reaches_every_shard_or_none() {
+        let mut s = shards(3);
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        assert_eq!(
+            call(&mut s, 0, me, &["CONFIG", "SET", "slowlog-max-len", "5", "maxclients", "x"]),
+            "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer\r\n"
+        );
+        assert!(s
+            .iter()
+            .all(|sh| sh.state().config().slowlog_max_len == 128));
+        assert_eq!(
+            call(&mut s, 0, me, &["CONFIG", "SET", "slowlog-max-len", "5"]),
+            "+OK\r\n"
+        );
+        assert!(s.iter().all(|sh| sh.state().config().slowlog_max_len == 5));
+        assert_eq!(
+            call(&mut s, 0, me, &["CONFIG", "GET", "slowlog-max-len"]),
+            "*2\r\n$15\r\nslowlog-max-len\r\n$1\r\n5\r\n"
+        );
+    }
+
+    #[test]
+    fn slowlog_merges_every_shards_log_newest_first() {
+        let mut s = shards(2);
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        call(
+            &mut s,
+            0,
+            me,
+            &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+        );
+        call(&mut s, 0, me, &["SET", &key_on(1, 2), "remote"]);
+        call(&mut s, 0, me, &["SET", &key_on(0, 2), "local"]);
+        // CONFIG SET and the local SET logged here, the remote SET on its owner.
+        assert_eq!(call(&mut s, 0, me, &["SLOWLOG", "LEN"]), ":3\r\n");
+        let got = call(&mut s, 0, me, &["SLOWLOG", "GET", "2"]);
+        assert!(got.starts_with("*2\r\n"), "{got}");
+        assert_eq!(call(&mut s, 0, me, &["SLOWLOG", "RESET"]), "+OK\r\n");
+    }
+
+    #[test]
+    fn shutdown_asks_the_server_and_closes_the_connection() {
+        let mut s = shards(1);
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        assert_eq!(
+            call(&mut s, 0, me, &["SHUTDOWN", "SAVE"]),
+            "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+        );
+        let waker = std::task::Waker::noop();
+        assert!(!s[0].state_mut().shutdown().poll_request(waker));
+        assert!(matches!(
+            crate::testkit::run(&mut s[0], me, &["SHUTDOWN", "NOSAVE"]),
+            crate::shard::Outcome::Quit
+        ));
+        assert!(s[0].state_mut().shutdown().poll_request(waker));
+    }
+}
