@@ -9,16 +9,21 @@
 //!                                  ▲  │   (glommio channel mesh,
 //!                                  │  ▼    in the server crate)
 //!            ┌──────────────────────── another core ────────────────────┐
-//!            │ execute_batch ─► Store (its slots)                         │
+//!            │ on_message ─► execute ─► Store (its slots)                 │
 //!            └────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! - [`shard`]: [`Shard`], the router: where each request runs; [`state`]: [`State`],
+//!   everything else one core owns;
+//! - [`command`]: the command table and every command's code, by family, each family
+//!   registering its commands' routes (see `docs/architecture.md`);
+//! - [`session`]: one connection's rounds (parse, dispatch, assemble, limits), runtime-free;
 //! - [`store`]: the keyspace of one shard (slab + hash index, lazy expiry);
-//! - [`command`]: the command table and every command's code, by family;
-//! - [`shard`]: [`Shard`], the per-core state, and request dispatch;
-//! - [`conn`]: the connection table and in-order reply assembly;
-//! - [`message`]: what shards send each other; [`coord`]: atomic cross-shard commands;
-//! - [`slot`]: key → hash slot → shard, in one place;
+//! - [`conn`]: the connection table; [`assembly`]: in-order reply assembly, holes and
+//!   gathers;
+//! - [`message`]: what shards send each other; [`links`]: the outboxes to each shard;
+//! - [`coord`], [`pause`]: commands atomic across shards, and their hold on a shard;
+//! - [`args`]: a request's arguments; [`slot`]: key → hash slot → shard, in one place;
 //! - [`wheel`], [`timer`]: the shard's timing wheel (key deadlines, idle connections);
 //! - [`glob`], [`float`]: Redis's pattern matching and INCRBYFLOAT arithmetic;
 //! - [`pool`]: the shard's pools of connection buffers;
