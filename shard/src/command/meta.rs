@@ -129,37 +129,82 @@ fn from_frame(f: Frame) -> Meta {
     }
 }
 
-/// Every command's COMMAND INFO entry and COMMAND DOCS map, by name.
+/// Every command's COMMAND INFO entry and COMMAND DOCS map, by name, as spans of the
+/// captured data: a command's metadata is decoded into a [`Meta`] tree (for the life of
+/// the process) only when the table asks for it, so the commands corekv lacks cost
+/// nothing.
 pub struct Metadata {
     /// The version of Redis it was captured from.
-    pub version: &'static str,
-    info: HashMap<&'static str, &'static Meta>,
-    docs: HashMap<&'static str, &'static Meta>,
+    pub version: String,
+    info: HashMap<String, &'static [u8]>,
+    docs: HashMap<String, &'static [u8]>,
+}
+
+/// The count of an aggregate's header (`*n`, `%n`) at the start of `buf`, and the
+/// header's length.
+fn aggregate(buf: &[u8], kind: u8) -> (usize, usize) {
+    let end = memchr::memchr(b'\n', buf).expect("a header line");
+    assert_eq!(buf[0], kind, "commands.resp: unexpected frame");
+    let n = corekv_protocol::number::parse_i64(&buf[1..end - 1]).expect("a count");
+    (n as usize, end + 1)
+}
+
+/// The next frame of `buf` from `*pos`, moving past it.
+fn next_frame(buf: &'static [u8], pos: &mut usize) -> &'static [u8] {
+    let len = frame::frame_len(&buf[*pos..])
+        .ok()
+        .flatten()
+        .expect("commands.resp holds whole frames");
+    let f = &buf[*pos..*pos + len];
+    *pos += len;
+    f
+}
+
+/// The text of a bulk string frame.
+fn bulk_text(f: &[u8]) -> String {
+    match frame::parse(f) {
+        Ok(Some((frame, _))) => {
+            String::from_utf8_lossy(frame.as_bytes().unwrap_or_default()).into_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Decodes one frame of the captured data into metadata for the life of the process.
+fn decode(f: &[u8]) -> &'static Meta {
+    match frame::parse(f) {
+        Ok(Some((frame, _))) => Box::leak(Box::new(from_frame(frame))),
+        other => panic!("commands.resp: bad frame {other:?}"),
+    }
 }
 
 impl Metadata {
-    /// Parses the captured data (about 1 ms; the command table does it once).
+    /// Indexes the captured data (no decoding; the command table does it once).
     pub fn parse() -> Metadata {
-        let (frame, used) = match frame::parse(DATA) {
-            Ok(Some(parsed)) => parsed,
-            other => panic!("commands.resp does not parse: {other:?}"),
-        };
-        assert_eq!(used, DATA.len(), "commands.resp holds one reply");
-        let root: &'static Meta = Box::leak(Box::new(from_frame(frame)));
-        let info = root
-            .at(1)
-            .items()
-            .iter()
-            .map(|entry| (entry.at(0).str(), entry))
-            .collect();
-        let docs = root
-            .at(2)
-            .items()
-            .chunks(2)
-            .map(|kv| (kv[0].str(), &kv[1]))
-            .collect();
+        let (n, mut pos) = aggregate(DATA, b'*');
+        assert_eq!(n, 3, "commands.resp is [version, info, docs]");
+        let version = bulk_text(next_frame(DATA, &mut pos));
+        let (infos, head) = aggregate(&DATA[pos..], b'*');
+        pos += head;
+        let mut info = HashMap::new();
+        for _ in 0..infos {
+            let entry = next_frame(DATA, &mut pos);
+            // The entry's first element is the name.
+            let (_, head) = aggregate(entry, b'*');
+            let mut at = head;
+            let name = bulk_text(next_frame(entry, &mut at));
+            info.insert(name, entry);
+        }
+        let (docs_n, head) = aggregate(&DATA[pos..], b'%');
+        pos += head;
+        let mut docs = HashMap::new();
+        for _ in 0..docs_n {
+            let name = bulk_text(next_frame(DATA, &mut pos));
+            docs.insert(name, next_frame(DATA, &mut pos));
+        }
+        assert_eq!(pos, DATA.len(), "commands.resp holds one reply");
         Metadata {
-            version: root.at(0).str(),
+            version,
             info,
             docs,
         }
@@ -167,17 +212,17 @@ impl Metadata {
 
     /// COMMAND INFO's entry for top-level command `name`.
     pub fn info(&self, name: &str) -> Option<&'static Meta> {
-        self.info.get(name).copied()
+        self.info.get(name).map(|f| decode(f))
     }
 
     /// COMMAND DOCS's map for top-level command `name`.
     pub fn docs(&self, name: &str) -> Option<&'static Meta> {
-        self.docs.get(name).copied()
+        self.docs.get(name).map(|f| decode(f))
     }
 
     /// Names of every command Redis has, sorted.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.info.keys().copied().collect();
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.info.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }

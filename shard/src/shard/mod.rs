@@ -29,7 +29,7 @@ use std::task::Waker;
 use corekv_protocol::{Proto, Reply};
 
 use crate::args::{Args, OwnedArgs};
-use crate::assembly::{MergeCtx, MergeData};
+use crate::assembly::{GatherBuilder, MergeCtx, MergeData};
 use crate::command::{
     self, arity_error, is, run_keyed, Check, Commands, Coordinated, Env, Fanout, Flow, KeyFn,
     Local, LocalFn, Lookup, Multi, Route, Spec, Split, Targets,
@@ -488,28 +488,13 @@ impl Shard {
                 }
             }
             if s == self.state.id {
-                let mut buf = std::mem::take(&mut self.scratch);
-                buf.clear();
+                let mut buf = self.take_scratch();
                 execute(&mut self.state, spec, f, part.args(), &mut buf, proto);
-                let c = self.state.conns.get_mut(conn).expect("live connection");
-                let start = c.replies.parts_buf().len();
-                c.replies.parts_buf().extend_from_slice(&buf);
-                c.replies.gather_local(&mut g, start);
-                self.scratch = buf;
+                self.gather_here(conn, &mut g, buf);
             } else {
-                let c = self.state.conns.get_mut(conn).expect("live connection");
-                let hole = c.replies.gather_remote(&mut g);
-                let ticket = Ticket {
-                    conn: conn.slot,
-                    gen: conn.gen,
-                    hole,
-                };
-                self.links
-                    .enqueue(s, ticket, proto, Op::Key, part.args().iter());
-                self.state.stats.hops_out += 1;
+                self.gather_from(conn, &mut g, s, Op::Key, part.args(), proto);
             }
         }
-        crate::message::recycle(&mut self.scratch, crate::message::KEEP_BYTES);
         let c = self.state.conns.get_mut(conn).expect("live connection");
         c.replies.push_gather(g);
         Outcome::Done
@@ -588,36 +573,56 @@ impl Shard {
         let mut g = c.replies.begin_gather(fanout.merge, plan.data, proto);
         for s in targets {
             if s == self.state.id {
-                let mut buf = std::mem::take(&mut self.scratch);
-                buf.clear();
-                (fanout.part)(
-                    &mut self.state,
-                    plan.args.args(),
-                    &mut Reply::new(&mut buf, proto),
-                );
-                let c = self.state.conns.get_mut(conn).expect("live connection");
-                let start = c.replies.parts_buf().len();
-                c.replies.parts_buf().extend_from_slice(&buf);
-                c.replies.gather_local(&mut g, start);
-                crate::message::recycle(&mut buf, crate::message::KEEP_BYTES);
-                self.scratch = buf;
+                let mut buf = self.take_scratch();
+                let mut out = Reply::new(&mut buf, proto);
+                (fanout.part)(&mut self.state, plan.args.args(), &mut out);
+                self.gather_here(conn, &mut g, buf);
             } else {
-                let c = self.state.conns.get_mut(conn).expect("live connection");
-                let hole = c.replies.gather_remote(&mut g);
-                let ticket = Ticket {
-                    conn: conn.slot,
-                    gen: conn.gen,
-                    hole,
-                };
                 let op = Op::Part(spec.stat as u16);
-                self.links
-                    .enqueue(s, ticket, proto, op, plan.args.args().iter());
-                self.state.stats.hops_out += 1;
+                self.gather_from(conn, &mut g, s, op, plan.args.args(), proto);
             }
         }
         let c = self.state.conns.get_mut(conn).expect("live connection");
         c.replies.push_gather(g);
         Outcome::Done
+    }
+
+    /// The scratch buffer, empty, for a part run here.
+    fn take_scratch(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf
+    }
+
+    /// Adds the part run here (in `buf`, the scratch buffer) to a connection's gather.
+    fn gather_here(&mut self, conn: ConnId, g: &mut GatherBuilder, mut buf: Vec<u8>) {
+        let c = self.state.conns.get_mut(conn).expect("live connection");
+        let start = c.replies.parts_buf().len();
+        c.replies.parts_buf().extend_from_slice(&buf);
+        c.replies.gather_local(g, start);
+        crate::message::recycle(&mut buf, crate::message::KEEP_BYTES);
+        self.scratch = buf;
+    }
+
+    /// Sends a part to shard `dest`; its reply joins a connection's gather.
+    fn gather_from(
+        &mut self,
+        conn: ConnId,
+        g: &mut GatherBuilder,
+        dest: usize,
+        op: Op,
+        args: Args,
+        proto: Proto,
+    ) {
+        let c = self.state.conns.get_mut(conn).expect("live connection");
+        let hole = c.replies.gather_remote(g);
+        let ticket = Ticket {
+            conn: conn.slot,
+            gen: conn.gen,
+            hole,
+        };
+        self.links.enqueue(dest, ticket, proto, op, args.iter());
+        self.state.stats.hops_out += 1;
     }
 
     // ---- output ---------------------------------------------------------------------
