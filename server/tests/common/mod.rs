@@ -157,8 +157,18 @@ impl Server {
         Self::redis_with(&[])
     }
 
-    /// [`Server::redis`] with extra `redis-server` flags.
+    /// [`Server::redis`] with extra `redis-server` flags. Retries on a new port if the
+    /// one chosen was taken in the meantime (tests start servers in parallel).
     pub fn redis_with(extra: &[&str]) -> Server {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_redis(extra) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn try_redis(extra: &[&str]) -> Option<Server> {
         let port = free_port();
         let port_s = port.to_string();
         let mut args = vec![
@@ -172,9 +182,17 @@ impl Server {
             "no",
             "--databases",
             "1",
+            // The compiled-in encoding limits, which corekv's defaults match, whatever a
+            // distribution's build changed.
+            "--hash-max-listpack-entries",
+            "128",
+            "--hash-max-listpack-value",
+            "64",
+            "--set-max-intset-entries",
+            "512",
         ];
         args.extend_from_slice(extra);
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -182,23 +200,29 @@ impl Server {
             .expect("redis-server must be on PATH for differential tests (apt-get install redis-server)");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut c) = Client::try_connect(port) {
-                let pong = c.call(&["PING"]);
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return None; // could not bind: try another port
+            }
+            if let Some(pong) = probe(port) {
                 if pong == b"+PONG\r\n" || pong.starts_with(b"-NOAUTH") {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Server {
+        Some(Server {
             child,
             port,
             echo_port: None,
             metrics_port: None,
             log: Arc::new(Mutex::new(Vec::new())),
             log_reader: None,
-        }
+        })
     }
 
     /// A raw RESP client connected to this server.
@@ -254,6 +278,18 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, Str
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// A PING on a fresh connection: its reply's first line, or `None` on any error (a
+/// server still starting may accept and reset).
+fn probe(port: u16) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"*1\r\n$4\r\nPING\r\n").ok()?;
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
 }
 
 /// A plain TCP client speaking RESP: sends commands, reads exactly one reply each.
