@@ -144,6 +144,22 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
     pub shutdown_timeout: u64,
 
+    /// A hash with more fields than this leaves its compact listpack for a hash table.
+    #[arg(
+        long,
+        default_value_t = 128,
+        visible_alias = "hash-max-ziplist-entries"
+    )]
+    pub hash_max_listpack_entries: u64,
+
+    /// A hash with a field or value longer than this leaves its compact listpack.
+    #[arg(long, default_value_t = 64, visible_alias = "hash-max-ziplist-value")]
+    pub hash_max_listpack_value: u64,
+
+    /// A set of integers with more members than this leaves its compact intset.
+    #[arg(long, default_value_t = 512)]
+    pub set_max_intset_entries: u64,
+
     /// Serve Prometheus metrics at `http://<bind>:<port>/metrics` (counters, per-shard and
     /// per-command figures, latency histograms). Off unless given; 0 picks a free port.
     #[arg(long)]

@@ -154,6 +154,11 @@ fn run(args: cli::Args) -> Result<(), String> {
             .unwrap_or_default(),
         started_ms: corekv_shard::ticks::unix_ms(),
         run_id: run_id(),
+        coll: corekv_shard::config::CollLimits {
+            hash_entries: args.hash_max_listpack_entries,
+            hash_value: args.hash_max_listpack_value,
+            set_intset: args.set_max_intset_entries,
+        },
         os: os_name(),
     };
     warn_about_risks(&config, resp_addr);

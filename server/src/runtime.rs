@@ -103,6 +103,7 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
         }
         let now = now_ms();
         let wait = match shard.borrow().state().next_timer() {
+            _ if shard.borrow().state().has_background_work() => Duration::ZERO,
             Some(at) if at <= now => Duration::ZERO,
             Some(at) => Duration::from_millis(at - now).min(LIVENESS_TICK),
             None => LIVENESS_TICK,

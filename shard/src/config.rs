@@ -107,6 +107,8 @@ pub struct Config {
     pub started_ms: u64,
     /// 40 hex characters identifying this run (INFO `run_id`).
     pub run_id: String,
+    /// When hashes and sets leave their compact encodings.
+    pub coll: CollLimits,
     /// Operating system, as INFO's `os` line shows it (`Linux 6.1.0 x86_64`).
     pub os: String,
 }
@@ -252,6 +254,7 @@ impl Default for Config {
             started_ms: 0,
             run_id: "0".repeat(40),
             os: std::env::consts::OS.to_string(),
+            coll: CollLimits::default(),
         }
     }
 }
@@ -275,6 +278,28 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         _ => return None,
     };
     digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// When a hash leaves its listpack and a set its intset (Redis 7.0's settings and
+/// defaults; the `ziplist` names are aliases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollLimits {
+    /// `hash-max-listpack-entries`: most fields of a listpack hash.
+    pub hash_entries: u64,
+    /// `hash-max-listpack-value`: longest field or value of a listpack hash.
+    pub hash_value: u64,
+    /// `set-max-intset-entries`: most members of an intset.
+    pub set_intset: u64,
+}
+
+impl Default for CollLimits {
+    fn default() -> Self {
+        CollLimits {
+            hash_entries: 128,
+            hash_value: 64,
+            set_intset: 512,
+        }
+    }
 }
 
 /// A setting CONFIG SET can change, with a value already checked.
@@ -304,6 +329,12 @@ pub enum Setting {
     MaxMemory(u64),
     /// `maxmemory-policy`.
     MaxMemoryPolicy(&'static Policy),
+    /// `hash-max-listpack-entries`.
+    HashMaxEntries(u64),
+    /// `hash-max-listpack-value`.
+    HashMaxValue(u64),
+    /// `set-max-intset-entries`.
+    SetMaxIntset(u64),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -376,6 +407,15 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             count("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
         }
         "timeout" => count("timeout", 0, i64::from(i32::MAX)).map(Setting::Timeout),
+        "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
+            count("hash-max-listpack-entries", 0, i64::MAX).map(Setting::HashMaxEntries)
+        }
+        "hash-max-listpack-value" | "hash-max-ziplist-value" => {
+            count("hash-max-listpack-value", 0, i64::MAX).map(Setting::HashMaxValue)
+        }
+        "set-max-intset-entries" => {
+            count("set-max-intset-entries", 0, i64::MAX).map(Setting::SetMaxIntset)
+        }
         "maxclients" => count("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
         "proto-max-bulk-len" => memory("proto-max-bulk-len").map(Setting::ProtoMaxBulkLen),
         "client-query-buffer-limit" => {
@@ -393,6 +433,17 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
 }
 
 impl Config {
+    /// Whether Redis would share the integers 0..10000 among values (OBJECT REFCOUNT):
+    /// unless `maxmemory` is set with an LRU or LFU policy, which needs per-value access
+    /// data.
+    pub fn shared_ints(&self) -> bool {
+        self.maxmemory == 0
+            || !matches!(
+                self.maxmemory_policy.eviction,
+                Eviction::Lru | Eviction::Lfu
+            )
+    }
+
     /// Each shard's share of `maxmemory` (0: no limit).
     pub fn shard_maxmemory(&self) -> u64 {
         self.maxmemory.div_ceil(self.shards.max(1) as u64)
@@ -428,6 +479,17 @@ impl Config {
             ("client-output-buffer-limit", self.output_limits.text()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.name.to_string()),
+            (
+                "hash-max-listpack-entries",
+                self.coll.hash_entries.to_string(),
+            ),
+            (
+                "hash-max-ziplist-entries",
+                self.coll.hash_entries.to_string(),
+            ),
+            ("hash-max-listpack-value", self.coll.hash_value.to_string()),
+            ("hash-max-ziplist-value", self.coll.hash_value.to_string()),
+            ("set-max-intset-entries", self.coll.set_intset.to_string()),
         ]
     }
 
@@ -446,6 +508,9 @@ impl Config {
             Setting::OutputLimit(groups) => self.output_limits.set(&groups),
             Setting::MaxMemory(v) => self.maxmemory = v,
             Setting::MaxMemoryPolicy(p) => self.maxmemory_policy = p,
+            Setting::HashMaxEntries(v) => self.coll.hash_entries = v,
+            Setting::HashMaxValue(v) => self.coll.hash_value = v,
+            Setting::SetMaxIntset(v) => self.coll.set_intset = v,
         }
     }
 }

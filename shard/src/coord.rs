@@ -1,5 +1,6 @@
 //! Commands that must be atomic across shards: MSETNX, RENAME, RENAMENX and COPY when their
-//! keys have different owners.
+//! keys have different owners, and the families' read-compute-write commands
+//! ([`Gather`]: the multi-set commands).
 //!
 //! The connection's shard drives a [`CoordPlan`]: it pauses every shard involved, in
 //! ascending shard order (a global order, so two coordinators never wait on each other in
@@ -11,7 +12,9 @@
 use corekv_protocol::frame::{self, Frame};
 use corekv_protocol::Proto;
 
-use crate::args::OwnedArgs;
+use corekv_protocol::Reply;
+
+use crate::args::{Args, OwnedArgs};
 use crate::message::StepOp;
 
 /// Which plan a coordinated command runs.
@@ -25,6 +28,44 @@ pub enum Coord {
     RenameNx,
     /// COPY.
     Copy,
+    /// Read, compute, write: a family's [`Gather`].
+    Gather(&'static Gather),
+}
+
+/// A command that reads its keys on their owners, computes on the client's shard and
+/// writes the outcome back (SINTERSTORE, SMOVE, SUNION across shards). The family says
+/// what to read and how to compute; the plan runs it with every owner paused.
+pub struct Gather {
+    /// For the error texts and debugging.
+    pub name: &'static str,
+    /// The reads for the key at argument position `pos` (keyed commands, run on its
+    /// owner; none for a key only written). Their replies come back in key order.
+    pub reads: fn(Args, usize) -> Vec<OwnedArgs>,
+    /// From the parsed replies of the reads (any error among them has already been
+    /// replied), writes the client's reply and returns the writes: keyed commands, each
+    /// with the argument position of the key whose owner runs it, in order.
+    pub compute: ComputeFn,
+}
+
+/// Writes a [`Gather`] asks for: keyed commands, each with the argument position of the
+/// key whose owner runs it.
+pub type Writes = Vec<(usize, OwnedArgs)>;
+
+/// A [`Gather`]'s computation.
+pub type ComputeFn = fn(Args, &[Frame], &mut Reply) -> Writes;
+
+impl PartialEq for Gather {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for Gather {}
+
+impl std::fmt::Debug for Gather {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gather({})", self.name)
+    }
 }
 
 /// What to do next.
@@ -50,6 +91,8 @@ pub struct CoordPlan {
     pub proto: Proto,
     replace: bool,
     stage: u8,
+    /// A gather's reply, held while its writes run.
+    held: Vec<u8>,
 }
 
 impl CoordPlan {
@@ -73,6 +116,7 @@ impl CoordPlan {
             proto,
             replace,
             stage: 0,
+            held: Vec::new(),
         }
     }
 
@@ -117,6 +161,46 @@ impl CoordPlan {
         let stage = self.stage;
         self.stage += 1;
         match (self.kind, stage) {
+            (Coord::Gather(g), 0) => {
+                let mut ops = Vec::new();
+                let mut owners = self.owners.clone();
+                owners.sort_unstable();
+                for (pos, shard) in owners {
+                    for read in (g.reads)(self.args.args(), pos) {
+                        ops.push((shard, StepOp::Run(read)));
+                    }
+                }
+                if ops.is_empty() {
+                    return self.next(&[]);
+                }
+                Step::Run(ops)
+            }
+            (Coord::Gather(g), 1) => {
+                let frames: Vec<Frame> = results
+                    .iter()
+                    .map(|r| match frame::parse(r) {
+                        Ok(Some((f, _))) => f,
+                        _ => Frame::Null,
+                    })
+                    .collect();
+                let mut reply = Vec::new();
+                let writes = (g.compute)(
+                    self.args.args(),
+                    &frames,
+                    &mut Reply::new(&mut reply, self.proto),
+                );
+                if writes.is_empty() {
+                    return Step::Reply(reply);
+                }
+                self.held = reply;
+                Step::Run(
+                    writes
+                        .into_iter()
+                        .map(|(pos, w)| (self.owner_of(pos), StepOp::Run(w)))
+                        .collect(),
+                )
+            }
+            (Coord::Gather(_), _) => Step::Reply(std::mem::take(&mut self.held)),
             (Coord::Msetnx, 0) => Step::Run(
                 self.shards
                     .iter()
@@ -170,11 +254,13 @@ impl CoordPlan {
                     _ => 0,
                 };
                 let payload = entry[2].as_bytes().unwrap_or_default().to_vec();
+                let ty = entry[0].as_bytes().unwrap_or_default().to_vec();
                 let (src, dst) = (self.owner_of(1), self.owner_of(2));
                 let mut ops = vec![(
                     dst,
                     StepOp::Restore {
                         key: self.arg(2).to_vec(),
+                        ty,
                         replace: true,
                         expire_at,
                         payload,

@@ -171,6 +171,8 @@ pub enum StepOp {
     Restore {
         /// Key to write.
         key: Vec<u8>,
+        /// Its type, as TYPE names it (`string`, `hash`, `set`).
+        ty: Vec<u8>,
         /// Replace a live key (otherwise leave it and reply 0).
         replace: bool,
         /// Deadline, Unix ms, 0 for none.

@@ -27,6 +27,10 @@ pub const BUFFER_SIZE: usize = 16 * 1024;
 /// Most buffers of each kind a shard keeps for reuse (4 MiB each at most).
 const POOLED_BUFFERS: usize = 256;
 
+/// Elements of deleted large collections freed per timer round (about a third of a
+/// millisecond of `free` calls), so deleting a big hash or set never stalls the shard.
+const LAZYFREE_BUDGET: usize = 16 * 1024;
+
 /// Longest [`State::refresh_now`] counts on from one wall-clock reading.
 pub const REANCHOR_MS: u64 = 5;
 
@@ -368,7 +372,14 @@ impl State {
                 Timer::Conn(slot, gen) => self.idle_timer_fired(ConnId { slot, gen }),
             }
         }
-        more
+        let freeing = self.store.free_some(LAZYFREE_BUDGET);
+        more || freeing
+    }
+
+    /// Whether deleted large collections are still being freed: the timer task then
+    /// comes back at once instead of sleeping until the next deadline.
+    pub fn has_background_work(&self) -> bool {
+        self.store.is_freeing()
     }
 
     /// Periodic upkeep that must not run per request or per expiry batch: gives back the

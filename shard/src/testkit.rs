@@ -115,6 +115,8 @@ impl Keys {
         let env = crate::command::Env {
             now: self.now,
             max_bulk_len: 512 * 1024 * 1024,
+            coll: crate::config::CollLimits::default(),
+            shared_ints: true,
         };
         let ks = crate::store::Keyspace::new(&mut self.store, &mut self.timers);
         crate::command::run_keyed(

@@ -6,8 +6,8 @@ use corekv_protocol::{number::parse_i64, Reply};
 
 use super::merge::{all_ok, array_elements, concat, int_of, sum};
 use super::{
-    errors, every_shard, is, Args, Check, Coord, Coordinated, Ctx, Fanout, OwnedArgs, Plan,
-    Registrations, Route, Split, Targets,
+    errors, every_shard, is, Args, Check, Coord, Coordinated, Ctx, Fanout, Flow, Local, OwnedArgs,
+    Plan, Registrations, Route, Split, Targets,
 };
 use crate::assembly::{MergeCtx, MergeData};
 use crate::glob;
@@ -30,6 +30,9 @@ pub(super) const COMMANDS: Registrations = &[
     ("flushdb", Route::Fanout(&FLUSH)),
     ("flushall", Route::Fanout(&FLUSH)),
     ("randomkey", Route::Fanout(&RANDOMKEY)),
+    ("object|encoding", Route::keyed(object_encoding)),
+    ("object|refcount", Route::keyed(object_refcount)),
+    ("object|help", Route::Local(object_help)),
 ];
 
 /// DEL, UNLINK, EXISTS, TOUCH over several shards: the sum of each owner's count.
@@ -274,9 +277,7 @@ fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) {
         }
         ctx.store.remove(dst, ctx.now);
     }
-    let entry = ctx.store.remove_at(idx);
-    let expire = entry.expire_at().unwrap_or(0);
-    ctx.store.insert(dst, entry.value(), expire);
+    ctx.store.rename(idx, dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -362,18 +363,20 @@ pub fn dump_entry(mut store: Keyspace, key: &[u8], now: u64, out: &mut Reply) {
     };
     let entry = store.entry(idx);
     out.array(3);
-    out.bulk(entry.value().type_name().as_bytes());
+    out.bulk(store.dump_type(idx));
     out.int(entry.expire_at().map_or(0, |d| d as i64));
-    match entry.value() {
-        Value::Str(s) => s.with_bytes(|b| out.bulk(b)),
-    }
+    let mut payload = Vec::new();
+    store.dump_value(idx, &mut payload);
+    out.bulk(&payload);
 }
 
-/// Writes an entry produced by [`dump_entry`] under `key`: replaces a live key when
-/// `replace`, otherwise leaves it and replies 0. Replies 1 when written.
+/// Writes an entry produced by [`dump_entry`] (of type `ty`) under `key`: replaces a
+/// live key when `replace`, otherwise leaves it and replies 0. Replies 1 when written.
+#[allow(clippy::too_many_arguments)]
 pub fn restore_entry(
     mut store: Keyspace,
     key: &[u8],
+    ty: &[u8],
     replace: bool,
     expire_at: u64,
     payload: &[u8],
@@ -387,8 +390,10 @@ pub fn restore_entry(
         }
         store.remove(key, now);
     }
-    store.insert(key, Value::Str(Str::from_bytes(payload)), expire_at);
-    out.int(1);
+    match store.restore_value(key, ty, payload, expire_at) {
+        Some(_) => out.int(1),
+        None => out.err("internal error: a value that does not restore"),
+    }
 }
 
 /// One shard's part of KEYS: its live keys matching `pattern`, as an array.
@@ -472,11 +477,22 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 /// Parses SCAN's options after the cursor (`scanGenericCommand` step 1), writing Redis's
 /// error when they are wrong.
 pub fn parse_scan_options(out: &mut Reply, args: Args) -> Option<ScanRequest> {
+    parse_scan_options_from(out, args, 2, true)
+}
+
+/// Parses the options of SCAN (from argument `start`, TYPE allowed) or HSCAN and SSCAN
+/// (from argument 3, no TYPE).
+pub fn parse_scan_options_from(
+    out: &mut Reply,
+    args: Args,
+    start: usize,
+    allow_type: bool,
+) -> Option<ScanRequest> {
     let mut req = ScanRequest {
         count: 10,
         ..ScanRequest::default()
     };
-    let mut i = 2;
+    let mut i = start;
     while i < args.len() {
         let j = args.len() - i;
         let opt = args.get(i);
@@ -493,7 +509,7 @@ pub fn parse_scan_options(out: &mut Reply, args: Args) -> Option<ScanRequest> {
         } else if is(opt, "match") && j >= 2 {
             let pat = args.get(i + 1);
             req.pattern = (pat != b"*").then(|| pat.to_vec());
-        } else if is(opt, "type") && j >= 2 {
+        } else if allow_type && is(opt, "type") && j >= 2 {
             req.type_name = Some(super::cstr(args.get(i + 1)).to_vec());
         } else {
             out.err(errors::SYNTAX);
@@ -514,6 +530,60 @@ pub fn flush_options_ok(out: &mut Reply, args: Args) -> bool {
             false
         }
     }
+}
+
+/// Redis's `OBJ_SHARED_INTEGERS`: integer values below it are one shared object.
+const SHARED_INTEGERS: i64 = 10_000;
+
+/// OBJECT ENCODING key: the name of the encoding Redis 7.0 would hold the value in.
+/// Strings: `int` for an integer, `embstr` up to 44 bytes, `raw` beyond or once APPEND
+/// or SETRANGE edited it; hashes `listpack` or `hashtable`; sets `intset` or
+/// `hashtable`.
+pub fn object_encoding(ctx: &mut Ctx, args: Args) {
+    let Some(idx) = ctx.store.find_read(args.get(2), ctx.now) else {
+        ctx.out.null();
+        return;
+    };
+    let entry = ctx.store.entry(idx);
+    let name = match entry.value() {
+        Value::Str(Str::Int(_)) => "int",
+        Value::Str(Str::Raw(b)) if !entry.is_raw_string() && b.len() <= 44 => "embstr",
+        Value::Str(_) => "raw",
+        Value::Coll(c) if c.is_hash() => super::hash::encoding_name(c),
+        Value::Coll(c) => super::set::encoding_name(c),
+    };
+    ctx.out.bulk(name.as_bytes());
+}
+
+/// OBJECT REFCOUNT key: 1, or `INT_MAX` for an integer value Redis would share.
+pub fn object_refcount(ctx: &mut Ctx, args: Args) {
+    let Some(idx) = ctx.store.find_read(args.get(2), ctx.now) else {
+        ctx.out.null();
+        return;
+    };
+    let shared = matches!(
+        ctx.store.entry(idx).value(),
+        Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(&n)
+    ) && ctx.shared_ints;
+    ctx.out.int(if shared { i64::from(i32::MAX) } else { 1 });
+}
+
+/// OBJECT HELP: the subcommands corekv has. FREQ and IDLETIME are not among them: the
+/// eviction clock keeps neither an access time nor Redis's logarithmic counter.
+fn object_help(l: &mut Local, args: Args) -> Flow {
+    super::connection::help(
+        &mut l.reply(),
+        args.get(0),
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    );
+    Flow::Continue
 }
 
 #[cfg(test)]

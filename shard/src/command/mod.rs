@@ -16,12 +16,16 @@
 //! - [`Route::Fanout`]: on every shard (or the one a SCAN cursor names): a [`Fanout`]'s
 //!   check on the client's shard, its part on each shard, its merge back on the client's.
 
+pub mod coll;
 pub mod connection;
 pub mod expire;
+pub mod hash;
 pub mod keyspace;
 pub mod merge;
 pub mod meta;
 pub mod server;
+pub mod set;
+pub mod setops;
 pub mod string;
 
 use ahash::RandomState;
@@ -46,6 +50,11 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// `proto-max-bulk-len`: the largest string APPEND and SETRANGE may build.
     pub max_bulk_len: u64,
+    /// When hashes and sets leave their compact encodings.
+    pub coll: crate::config::CollLimits,
+    /// Whether Redis would share small integer values (no LRU or LFU `maxmemory`
+    /// policy): OBJECT REFCOUNT.
+    pub shared_ints: bool,
     /// The command's full name, for error texts that quote it.
     pub name: &'static str,
 }
@@ -61,6 +70,10 @@ pub struct Env {
     pub now: u64,
     /// `proto-max-bulk-len`.
     pub max_bulk_len: u64,
+    /// Hash and set encoding thresholds.
+    pub coll: crate::config::CollLimits,
+    /// See [`Ctx::shared_ints`].
+    pub shared_ints: bool,
 }
 
 /// Runs keyed command `f` (named `name`) on a shard's keyspace, appending its reply to
@@ -80,6 +93,8 @@ pub fn run_keyed(
         out: Reply::new(out, proto),
         now: env.now,
         max_bulk_len: env.max_bulk_len,
+        coll: env.coll,
+        shared_ints: env.shared_ints,
         name,
     };
     f(&mut ctx, args);
@@ -252,6 +267,9 @@ const FAMILIES: &[Registrations] = &[
     string::COMMANDS,
     expire::COMMANDS,
     keyspace::COMMANDS,
+    hash::COMMANDS,
+    set::COMMANDS,
+    setops::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
 ];
@@ -262,8 +280,10 @@ pub struct Spec {
     pub name: &'static str,
     /// Redis arity: exact if positive, a minimum if negative.
     pub arity: i64,
-    /// Position of the first key (0: no keys).
+    /// Position of the first key (0: no keys, or movable keys).
     pub first_key: i64,
+    /// For a `movablekeys` command, how its key specs find its keys.
+    pub movable: Option<Vec<KeyFind>>,
     /// Position of the last key (negative counts from the end).
     pub last_key: i64,
     /// Distance between keys.
@@ -298,28 +318,180 @@ impl Spec {
         }
     }
 
-    /// Positions of the keys in a request with `argc` arguments (empty when none).
+    /// Positions of the keys in `args` (empty when none). A command with movable keys
+    /// (SINTERCARD's `numkeys`) finds them through its key specs; one whose count does
+    /// not parse or overruns the arguments has none here, and its own checks report the
+    /// error.
     #[inline]
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = argc as i64;
+    pub fn key_positions(&self, args: Args) -> KeyPositions {
+        if let Some(finds) = &self.movable {
+            return KeyPositions::Listed(movable_positions(finds, args).into_iter());
+        }
+        let argc = args.len() as i64;
         let (first, step) = (self.first_key, self.step.max(1));
         let last = if self.last_key < 0 {
             argc + self.last_key
         } else {
             self.last_key.min(argc - 1)
         };
-        (first > 0 && last >= first)
-            .then_some(first..=last)
-            .into_iter()
-            .flatten()
-            .step_by(step as usize)
-            .map(|p| p as usize)
+        KeyPositions::Fixed(
+            (first > 0 && last >= first)
+                .then_some(first as usize..=last as usize)
+                .into_iter()
+                .flatten()
+                .step_by(step as usize),
+        )
+    }
+
+    /// Whether requests for this command may name keys.
+    pub fn has_keys(&self) -> bool {
+        self.first_key > 0 || self.movable.is_some()
     }
 
     /// Whether this is a container (has subcommands).
     pub fn is_container(&self) -> bool {
         !self.subcommands.is_empty()
     }
+}
+
+/// The key positions of one request: see [`Spec::key_positions`].
+pub enum KeyPositions {
+    /// A fixed layout: first, last, step.
+    Fixed(
+        std::iter::StepBy<
+            std::iter::Flatten<std::option::IntoIter<std::ops::RangeInclusive<usize>>>,
+        >,
+    ),
+    /// Found by the key specs.
+    Listed(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Fixed(it) => it.next(),
+            KeyPositions::Listed(it) => it.next(),
+        }
+    }
+}
+
+/// How a movable-keys command's key spec finds keys, from its `begin_search` (by
+/// index) and `find_keys` (a range, or a count argument then the keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFind {
+    /// Keys from `begin` to `begin + last` (negative `last`: from the end, or, with a
+    /// `limit`, a 1/limit share of the arguments left), every `step`.
+    Range {
+        /// Argument where the search begins.
+        begin: usize,
+        /// `lastkey`.
+        last: i64,
+        /// `keystep`.
+        step: usize,
+        /// `limit`.
+        limit: usize,
+    },
+    /// A key count at `begin + keynumidx`, the first key at `begin + first`, every
+    /// `step`.
+    Keynum {
+        /// Argument where the search begins.
+        begin: usize,
+        /// Offset of the count.
+        keynumidx: usize,
+        /// Offset of the first key.
+        first: usize,
+        /// `keystep`.
+        step: usize,
+    },
+}
+
+/// Redis's `getKeysUsingKeySpecs`: every spec's keys in order; any spec whose
+/// arguments are invalid (a count that does not parse, keys past the end) makes it no
+/// keys at all.
+fn movable_positions(finds: &[KeyFind], args: Args) -> Vec<usize> {
+    let argc = args.len() as i64;
+    let mut out = Vec::new();
+    for f in finds {
+        let (first, last, step) = match *f {
+            KeyFind::Range {
+                begin,
+                last,
+                step,
+                limit,
+            } => {
+                let first = begin as i64;
+                if first >= argc {
+                    continue;
+                }
+                let end = if last >= 0 {
+                    first + last
+                } else if limit == 0 {
+                    argc + last
+                } else {
+                    first + (argc - first) / limit as i64 + last
+                };
+                (first, end, step)
+            }
+            KeyFind::Keynum {
+                begin,
+                keynumidx,
+                first,
+                step,
+            } => {
+                if (begin + keynumidx) as i64 >= argc {
+                    continue;
+                }
+                let Some(n) = corekv_protocol::number::parse_i64(args.get(begin + keynumidx))
+                    .filter(|&n| n >= 0)
+                else {
+                    return Vec::new();
+                };
+                let first = (begin + first) as i64;
+                (first, first.saturating_add(n - 1), step)
+            }
+        };
+        if last >= argc || last < first || first >= argc {
+            return Vec::new();
+        }
+        out.extend((first as usize..=last as usize).step_by(step.max(1)));
+    }
+    out
+}
+
+/// The key specs of a `movablekeys` command, if every one is of a kind
+/// [`KeyFind`] covers.
+fn key_finds(info: &meta::Meta) -> Option<Vec<KeyFind>> {
+    let specs = info.at(8).items();
+    let mut finds = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let bs = spec.get("begin_search")?;
+        if bs.get("type")?.str() != "index" {
+            return None;
+        }
+        let begin = usize::try_from(bs.get("spec")?.get("index")?.int()).ok()?;
+        let fk = spec.get("find_keys")?;
+        let fs = fk.get("spec")?;
+        let n = |k: &str| fs.get(k).map(meta::Meta::int);
+        finds.push(match fk.get("type")?.str() {
+            "range" => KeyFind::Range {
+                begin,
+                last: n("lastkey")?,
+                step: usize::try_from(n("keystep")?).ok()?,
+                limit: usize::try_from(n("limit")?).ok()?,
+            },
+            "keynum" => KeyFind::Keynum {
+                begin,
+                keynumidx: usize::try_from(n("keynumidx")?).ok()?,
+                first: usize::try_from(n("firstkey")?).ok()?,
+                step: usize::try_from(n("keystep")?).ok()?,
+            },
+            _ => return None,
+        });
+    }
+    Some(finds)
 }
 
 /// What looking up a request's command found.
@@ -567,6 +739,14 @@ fn build_spec(
         name,
         arity: info.at(1).int(),
         first_key: info.at(3).int(),
+        movable: if flag("movablekeys") {
+            Some(
+                key_finds(info)
+                    .unwrap_or_else(|| panic!("key specs of {name} are of a kind not handled")),
+            )
+        } else {
+            None
+        },
         last_key: info.at(4).int(),
         step: info.at(5).int(),
         route,
@@ -708,7 +888,7 @@ mod tests {
         let pos = |name: &str, argc| {
             cmds.get(name.as_bytes())
                 .unwrap()
-                .key_positions(argc)
+                .key_positions(OwnedArgs::from_slices(&vec!["x"; argc]).args())
                 .collect::<Vec<_>>()
         };
         assert_eq!(pos("get", 2), vec![1]);

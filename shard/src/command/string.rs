@@ -107,6 +107,7 @@ fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
 fn str_at<'c>(ctx: &'c Ctx, idx: u32) -> Str<'c> {
     match ctx.store.entry(idx).value() {
         Value::Str(s) => s,
+        Value::Coll(_) => unreachable!("lookup checked the type"),
     }
 }
 
@@ -117,6 +118,7 @@ fn reply_value(ctx: &mut Ctx, idx: u32) {
     match store.entry(idx).value() {
         Value::Str(Str::Raw(v)) => out.bulk(v),
         Value::Str(Str::Int(n)) => out.bulk_int(n),
+        Value::Coll(_) => unreachable!("lookup checked the type"),
     }
 }
 
@@ -398,6 +400,7 @@ pub fn mget(ctx: &mut Ctx, args: Args) {
         match ctx.store.find_read(key, ctx.now) {
             Some(idx) => match ctx.store.entry(idx).value() {
                 Value::Str(_) => reply_value(ctx, idx),
+                Value::Coll(_) => ctx.out.null(),
             },
             None => ctx.out.null(),
         }
@@ -569,7 +572,8 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: Args) {
         }
     };
     ctx.out.bulk(&text);
-    let value = Str::from_bytes(&text);
+    // Redis keeps the result as text (`embstr`), even when it reads as an integer.
+    let value = Str::Raw(&text);
     match found {
         Some(idx) => ctx.store.set_value(idx, Value::Str(value)),
         None => {
@@ -599,7 +603,10 @@ pub fn getrange(ctx: &mut Ctx, args: Args) {
         return;
     }
     let Ctx { store, out, .. } = ctx;
-    let Value::Str(value) = store.entry(idx).value();
+    let value = match store.entry(idx).value() {
+        Value::Str(value) => value,
+        Value::Coll(_) => unreachable!("lookup checked the type"),
+    };
     value.with_bytes(|s| {
         let len = s.len() as i64;
         if start < 0 {

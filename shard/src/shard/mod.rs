@@ -103,6 +103,8 @@ pub fn execute(
     let env = Env {
         now: state.now(),
         max_bulk_len: state.config.limits.max_bulk_len,
+        coll: state.config.coll,
+        shared_ints: state.config.shared_ints(),
     };
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
     let error = run_keyed(f, spec.name, args, keyspace, env, out, proto);
@@ -338,7 +340,7 @@ impl Shard {
         args: Args,
         proto: Proto,
     ) -> Outcome {
-        let mut positions = spec.key_positions(args.len());
+        let mut positions = spec.key_positions(args);
         let owner = positions
             .next()
             .map_or(self.state.id, |p| self.map.shard_of(args.get(p)));
@@ -454,7 +456,7 @@ impl Shard {
             self.state.stats.error_replies += 1;
             return Outcome::Done;
         }
-        let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+        let positions: Vec<usize> = spec.key_positions(args).collect();
         let owners: Vec<usize> = positions
             .iter()
             .map(|&p| self.map.shard_of(args.get(p)))
@@ -524,7 +526,7 @@ impl Shard {
             return Outcome::Done;
         };
         let owners = spec
-            .key_positions(args.len())
+            .key_positions(args)
             .map(|p| (p, self.map.shard_of(args.get(p))))
             .collect();
         let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());

@@ -242,12 +242,14 @@ impl Shard {
             }
             StepOp::Restore {
                 key,
+                ty,
                 replace,
                 expire_at,
                 payload,
             } => command::keyspace::restore_entry(
                 self.state.keyspace(),
                 key,
+                ty,
                 *replace,
                 *expire_at,
                 payload,

@@ -11,8 +11,11 @@
 //!                                                            (raw values only)
 //! ```
 //!
-//! `meta` holds the eviction counter (bits 0-3), "has a deadline" (bit 4) and "the value
-//! is an integer" (bit 5: eight little-endian bytes, Redis's `int` encoding). Keys without
+//! `meta` holds the eviction counter (bits 0-3), "has a deadline" (bit 4), "the value
+//! is an integer" (bit 5: eight little-endian bytes, Redis's `int` encoding), "the
+//! value is a collection" (bit 6: a kind byte, then the collection's payload, see
+//! [`super::collection`]) and "a string edited in place" (bit 7: what Redis would keep
+//! in its `raw` encoding). Keys without
 //! a deadline, most of them in a cache, pay nothing for the field. Slack exists only after
 //! APPEND or SETRANGE grew a value: like Redis's `sds`, growth doubles (up to 1 MiB more),
 //! so appending byte by byte stays amortized O(1). A SET over a value of similar size
@@ -27,6 +30,13 @@ const HITS: u8 = 0x0f;
 const VOLATILE: u8 = 0x10;
 /// `meta` bit: the value is an `i64`.
 const INT: u8 = 0x20;
+/// `meta` bit: the value is a collection: a kind byte, then its payload.
+const COLL: u8 = 0x40;
+/// `meta` bit: a string Redis would hold in its `raw` encoding whatever its length,
+/// because APPEND or SETRANGE edited it (OBJECT ENCODING reports it).
+const RAW: u8 = 0x80;
+/// The `meta` bits that say what kind of value the entry holds.
+const KIND: u8 = INT | COLL | RAW;
 /// Bytes of a deadline and its timer handle.
 const DEADLINE_BYTES: usize = 16;
 /// A growing value gets as much slack as its length, at most this much (Redis's
@@ -74,12 +84,41 @@ impl<'a> Str<'a> {
     }
 }
 
-/// A value of any type, as stored. Only strings exist so far; the enum is where lists,
-/// hashes and sets will go.
+/// A collection as stored in an entry: its kind (type and encoding, see
+/// [`super::collection`]) and its payload (the listpack or intset itself, or the number
+/// of its table in the store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coll<'a> {
+    /// Type and encoding.
+    pub kind: u8,
+    /// The payload.
+    pub bytes: &'a [u8],
+}
+
+impl Coll<'_> {
+    /// Whether it is a hash (else a set).
+    pub fn is_hash(&self) -> bool {
+        self.kind & super::collection::TYPE_MASK == super::collection::HASH
+    }
+
+    /// Whether it is a table in the store (else inline).
+    pub fn is_table(&self) -> bool {
+        self.kind & super::collection::TABLE != 0
+    }
+
+    /// The table's number, for a table.
+    pub fn table_id(&self) -> u32 {
+        u32::from_le_bytes(self.bytes[..4].try_into().expect("a table number"))
+    }
+}
+
+/// A value of any type, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Value<'a> {
     /// A string.
     Str(Str<'a>),
+    /// A hash or a set.
+    Coll(Coll<'a>),
 }
 
 impl Value<'_> {
@@ -87,15 +126,18 @@ impl Value<'_> {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Coll(c) if c.is_hash() => "hash",
+            Value::Coll(_) => "set",
         }
     }
 
-    /// Whether the value is stored as an integer, and the length of its stored bytes.
+    /// The `meta` bits of the value's kind, and the length of its stored bytes.
     #[inline]
-    fn shape(&self) -> (bool, usize) {
+    fn shape(&self) -> (u8, usize) {
         match self {
-            Value::Str(Str::Int(_)) => (true, 8),
-            Value::Str(Str::Raw(b)) => (false, b.len()),
+            Value::Str(Str::Int(_)) => (INT, 8),
+            Value::Str(Str::Raw(b)) => (0, b.len()),
+            Value::Coll(c) => (COLL, 1 + c.bytes.len()),
         }
     }
 
@@ -105,6 +147,10 @@ impl Value<'_> {
         match self {
             Value::Str(Str::Int(n)) => dst.copy_from_slice(&n.to_le_bytes()),
             Value::Str(Str::Raw(b)) => dst.copy_from_slice(b),
+            Value::Coll(c) => {
+                dst[0] = c.kind;
+                dst[1..].copy_from_slice(c.bytes);
+            }
         }
     }
 }
@@ -124,7 +170,8 @@ struct Layout {
 
 /// Length of the header for these fields.
 #[inline]
-fn header_len(volatile: bool, int: bool, klen: usize, vlen: usize) -> usize {
+fn header_len(volatile: bool, kind: u8, klen: usize, vlen: usize) -> usize {
+    let int = kind & INT != 0;
     1 + if volatile { DEADLINE_BYTES } else { 0 }
         + varint_len(klen)
         + if int { 0 } else { varint_len(vlen) }
@@ -175,11 +222,11 @@ impl Entry {
     /// An entry for `key` holding `value`, expiring after `expire_at` (Unix ms; 0: never),
     /// with no timer yet.
     pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
-        let (int, vlen) = value.shape();
+        let (kind, vlen) = value.shape();
         let volatile = expire_at != 0;
-        let hdr = header_len(volatile, int, key.len(), vlen);
+        let hdr = header_len(volatile, kind, key.len(), vlen);
         let mut block = Block::zeroed(hdr + key.len() + vlen);
-        let meta = if volatile { VOLATILE } else { 0 } | if int { INT } else { 0 };
+        let meta = if volatile { VOLATILE } else { 0 } | kind;
         let deadline = volatile.then_some((expire_at, TimerHandle::NONE));
         write_header(&mut block[..hdr], meta, deadline, key.len(), vlen);
         block[hdr..hdr + key.len()].copy_from_slice(key);
@@ -225,12 +272,31 @@ impl Entry {
     pub fn value(&self) -> Value<'_> {
         let l = self.layout();
         let bytes = &self.block[l.val..l.val + l.vlen];
-        if self.block[0] & INT != 0 {
+        let meta = self.block[0];
+        if meta & INT != 0 {
             let n = i64::from_le_bytes(bytes.try_into().expect("8 bytes"));
             Value::Str(Str::Int(n))
+        } else if meta & COLL != 0 {
+            Value::Coll(Coll {
+                kind: bytes[0],
+                bytes: &bytes[1..],
+            })
         } else {
             Value::Str(Str::Raw(bytes))
         }
+    }
+
+    /// Whether the value is a string APPEND or SETRANGE edited: Redis's `raw` encoding
+    /// at any length.
+    #[inline]
+    pub fn is_raw_string(&self) -> bool {
+        self.block[0] & RAW != 0
+    }
+
+    /// Marks a string value as edited in place (see [`Entry::is_raw_string`]).
+    pub(crate) fn mark_raw(&mut self) {
+        debug_assert!(matches!(self.value(), Value::Str(Str::Raw(_))));
+        self.block[0] |= RAW;
     }
 
     /// Whether the key has a deadline.
@@ -306,18 +372,16 @@ impl Entry {
     fn relayout(
         &mut self,
         deadline: Option<(u64, TimerHandle)>,
-        int: bool,
+        kind: u8,
         vlen: usize,
         keep: usize,
         fit: Fit,
     ) -> usize {
         let old = self.layout();
         debug_assert!(keep <= old.vlen.min(vlen));
-        debug_assert!(keep == 0 || (self.block[0] & INT != 0) == int);
-        let meta = (self.block[0] & HITS)
-            | if deadline.is_some() { VOLATILE } else { 0 }
-            | if int { INT } else { 0 };
-        let hdr = header_len(deadline.is_some(), int, old.klen, vlen);
+        debug_assert!(keep == 0 || (self.block[0] & (INT | COLL)) == kind & (INT | COLL));
+        let meta = (self.block[0] & HITS) | if deadline.is_some() { VOLATILE } else { 0 } | kind;
+        let hdr = header_len(deadline.is_some(), kind, old.klen, vlen);
         let val = hdr + old.klen;
         let need = val + vlen;
         let len = self.block.len();
@@ -361,8 +425,8 @@ impl Entry {
     }
 
     fn write_value(&mut self, deadline: Option<(u64, TimerHandle)>, value: Value<'_>) {
-        let (int, vlen) = value.shape();
-        let val = self.relayout(deadline, int, vlen, 0, Fit::Similar);
+        let (kind, vlen) = value.shape();
+        let val = self.relayout(deadline, kind, vlen, 0, Fit::Similar);
         value.put(&mut self.block[val..val + vlen]);
     }
 
@@ -374,16 +438,17 @@ impl Entry {
             // The integer's text goes straight into the new layout: one block, not two.
             let mut buf = itoa::Buffer::new();
             let text = buf.format(n).as_bytes();
-            let val = self.relayout(deadline, false, len, 0, Fit::Grow);
+            let val = self.relayout(deadline, RAW, len, 0, Fit::Grow);
             let n = text.len().min(len);
             self.block[val..val + n].copy_from_slice(&text[..n]);
             val
         } else {
             let old = self.layout();
             if len == old.vlen {
+                self.block[0] |= RAW;
                 old.val
             } else {
-                self.relayout(deadline, false, len, old.vlen.min(len), Fit::Grow)
+                self.relayout(deadline, RAW, len, old.vlen.min(len), Fit::Grow)
             }
         };
         f(&mut self.block[val..val + len])
@@ -401,7 +466,7 @@ impl Entry {
             return;
         }
         let l = self.layout();
-        let int = self.block[0] & INT != 0;
+        let kind = self.block[0] & KIND;
         let deadline = (expire_at != 0).then_some((expire_at, TimerHandle::NONE));
         // Gaining a deadline may use slack; losing one gives its 16 bytes back.
         let fit = if deadline.is_some() {
@@ -409,7 +474,7 @@ impl Entry {
         } else {
             Fit::Exact
         };
-        self.relayout(deadline, int, l.vlen, l.vlen, fit);
+        self.relayout(deadline, kind, l.vlen, l.vlen, fit);
     }
 }
 
@@ -604,7 +669,8 @@ mod tests {
                 prop_assert_eq!(e.timer().to_parts(), timer);
                 prop_assert_eq!(e.hits(), m.hits);
                 let stored = if m.int.is_some() { 8 } else { m.value.len() };
-                let hdr = header_len(m.expire_at != 0, m.int.is_some(), key.len(), stored);
+                let kind = if m.int.is_some() { INT } else { 0 };
+                let hdr = header_len(m.expire_at != 0, kind, key.len(), stored);
                 let need = hdr + key.len() + stored;
                 let most = 2 * need + 16 + MAX_PREALLOC.min(2 * need) + 4;
                 prop_assert!(e.block_len() >= need && e.block_len() <= most, "{} for {}", e.block_len(), need);

@@ -22,12 +22,14 @@
 //! the store and the wheel together as a [`Keyspace`].
 
 mod block;
+pub mod collection;
 pub mod entry;
 
 use ahash::RandomState;
 use hashbrown::HashTable;
 
-pub use entry::{Entry, Str, Value};
+pub use collection::Table;
+pub use entry::{Coll, Entry, Str, Value};
 
 use crate::pool::ShrinkGate;
 use crate::timer::{Timer, Timers};
@@ -88,6 +90,8 @@ pub struct StoreStats {
     pub expired: u64,
     /// Keys removed to stay under `maxmemory`.
     pub evicted: u64,
+    /// Large collections freed in slices after their key went (`lazyfreed_objects`).
+    pub lazyfreed: u64,
 }
 
 /// One shard's keyspace. See the module docs.
@@ -111,7 +115,34 @@ pub struct Store {
     pub eviction: Eviction,
     /// Where the CLOCK hand is in the slab.
     hand: usize,
+    /// Large collections, by number (see [`collection`]); an entry holds its number.
+    tables: Vec<Option<Table>>,
+    /// Free table numbers.
+    free_tables: Vec<u32>,
+    /// Large collections deleted and not yet freed: [`Store::free_some`] frees them in
+    /// slices between requests (Redis's lazyfree), so deleting a million elements does
+    /// not stall the shard.
+    dying: Vec<Table>,
+    /// A buffer commands build collections' encodings in, kept between commands.
+    scratch: Vec<u8>,
 }
+
+/// A collection as the families read it.
+#[derive(Clone, Copy, Debug)]
+pub enum CollRef<'a> {
+    /// A hash's listpack.
+    Listpack(&'a [u8]),
+    /// A set's intset.
+    Intset(&'a [u8]),
+    /// A large hash or set.
+    Table(&'a Table),
+}
+
+/// The dump type of a string edited in place.
+const RAW_STRING: &[u8] = b"string/raw";
+
+/// Tables with more elements than this are freed in slices, not at once.
+const LAZYFREE_THRESHOLD: usize = 64;
 
 impl Default for Store {
     fn default() -> Self {
@@ -142,6 +173,10 @@ impl Store {
             peak: 0,
             eviction: Eviction::NoEviction,
             hand: 0,
+            tables: Vec::new(),
+            free_tables: Vec::new(),
+            dying: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -269,7 +304,29 @@ impl Store {
     /// Replaces the value at `idx` (keeping its deadline). A value of similar size is
     /// written in place: no allocation.
     pub fn set_value(&mut self, idx: u32, value: Value<'_>) {
+        let old = self.table_of(idx);
         self.resize_entry(idx, |e| e.set_value(value));
+        self.release_replaced(idx, old);
+    }
+
+    /// The number of the table the entry at `idx` holds, if it holds one.
+    #[inline]
+    fn table_of(&self, idx: u32) -> Option<u32> {
+        match self.entry(idx).value() {
+            Value::Coll(c) if c.is_table() => Some(c.table_id()),
+            _ => None,
+        }
+    }
+
+    /// Drops table `old` (what the entry at `idx` held before a write) unless the entry
+    /// still holds it.
+    #[inline]
+    fn release_replaced(&mut self, idx: u32, old: Option<u32>) {
+        if let Some(id) = old {
+            if self.table_of(idx) != Some(id) {
+                self.drop_table(id);
+            }
+        }
     }
 
     /// Makes the value at `idx` raw bytes of length `len` (extended with zeros; growth
@@ -292,7 +349,9 @@ impl Store {
         if self.entry(idx).expire_at().unwrap_or(0) == expire_at {
             self.set_value(idx, value);
         } else {
+            let old = self.table_of(idx);
             self.retime(idx, expire_at, timers, |e| e.replace(value, expire_at));
+            self.release_replaced(idx, old);
         }
     }
 
@@ -339,8 +398,31 @@ impl Store {
     /// be absent: COPY. Returns its position.
     pub fn duplicate(&mut self, idx: u32, key: &[u8], timers: &mut Timers) -> u32 {
         let e = self.entry(idx);
-        let copy = Entry::new(key, e.value(), e.expire_at().unwrap_or(0));
+        let expire_at = e.expire_at().unwrap_or(0);
+        if let Value::Coll(c) = e.value() {
+            if c.is_table() {
+                let kind = c.kind;
+                let copy = self.table(c.table_id()).clone();
+                return self.insert_table(key, kind, copy, expire_at, timers);
+            }
+        }
+        let mut copy = Entry::new(key, e.value(), expire_at);
+        if e.is_raw_string() {
+            copy.mark_raw();
+        }
         self.insert_entry(copy, timers)
+    }
+
+    /// Moves the entry at `idx` (value, deadline, a large collection without copying it)
+    /// to `key`, which must be absent: RENAME. Returns its new position.
+    pub fn rename(&mut self, idx: u32, key: &[u8], timers: &mut Timers) -> u32 {
+        let hash = self.hash(Self::used(&self.slots, idx).key());
+        let e = self.unlink(idx, hash, timers);
+        let mut moved = Entry::new(key, e.value(), e.expire_at().unwrap_or(0));
+        if e.is_raw_string() {
+            moved.mark_raw();
+        }
+        self.insert_entry(moved, timers)
     }
 
     fn insert_entry(&mut self, entry: Entry, timers: &mut Timers) -> u32 {
@@ -400,13 +482,25 @@ impl Store {
         }
     }
 
-    /// Removes the entry at `idx` and returns it.
+    /// Removes the entry at `idx` (and its large collection, if it has one) and returns it.
     pub fn remove_at(&mut self, idx: u32, timers: &mut Timers) -> Entry {
         let hash = self.hash(Self::used(&self.slots, idx).key());
         self.remove_at_hashed(idx, hash, timers)
     }
 
     fn remove_at_hashed(&mut self, idx: u32, hash: u64, timers: &mut Timers) -> Entry {
+        let e = self.unlink(idx, hash, timers);
+        if let Value::Coll(c) = e.value() {
+            if c.is_table() {
+                self.drop_table(c.table_id());
+            }
+        }
+        e
+    }
+
+    /// Takes the entry at `idx` out of the keyspace, leaving a large collection of its in
+    /// the table slab.
+    fn unlink(&mut self, idx: u32, hash: u64, timers: &mut Timers) -> Entry {
         match self.index.find_entry(hash, |&i| i == idx) {
             Ok(found) => {
                 found.remove();
@@ -452,7 +546,200 @@ impl Store {
         self.volatile = 0;
         self.used = 0;
         self.hand = 0;
+        for t in std::mem::take(&mut self.tables).into_iter().flatten() {
+            if t.len() > LAZYFREE_THRESHOLD {
+                self.dying.push(t);
+            }
+        }
+        self.free_tables = Vec::new();
         n
+    }
+
+    // ---- large collections -----------------------------------------------------------
+
+    /// The table numbered `id`.
+    pub fn table(&self, id: u32) -> &Table {
+        self.tables[id as usize]
+            .as_ref()
+            .expect("an entry's table exists")
+    }
+
+    /// Runs `f` on the table numbered `id`, keeping the memory accounting right.
+    pub fn with_table<R>(&mut self, id: u32, f: impl FnOnce(&mut Table) -> R) -> R {
+        let t = self.tables[id as usize]
+            .as_mut()
+            .expect("an entry's table exists");
+        let before = t.bytes();
+        let r = f(t);
+        let after = t.bytes();
+        self.used -= before;
+        self.grew(after);
+        r
+    }
+
+    /// Puts `table` in the slab; returns its number.
+    fn add_table(&mut self, table: Table) -> u32 {
+        self.grew(table.bytes());
+        match self.free_tables.pop() {
+            Some(id) => {
+                self.tables[id as usize] = Some(table);
+                id
+            }
+            None => {
+                self.tables.push(Some(table));
+                u32::try_from(self.tables.len() - 1).expect("fewer than 4 billion tables")
+            }
+        }
+    }
+
+    /// Takes the table numbered `id` out of the slab and frees it, in slices when large.
+    fn drop_table(&mut self, id: u32) {
+        let t = self.tables[id as usize]
+            .take()
+            .expect("an entry's table exists");
+        self.used -= t.bytes();
+        self.free_tables.push(id);
+        if t.len() > LAZYFREE_THRESHOLD {
+            self.dying.push(t);
+        }
+    }
+
+    /// Inserts `key`, which must be absent, holding `table` (whose kind is `kind`).
+    pub fn insert_table(
+        &mut self,
+        key: &[u8],
+        kind: u8,
+        table: Table,
+        expire_at: u64,
+        timers: &mut Timers,
+    ) -> u32 {
+        let id = self.add_table(table);
+        let value = Value::Coll(Coll {
+            kind: kind | collection::TABLE,
+            bytes: &id.to_le_bytes(),
+        });
+        self.insert(key, value, expire_at, timers)
+    }
+
+    /// Makes the collection at `idx` the large `table` (its kind's type, table encoding):
+    /// the conversion from a listpack or intset.
+    pub fn set_table(&mut self, idx: u32, table: Table) {
+        let ty = table.ty;
+        let id = self.add_table(table);
+        let value = Value::Coll(Coll {
+            kind: ty | collection::TABLE,
+            bytes: &id.to_le_bytes(),
+        });
+        self.set_value(idx, value);
+    }
+
+    /// The collection at `idx`, if the entry holds one.
+    pub fn coll(&self, idx: u32) -> Option<CollRef<'_>> {
+        match self.entry(idx).value() {
+            Value::Coll(c) if c.is_table() => Some(CollRef::Table(self.table(c.table_id()))),
+            Value::Coll(c) if c.is_hash() => Some(CollRef::Listpack(c.bytes)),
+            Value::Coll(c) => Some(CollRef::Intset(c.bytes)),
+            Value::Str(_) => None,
+        }
+    }
+
+    /// Whether deleted large collections wait for [`Store::free_some`].
+    pub fn is_freeing(&self) -> bool {
+        !self.dying.is_empty()
+    }
+
+    /// How many deleted large collections wait to be freed (`lazyfree_pending_objects`).
+    pub fn lazyfree_pending(&self) -> usize {
+        self.dying.len()
+    }
+
+    /// Frees up to `budget` elements of deleted large collections; returns whether more
+    /// are left (call again after letting others run).
+    pub fn free_some(&mut self, mut budget: usize) -> bool {
+        while budget > 0 {
+            let Some(t) = self.dying.last_mut() else {
+                return false;
+            };
+            let n = budget.min(4096);
+            budget -= n;
+            if !t.drain_some(n) {
+                self.dying.pop();
+                self.stats.lazyfreed += 1;
+            }
+        }
+        !self.dying.is_empty()
+    }
+
+    /// Encodes the value at `idx` to move it between shards: a string's bytes, or a
+    /// collection's kind byte and content (a large one's elements as a listpack: field
+    /// and value for hashes, member and nothing for sets).
+    pub fn dump_value(&self, idx: u32, out: &mut Vec<u8>) {
+        match self.entry(idx).value() {
+            Value::Str(s) => s.with_bytes(|b| out.extend_from_slice(b)),
+            Value::Coll(c) if c.is_table() => {
+                out.push(c.kind);
+                let t = self.table(c.table_id());
+                collection::listpack_build(out, t.len(), t.iter());
+            }
+            Value::Coll(c) => {
+                out.push(c.kind);
+                out.extend_from_slice(c.bytes);
+            }
+        }
+    }
+
+    /// The type [`Store::dump_type`] gives a string edited in place, so that it stays
+    /// `raw` where it is restored.
+    pub const RAW_STRING: &'static [u8] = RAW_STRING;
+
+    /// The type to move the entry at `idx` between shards with: what TYPE says, or
+    /// [`Store::RAW_STRING`].
+    pub fn dump_type(&self, idx: u32) -> &'static [u8] {
+        let e = self.entry(idx);
+        if e.is_raw_string() {
+            RAW_STRING
+        } else {
+            e.value().type_name().as_bytes()
+        }
+    }
+
+    /// Inserts `key`, which must be absent, with a value [`Store::dump_value`] encoded as
+    /// type `ty` ([`Store::dump_type`]). `None` when the payload is not one.
+    pub fn restore_value(
+        &mut self,
+        key: &[u8],
+        ty: &[u8],
+        payload: &[u8],
+        expire_at: u64,
+        timers: &mut Timers,
+    ) -> Option<u32> {
+        if ty == b"string" {
+            return Some(self.insert(key, Value::Str(Str::from_bytes(payload)), expire_at, timers));
+        }
+        if ty == RAW_STRING {
+            let idx = self.insert(key, Value::Str(Str::Raw(payload)), expire_at, timers);
+            self.entry_mut(idx).mark_raw();
+            return Some(idx);
+        }
+        let (&kind, content) = payload.split_first()?;
+        if kind & collection::TABLE != 0 {
+            let mut t = Table::new(kind & collection::TYPE_MASK);
+            for (k, v) in collection::listpack_iter(content) {
+                t.insert(k, v);
+            }
+            return Some(self.insert_table(
+                key,
+                kind & collection::TYPE_MASK,
+                t,
+                expire_at,
+                timers,
+            ));
+        }
+        let value = Value::Coll(Coll {
+            kind,
+            bytes: content,
+        });
+        Some(self.insert(key, value, expire_at, timers))
     }
 
     /// Evicts one key by `policy` (`volatile`: only keys with a deadline) and returns
@@ -752,6 +1039,68 @@ impl<'a> Keyspace<'a> {
     /// [`Store::random`].
     pub fn random(&mut self, rng: &mut fastrand::Rng, now: u64) -> Option<u32> {
         self.store.random(rng, now, self.timers)
+    }
+
+    /// The store's buffer for building encodings, empty; give it back with
+    /// [`Keyspace::put_scratch`].
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.store.scratch);
+        buf.clear();
+        buf
+    }
+
+    /// Gives the buffer back (freed instead when it grew large).
+    pub fn put_scratch(&mut self, mut buf: Vec<u8>) {
+        crate::message::recycle(&mut buf, crate::message::KEEP_BYTES);
+        self.store.scratch = buf;
+    }
+
+    /// [`Store::rename`].
+    pub fn rename(&mut self, idx: u32, key: &[u8]) -> u32 {
+        self.store.rename(idx, key, self.timers)
+    }
+
+    /// [`Store::coll`].
+    pub fn coll(&self, idx: u32) -> Option<CollRef<'_>> {
+        self.store.coll(idx)
+    }
+
+    /// [`Store::insert_table`].
+    pub fn insert_table(&mut self, key: &[u8], kind: u8, table: Table, expire_at: u64) -> u32 {
+        self.store
+            .insert_table(key, kind, table, expire_at, self.timers)
+    }
+
+    /// [`Store::set_table`].
+    pub fn set_table(&mut self, idx: u32, table: Table) {
+        self.store.set_table(idx, table);
+    }
+
+    /// [`Store::with_table`].
+    pub fn with_table<R>(&mut self, id: u32, f: impl FnOnce(&mut Table) -> R) -> R {
+        self.store.with_table(id, f)
+    }
+
+    /// [`Store::dump_value`].
+    pub fn dump_value(&self, idx: u32, out: &mut Vec<u8>) {
+        self.store.dump_value(idx, out);
+    }
+
+    /// [`Store::dump_type`].
+    pub fn dump_type(&self, idx: u32) -> &'static [u8] {
+        self.store.dump_type(idx)
+    }
+
+    /// [`Store::restore_value`].
+    pub fn restore_value(
+        &mut self,
+        key: &[u8],
+        ty: &[u8],
+        payload: &[u8],
+        expire_at: u64,
+    ) -> Option<u32> {
+        self.store
+            .restore_value(key, ty, payload, expire_at, self.timers)
     }
 }
 
@@ -1140,6 +1489,7 @@ mod tests {
                     Op::Get(k) => {
                         let got = st.ks().find(&[k], 0).map(|i| match st.entry(i).value() {
                             Value::Str(s) => s.with_bytes(<[u8]>::to_vec),
+                            Value::Coll(_) => unreachable!("only strings here"),
                         });
                         prop_assert_eq!(got.as_ref(), model.get(&vec![k]));
                     }

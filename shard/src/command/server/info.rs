@@ -47,7 +47,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 27;
+const INFO_FIELDS: usize = 29;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -106,6 +106,8 @@ fn info_part(sh: &State, out: &mut Reply) {
         ks.evicted as i64,
         st.watchdog_wakes as i64,
         st.late_ticks as i64,
+        sh.store.lazyfree_pending() as i64,
+        ks.lazyfreed as i64,
     ];
     out.array(fields.len() + 2);
     for f in fields {
@@ -362,12 +364,15 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                  used_memory_peak_rss:{peak_rss}\r\nused_memory_peak_rss_human:{}\r\n\
                  used_memory_dataset:{dataset}\r\nmem_clients_normal:{clients}\r\n\
                  maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\n\
-                 mem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n",
+                 mem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n\
+                 lazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                 human_bytes(used),
                 human_bytes(rss),
                 human_bytes(peak),
                 human_bytes(peak_rss),
                 human_bytes(config.maxmemory),
+                sum(27),
+                sum(28),
                 max = config.maxmemory,
                 policy = config.maxmemory_policy.name,
             ),

@@ -167,7 +167,7 @@ fn command_getkeys(commands: &Commands, args: Args, out: &mut Reply) {
             return;
         }
     };
-    if spec.first_key <= 0 {
+    if !spec.has_keys() {
         out.err("The command has no key arguments");
         return;
     }
@@ -175,10 +175,17 @@ fn command_getkeys(commands: &Commands, args: Args, out: &mut Reply) {
         out.err("Invalid number of arguments specified for command");
         return;
     }
-    let keys: Vec<&[u8]> = spec
-        .key_positions(view.len())
-        .map(|p| view.get(p))
-        .collect();
+    let keys: Vec<&[u8]> = spec.key_positions(view).map(|p| view.get(p)).collect();
+    let optional = spec
+        .info
+        .at(2)
+        .items()
+        .iter()
+        .any(|f| f.str() == "no_mandatory_keys");
+    if keys.is_empty() && !optional {
+        out.err("Invalid arguments specified for command");
+        return;
+    }
     out.array(keys.len());
     for k in keys {
         out.bulk(k);
