@@ -40,6 +40,16 @@ pub fn for_each(c: CollRef, mut f: impl FnMut(&[u8], &[u8])) {
     }
 }
 
+/// Makes room in `out` for a reply listing every element of `c` (a large table's
+/// reply runs to megabytes: growing the buffer by doubling would copy it again and
+/// again).
+pub fn reserve_reply(out: &mut Reply, c: Option<CollRef>) {
+    if let Some(CollRef::Table(t)) = c {
+        // Each element's bytes, plus a bulk header and CRLF for the field and the value.
+        out.buffer().reserve(t.element_bytes() + 16 * t.len());
+    }
+}
+
 /// Calls `f` with element `i` of a compact collection (`i < len`).
 fn compact_at(c: CollRef, i: usize, pairs: &[(&[u8], &[u8])], f: &mut impl FnMut(&[u8], &[u8])) {
     match c {

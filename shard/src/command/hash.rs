@@ -111,62 +111,67 @@ fn set_fields(
             }
         }
     }
-    // A listpack (or nothing yet): the fields after the change, in order.
-    let mut merged: Vec<(Vec<u8>, Vec<u8>)> = match found {
-        Some(idx) => pairs_of(hash_at(ctx, idx)),
-        None => Vec::new(),
-    };
-    let mut added = 0;
-    for (f, v) in pairs {
-        match merged.iter_mut().find(|(g, _)| g == f) {
-            Some(slot) => slot.1 = v.to_vec(),
-            None => {
-                merged.push((f.to_vec(), v.to_vec()));
-                added += 1;
-            }
-        }
-    }
-    if convert || merged.len() > max_entries {
-        let mut t = Table::new(HASH);
-        for (f, v) in &merged {
-            t.insert(f, v);
-        }
-        match found {
-            Some(idx) => ctx.store.set_table(idx, t),
-            None => {
-                ctx.store.insert_table(key, HASH, t, 0);
-            }
-        }
-        return added;
-    }
-    write_listpack(ctx, key, found, &merged);
-    added
-}
-
-/// The fields and values of a hash, owned.
-fn pairs_of(h: CollRef) -> Vec<(Vec<u8>, Vec<u8>)> {
-    pairs(h).map(|(f, v)| (f.to_vec(), v.to_vec())).collect()
-}
-
-/// Stores `fields` as the listpack of the hash at `found` (or a new one at `key`).
-fn write_listpack(ctx: &mut Ctx, key: &[u8], found: Option<u32>, fields: &[(Vec<u8>, Vec<u8>)]) {
+    // A listpack (or nothing yet): written anew in one pass, without copying fields
+    // out. As Redis's HSET, a field already there keeps its place and takes the
+    // request's last value for it; new fields follow in the order they first appear.
+    let last_value = |f: &[u8]| pairs.iter().rev().find(|(g, _)| *g == f).map(|(_, v)| *v);
     let mut buf = ctx.store.take_scratch();
-    collection::listpack_build(
-        &mut buf,
-        fields.len(),
-        fields.iter().map(|(f, v)| (&f[..], &v[..])),
-    );
-    let value = Value::Coll(Coll {
-        kind: HASH | collection::COMPACT,
-        bytes: &buf,
-    });
-    match found {
-        Some(idx) => ctx.store.set_value(idx, value),
-        None => {
-            ctx.store.insert(key, value, 0);
+    let outcome = {
+        let old = match found.and_then(|idx| ctx.store.coll(idx)) {
+            Some(CollRef::Listpack(lp)) => Some(lp),
+            _ => None,
+        };
+        let in_old = |f: &[u8]| old.is_some_and(|lp| listpack_get(lp, f).is_some());
+        let new_fields: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .enumerate()
+            .filter(|&(i, (f, _))| !in_old(f) && !pairs[..i].iter().any(|(g, _)| g == f))
+            .map(|(_, &(f, _))| (f, last_value(f).expect("the field is in the request")))
+            .collect();
+        let added = new_fields.len();
+        let total = old.map_or(0, listpack_len) + added;
+        let merged = old
+            .into_iter()
+            .flat_map(listpack_iter)
+            .map(|(f, v)| (f, last_value(f).unwrap_or(v)))
+            .chain(new_fields.iter().copied());
+        if convert || total > max_entries {
+            let mut t = Table::new(HASH);
+            for (f, v) in merged {
+                t.insert(f, v);
+            }
+            Err((t, added))
+        } else {
+            collection::listpack_build(&mut buf, total, merged);
+            Ok(added)
         }
-    }
+    };
+    let added = match outcome {
+        Ok(added) => {
+            let value = Value::Coll(Coll {
+                kind: HASH | collection::COMPACT,
+                bytes: &buf,
+            });
+            match found {
+                Some(idx) => ctx.store.set_value(idx, value),
+                None => {
+                    ctx.store.insert(key, value, 0);
+                }
+            }
+            added
+        }
+        Err((t, added)) => {
+            match found {
+                Some(idx) => ctx.store.set_table(idx, t),
+                None => {
+                    ctx.store.insert_table(key, HASH, t, 0);
+                }
+            }
+            added
+        }
+    };
     ctx.store.put_scratch(buf);
+    added
 }
 
 /// The request's field-value pairs, from argument 2 on.
@@ -273,14 +278,28 @@ pub fn hdel(ctx: &mut Ctx, args: Args) {
             (removed, t.len())
         }),
         _ => {
-            let mut kept = pairs_of(hash_at(ctx, idx));
-            let before = kept.len();
-            kept.retain(|(f, _)| !fields.contains(&&f[..]));
-            let removed = before - kept.len();
-            if removed > 0 && !kept.is_empty() {
-                write_listpack(ctx, key, Some(idx), &kept);
+            let mut buf = ctx.store.take_scratch();
+            let (before, left) = {
+                let h = hash_at(ctx, idx);
+                let before = len(h);
+                let kept = || pairs(h).filter(|(f, _)| !fields.contains(f));
+                let left = kept().count();
+                if left < before && left > 0 {
+                    collection::listpack_build(&mut buf, left, kept());
+                }
+                (before, left)
+            };
+            if left < before && left > 0 {
+                ctx.store.set_value(
+                    idx,
+                    Value::Coll(Coll {
+                        kind: HASH | collection::COMPACT,
+                        bytes: &buf,
+                    }),
+                );
             }
-            (removed, kept.len())
+            ctx.store.put_scratch(buf);
+            (before - left, left)
         }
     };
     if left == 0 {
@@ -336,6 +355,7 @@ fn getall(ctx: &mut Ctx, args: Args, part: Part) {
         Part::Both => out.map(n),
         _ => out.array(n),
     }
+    coll::reserve_reply(out, h);
     if let Some(h) = h {
         for (f, v) in pairs(h) {
             if part != Part::Values {

@@ -258,10 +258,13 @@ pub fn smembers(ctx: &mut Ctx, args: Args) {
     let Ok(found) = lookup(ctx, args.get(1), true) else {
         return;
     };
-    let items = found
-        .and_then(|idx| ctx.store.coll(idx))
-        .map_or_else(Vec::new, members);
-    reply_set(&mut ctx.out, &items);
+    let Ctx { store, out, .. } = ctx;
+    let s = found.and_then(|idx| store.coll(idx));
+    out.set(s.map_or(0, card));
+    coll::reserve_reply(out, s);
+    if let Some(s) = s {
+        coll::for_each(s, |m, _| out.bulk(m));
+    }
 }
 
 /// SRANDMEMBER key [count]

@@ -269,6 +269,11 @@ impl Table {
         self.len == 0
     }
 
+    /// Bytes of the elements' blocks (what a reply listing them all roughly takes).
+    pub fn element_bytes(&self) -> usize {
+        self.blocks
+    }
+
     /// Heap bytes it uses (for `used_memory`).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Table>()
