@@ -163,3 +163,69 @@ fn maxmemory_settings_match_redis() {
     );
     assert!(info.contains("maxmemory_human:1.00K\r\n"), "{info}");
 }
+
+#[test]
+fn collections_count_toward_maxmemory_under_both_kinds_of_policy() {
+    // noeviction: a hash that keeps growing is refused with Redis's error, reads go on.
+    let srv = Server::corekv(1, &["--maxmemory", "4mb"]);
+    let mut c = srv.client();
+    let value = "h".repeat(100);
+    let mut refused = None;
+    for i in 0..200_000 {
+        let r = c.call(&["HSET", "big", &format!("field:{i}"), &value]);
+        if r != b":1\r\n" {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (fields, reply) = refused.expect("HSET is refused at the limit");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert!(fields > 10_000, "refused after only {fields} fields");
+    let used = c.info_u64("memory", "used_memory");
+    assert!(
+        used >= 4 * 1024 * 1024,
+        "used_memory {used} does not count the hash"
+    );
+    assert_eq!(
+        c.call(&["HLEN", "big"]),
+        format!(":{fields}\r\n").into_bytes()
+    );
+    assert_eq!(
+        c.call(&["SADD", "s", "1"])[0],
+        b'-',
+        "SADD grows memory too"
+    );
+    assert_eq!(c.call(&["SCARD", "big"])[0], b'-', "WRONGTYPE, not OOM");
+    // Deleting the hash gives the memory back to the accounting.
+    assert_eq!(c.call(&["DEL", "big"]), b":1\r\n");
+    let after = c.info_u64("memory", "used_memory");
+    assert!(
+        after < used / 4,
+        "used_memory {after} after deleting the hash"
+    );
+    assert_eq!(c.call(&["SADD", "s", "1"]), b":1\r\n");
+
+    // allkeys-lru: sets and hashes are evicted like strings.
+    let srv = Server::corekv(
+        2,
+        &["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"],
+    );
+    let mut c = srv.client();
+    let members: Vec<String> = (0..50).map(|m| format!("member-{m:04}")).collect();
+    for i in 0..20_000 {
+        let mut args = vec!["SADD".to_string(), format!("set:{i}")];
+        args.extend(members.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(c.call(&args), b":50\r\n");
+    }
+    let used = c.info_u64("memory", "used_memory");
+    assert!(
+        used <= 4 * 1024 * 1024 * 105 / 100,
+        "used_memory {used} over the limit"
+    );
+    assert!(c.info_u64("stats", "evicted_keys") > 10_000);
+    assert_eq!(c.call(&["SCARD", "set:19999"]), b":50\r\n");
+}
