@@ -24,7 +24,7 @@ use corekv_protocol::frame::frame_len;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::config::{Config, Mode, Protocol};
+use crate::config::{Config, Mode, Protocol, Workload};
 use crate::schedule::Schedule;
 use crate::stats::Stats;
 use crate::workload::{self, Generator, Op};
@@ -380,6 +380,49 @@ impl Conn {
                 self.wbuf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
                 (Op::Ping, 0, 0)
             }
+            (Protocol::Resp, false) if cfg.workload != Workload::String => {
+                let write = self.gen.op() == Op::Set;
+                let key = self.gen.key();
+                let n = self.gen.below(cfg.fields);
+                let digits = self.key_buf.format(key).as_bytes();
+                let name = (cfg.key_prefix.as_bytes(), digits);
+                let mut num = itoa::Buffer::new();
+                let n_text = num.format(n).as_bytes();
+                let w = &mut self.wbuf;
+                match (cfg.workload, write) {
+                    (Workload::Hash, true) => {
+                        let len = self.gen.size();
+                        let seed = workload::field_seed(key, n);
+                        w.extend_from_slice(b"*4\r\n$4\r\nHSET\r\n");
+                        push_key(w, name);
+                        push_field(w, n_text);
+                        w.extend_from_slice(b"$");
+                        push_num(w, len);
+                        w.extend_from_slice(b"\r\n");
+                        workload::push_value(w, seed, len);
+                        w.extend_from_slice(b"\r\n");
+                        (Op::HSet, seed, 0)
+                    }
+                    (Workload::Hash, false) => {
+                        w.extend_from_slice(b"*3\r\n$4\r\nHGET\r\n");
+                        push_key(w, name);
+                        push_field(w, n_text);
+                        (Op::HGet, workload::field_seed(key, n), 0)
+                    }
+                    (_, true) => {
+                        w.extend_from_slice(b"*3\r\n$4\r\nSADD\r\n");
+                        push_key(w, name);
+                        push_bulk(w, n_text);
+                        (Op::SAdd, key, 0)
+                    }
+                    (_, false) => {
+                        w.extend_from_slice(b"*3\r\n$9\r\nSISMEMBER\r\n");
+                        push_key(w, name);
+                        push_bulk(w, n_text);
+                        (Op::SIsMember, key, 0)
+                    }
+                }
+            }
             (Protocol::Resp, false) => {
                 let op = self.gen.op();
                 let key = self.gen.key();
@@ -543,8 +586,8 @@ impl Conn {
             let good = check(&p, reply, &mut stats);
             if p.measured {
                 match p.op {
-                    Op::Set => stats.sets += 1,
-                    Op::Get => stats.gets += 1,
+                    Op::Set | Op::HSet | Op::SAdd => stats.sets += 1,
+                    Op::Get | Op::HGet | Op::SIsMember => stats.gets += 1,
                     Op::Ping => stats.pings += 1,
                     Op::Echo => stats.echoes += 1,
                 }
@@ -576,9 +619,10 @@ fn check(p: &Pending, reply: &[u8], stats: &mut Stats) -> bool {
     }
     let ok = match p.op {
         Op::Set => reply == b"+OK\r\n",
+        Op::HSet | Op::SAdd | Op::SIsMember => reply == b":0\r\n" || reply == b":1\r\n",
         Op::Ping => reply == b"+PONG\r\n",
         Op::Echo => reply.len() == p.len && workload::value_ok(reply, p.key),
-        Op::Get => {
+        Op::Get | Op::HGet => {
             if reply == b"$-1\r\n" {
                 if p.measured {
                     stats.misses += 1;
@@ -602,6 +646,34 @@ fn check(p: &Pending, reply: &[u8], stats: &mut Stats) -> bool {
         stats.bad_replies += 1;
     }
     ok
+}
+
+/// Appends `b` as a bulk string.
+fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'$');
+    push_num(out, b.len());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a key (prefix and digits) as a bulk string.
+fn push_key(out: &mut Vec<u8>, (prefix, digits): (&[u8], &[u8])) {
+    out.push(b'$');
+    push_num(out, prefix.len() + digits.len());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(digits);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends hash field `field:<n>` as a bulk string.
+fn push_field(out: &mut Vec<u8>, n: &[u8]) {
+    out.push(b'$');
+    push_num(out, 6 + n.len());
+    out.extend_from_slice(b"\r\nfield:");
+    out.extend_from_slice(n);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_num(out: &mut Vec<u8>, n: usize) {

@@ -34,6 +34,14 @@ pub struct Args {
     /// Send PING instead of SET/GET (resp only): the protocol path without a keyspace.
     #[arg(long)]
     pub ping: bool,
+    /// What the writes and reads are (resp only): `string` SET/GET, `hash` HSET/HGET of
+    /// one of --fields fields, `set` SADD/SISMEMBER of one of --fields members. The
+    /// ratio is write:read.
+    #[arg(long, default_value = "string", value_parser = ["string", "hash", "set"])]
+    pub workload: String,
+    /// Fields per hash, or members per set, the hash and set workloads draw from.
+    #[arg(long, default_value_t = 10)]
+    pub fields: u64,
     /// Load-generator threads (one executor each).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -94,6 +102,18 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// What a RESP run's writes and reads are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// SET and GET.
+    String,
+    /// HSET and HGET.
+    Hash,
+    /// SADD and SISMEMBER.
+    Set,
+}
+
 /// Wire protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,6 +148,10 @@ pub struct Config {
     pub protocol: Protocol,
     /// PING instead of SET/GET.
     pub ping: bool,
+    /// What the writes and reads are.
+    pub workload: Workload,
+    /// Fields per hash or members per set drawn from.
+    pub fields: u64,
     /// Threads.
     pub threads: usize,
     /// CPU of each thread, if pinned.
@@ -242,6 +266,17 @@ impl Config {
         if a.prefill && (a.ping || protocol == Protocol::Echo) {
             return Err("--prefill loads keys for SET/GET; it has no meaning with --ping or --protocol echo".into());
         }
+        let workload = match a.workload.as_str() {
+            "hash" => Workload::Hash,
+            "set" => Workload::Set,
+            _ => Workload::String,
+        };
+        if workload != Workload::String && (a.ping || protocol == Protocol::Echo) {
+            return Err("--workload hash|set goes with --protocol resp and without --ping".into());
+        }
+        if a.fields == 0 || a.fields > 1 << 20 {
+            return Err("--fields must be between 1 and 1048576".into());
+        }
         if a.threads == 0 {
             return Err("--threads must be at least 1".into());
         }
@@ -292,6 +327,8 @@ impl Config {
             port: a.port,
             protocol,
             ping: a.ping,
+            workload,
+            fields: a.fields,
             threads: a.threads,
             cpus,
             connections: a.connections,

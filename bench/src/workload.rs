@@ -131,6 +131,14 @@ pub enum Op {
     Set,
     /// GET key.
     Get,
+    /// HSET key field value.
+    HSet,
+    /// HGET key field.
+    HGet,
+    /// SADD key member.
+    SAdd,
+    /// SISMEMBER key member.
+    SIsMember,
     /// PING.
     Ping,
     /// A payload for an echo server.
@@ -214,6 +222,12 @@ impl Generator {
         }
     }
 
+    /// A number in `0..n` (a hash's field, a set's member).
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.rng.gen_range(0..n.max(1))
+    }
+
     /// A value length.
     #[inline]
     pub fn size(&mut self) -> usize {
@@ -223,6 +237,13 @@ impl Generator {
             self.rng.gen_range(self.sizes.min..=self.sizes.max)
         }
     }
+}
+
+/// The seed of the value of field `field` of hash `key`: values are checked like a
+/// string key's, by this number (fields are fewer than 2^20).
+#[inline]
+pub fn field_seed(key: u64, field: u64) -> u64 {
+    key << 20 | field
 }
 
 /// Parses `SET:GET` weights like `1:10`.
