@@ -231,3 +231,30 @@ fn encoding_limits_are_settings_and_flags() {
         "-ERR CONFIG SET failed (possibly related to argument 'set-max-intset-entries') - argument couldn't be parsed into an integer\r\n"
     );
 }
+
+#[test]
+fn a_huge_negative_sample_count_is_refused_and_the_server_lives() {
+    // redis-server 7.0 runs out of memory on these; corekv refuses them.
+    let srv = Server::corekv(2, &[]);
+    let mut c = srv.client();
+    c.call(&["SADD", "s", "a", "b"]);
+    c.call(&["HSET", "h", "f", "v"]);
+    let err = "-ERR count too large: the reply would exceed proto-max-bulk-len\r\n";
+    assert_eq!(c.call_str(&["SRANDMEMBER", "s", "-1099511627776"]), err);
+    assert_eq!(
+        c.call_str(&["HRANDFIELD", "h", "-1099511627776", "WITHVALUES"]),
+        err
+    );
+    // Large but within the limit: served.
+    c.send(&["SRANDMEMBER", "s", "-100000"]);
+    let Frame::Array(items) = c.read_frame() else {
+        panic!("an array")
+    };
+    assert_eq!(items.len(), 100_000);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.call_str(&["SRANDMEMBER", "s", "-100000"]), err);
+    assert_eq!(c.call(&["SCARD", "s"]), b":2\r\n");
+}

@@ -80,6 +80,28 @@ pub fn random_one(c: CollRef, rng: &mut fastrand::Rng, mut f: impl FnMut(&[u8], 
     }
 }
 
+/// Whether a sample with a negative `count` (elements may repeat, so any number can be
+/// asked of a small collection) would build a reply larger than `max_bytes`
+/// (`proto-max-bulk-len`). Redis 7.0 tries and runs out of memory; corekv refuses with
+/// [`SAMPLE_TOO_LARGE`] so one request cannot take the process down.
+pub fn sample_too_large(c: CollRef, count: i64, max_bytes: u64) -> bool {
+    if count >= 0 {
+        return false;
+    }
+    let n = len(c).max(1) as u128;
+    let bytes = match c {
+        CollRef::Listpack(lp) => lp.len() as u128,
+        CollRef::Intset(is) => is.len() as u128 * 3,
+        CollRef::Table(t) => t.element_bytes() as u128,
+    };
+    // Per element: its share of the bytes, and a bulk header and CRLF or two.
+    let per = bytes / n + 16;
+    u128::from(count.unsigned_abs()) * per > u128::from(max_bytes)
+}
+
+/// The error for [`sample_too_large`].
+pub const SAMPLE_TOO_LARGE: &str = "count too large: the reply would exceed proto-max-bulk-len";
+
 /// How many elements [`sample`] gives for `count` from `n`.
 pub fn sample_len(n: usize, count: i64) -> usize {
     if count < 0 {

@@ -473,6 +473,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: Args) {
     let Ok(found) = lookup(ctx, args.get(1), true) else {
         return;
     };
+    let max_bulk_len = ctx.max_bulk_len;
     let Ctx { store, out, .. } = ctx;
     let h = found.and_then(|idx| store.coll(idx));
     let mut rng = fastrand::Rng::new();
@@ -487,6 +488,10 @@ pub fn hrandfield(ctx: &mut Ctx, args: Args) {
         out.array(0);
         return;
     };
+    if coll::sample_too_large(h, count, max_bulk_len) {
+        out.err(coll::SAMPLE_TOO_LARGE);
+        return;
+    }
     let n = coll::sample_len(coll::len(h), count);
     let resp3 = out.proto() == corekv_protocol::Proto::Resp3;
     if with_values && resp3 {

@@ -292,6 +292,7 @@ pub fn srandmember(ctx: &mut Ctx, args: Args) {
     let Ok(found) = lookup(ctx, args.get(1), true) else {
         return;
     };
+    let max_bulk_len = ctx.max_bulk_len;
     let Ctx { store, out, .. } = ctx;
     let s = found.and_then(|idx| store.coll(idx));
     let mut rng = fastrand::Rng::new();
@@ -299,6 +300,9 @@ pub fn srandmember(ctx: &mut Ctx, args: Args) {
         (None, None) => out.null(),
         (Some(s), None) => coll::random_one(s, &mut rng, |m, _| out.bulk(m)),
         (None, Some(_)) => out.array(0),
+        (Some(s), Some(n)) if coll::sample_too_large(s, n, max_bulk_len) => {
+            out.err(coll::SAMPLE_TOO_LARGE);
+        }
         (Some(s), Some(n)) => {
             out.array(coll::sample_len(card(s), n));
             coll::sample(s, n, &mut rng, |m, _| out.bulk(m));
