@@ -446,7 +446,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: Args) {
     ctx.out.bulk(&text);
 }
 
-/// HRANDFIELD key [count [WITHVALUES]]
+/// `HRANDFIELD key [count [WITHVALUES]]`
 pub fn hrandfield(ctx: &mut Ctx, args: Args) {
     let with_values = args.len() == 4;
     if args.len() > 4 || (with_values && !is(args.get(3), "withvalues")) {

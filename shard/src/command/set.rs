@@ -267,7 +267,7 @@ pub fn smembers(ctx: &mut Ctx, args: Args) {
     }
 }
 
-/// SRANDMEMBER key [count]
+/// `SRANDMEMBER key [count]`
 pub fn srandmember(ctx: &mut Ctx, args: Args) {
     if args.len() > 3 {
         ctx.out.err(errors::SYNTAX);
@@ -310,7 +310,7 @@ pub fn srandmember(ctx: &mut Ctx, args: Args) {
     }
 }
 
-/// SPOP key [count]
+/// `SPOP key [count]`
 pub fn spop(ctx: &mut Ctx, args: Args) {
     if args.len() > 3 {
         ctx.out.err(errors::SYNTAX);

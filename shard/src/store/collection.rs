@@ -8,7 +8,7 @@
 //! - an **intset**: a width byte (2, 4 or 8), then the members as little-endian integers
 //!   of that width, sorted ascending; the width grows when a member needs it.
 //!
-//! Large ones are a [`Table`]: elements each in one [`Block`] (a hash field's block is
+//! Large ones are a [`Table`]: elements each in one `Block` (a hash field's block is
 //! `field length, field, value`; a set member's block is the member), in a slab with a
 //! hash index of positions, as the keyspace itself is (so HSCAN and SSCAN cursors are
 //! slab positions, stable however the table grows). The entry then holds the table's
