@@ -14,6 +14,29 @@ use corekv_protocol::frame::{self, Frame};
 /// Replies whose order Redis does not define are put in a canonical order.
 fn normalize(cmd: &[String], reply: Vec<u8>) -> Vec<u8> {
     let name = cmd[0].to_ascii_lowercase();
+    if name == "exec" {
+        // The queued commands' replies: those in no defined order (SMEMBERS, KEYS) are
+        // compared as sorted, as outside a transaction.
+        if let Ok(Some((Frame::Array(items), _))) = frame::parse(&reply) {
+            let items = items
+                .into_iter()
+                .map(|f| match f {
+                    Frame::Array(mut v) => {
+                        v.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+                        Frame::Array(v)
+                    }
+                    Frame::Set(mut v) => {
+                        v.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+                        Frame::Set(v)
+                    }
+                    other => other,
+                })
+                .collect();
+            let mut out = Vec::new();
+            Frame::Array(items).encode(&mut out);
+            return out;
+        }
+    }
     // A set that is a hash table, and a hash that is one (the cases name such keys
     // `big…`), have no defined order in Redis.
     let unordered = matches!(
@@ -975,6 +998,212 @@ fn collection_cases() -> Vec<Vec<Vec<String>>> {
     ]
 }
 
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH on one connection: queueing, EXECABORT,
+/// errors inside EXEC, keys on several shards, WATCH of keys this client changes.
+fn transaction_cases() -> Vec<Vec<Vec<String>>> {
+    vec![
+        case(&[
+            "MULTI",
+            "MULTI",
+            "WATCH a",
+            "SET a 1",
+            "FOO bar",
+            "GET",
+            "CLIENT NOSUCH",
+            "EXEC",
+            "EXEC",
+            "DISCARD",
+            "GET a",
+        ]),
+        case(&[
+            "MULTI",
+            "INCR a",
+            "SET b x",
+            "INCR b",
+            "UNWATCH",
+            "PING",
+            "MGET a b c d",
+            "MSET a 1 {t}x 2 c 3",
+            "DEL a b c",
+            "SET a 5",
+            "SADD s 1 2",
+            "HSET h f v",
+            "EXEC",
+            "MGET a b c d {t}x",
+            "MULTI",
+            "EXEC",
+            "MULTI",
+            "DISCARD",
+            "EXEC",
+        ]),
+        case(&[
+            "SET a 1",
+            "SET b 2",
+            "MULTI",
+            "RENAME a b",
+            "COPY b c",
+            "MSETNX d 1 e 2",
+            "SUNIONSTORE u s1 s2",
+            "SADD s1 x",
+            "SMOVE s1 s2 x",
+            "SMEMBERS s2",
+            "DBSIZE",
+            "EXISTS a b c d e",
+            "FLUSHDB",
+            "DBSIZE",
+            "EXEC",
+        ]),
+        case(&[
+            "WATCH a b",
+            "SET a 1",
+            "MULTI",
+            "SET b 2",
+            "EXEC",
+            "GET b",
+            "WATCH a {t}x",
+            "MULTI",
+            "SET b 3",
+            "EXEC",
+            "GET b",
+            "WATCH nope",
+            "DEL nope",
+            "MULTI",
+            "PING",
+            "EXEC",
+            "WATCH a",
+            "UNWATCH",
+            "SET a 9",
+            "MULTI",
+            "GET a",
+            "EXEC",
+        ]),
+        case(&[
+            "WATCH a",
+            "MULTI",
+            "DISCARD",
+            "SET a 1",
+            "MULTI",
+            "GET a",
+            "EXEC",
+            "SET e 1",
+            "WATCH e",
+            "EXPIRE e 100",
+            "MULTI",
+            "TTL e",
+            "EXEC",
+            "WATCH e c",
+            "FLUSHALL",
+            "MULTI",
+            "PING",
+            "EXEC",
+            "WATCH c",
+            "FLUSHALL",
+            "MULTI",
+            "PING",
+            "EXEC",
+        ]),
+        case(&[
+            "SADD s 1", "WATCH s", "SADD s 1", "MULTI", "SCARD s", "EXEC", "WATCH s", "SREM s 9",
+            "MULTI", "SCARD s", "EXEC", "WATCH s", "SADD s 2", "MULTI", "SCARD s", "EXEC",
+        ]),
+        case(&[
+            "HELLO 3", "MULTI", "GET a", "WATCH a", "GET a", "EXEC", "WATCH a", "SET a 2", "MULTI",
+            "GET a", "EXEC", "MULTI", "SET a 1", "RESET", "EXEC", "GET a",
+        ]),
+    ]
+}
+
+#[test]
+fn transaction_cases_match_redis() {
+    compare(&transaction_cases(), &|i| format!("transaction case {i}"));
+}
+
+/// WATCH against another connection's writes: each step names the connection (0 or 1)
+/// that sends it.
+#[test]
+fn watch_races_match_redis() {
+    let cases: Vec<Vec<(usize, &str)>> = vec![
+        vec![
+            (0, "SET a 1"),
+            (0, "WATCH a"),
+            (1, "SET a 2"),
+            (0, "MULTI"),
+            (0, "SET a 3"),
+            (0, "EXEC"),
+            (1, "GET a"),
+        ],
+        vec![
+            (0, "WATCH a b c d"),
+            (1, "SET d 1"),
+            (0, "MULTI"),
+            (0, "SET d 3"),
+            (0, "EXEC"),
+            (0, "WATCH a b c d"),
+            (1, "GET d"),
+            (0, "MULTI"),
+            (0, "SET d 4"),
+            (0, "EXEC"),
+            (1, "GET d"),
+        ],
+        vec![
+            (0, "WATCH k1"),
+            (1, "MULTI"),
+            (1, "SET k1 x"),
+            (0, "MULTI"),
+            (0, "SET k1 mine"),
+            (1, "EXEC"),
+            (0, "EXEC"),
+            (0, "GET k1"),
+        ],
+        vec![
+            (0, "HSET h f 1"),
+            (0, "WATCH h"),
+            (1, "HSET h f 1"),
+            (0, "MULTI"),
+            (0, "HGET h f"),
+            (0, "EXEC"),
+            (0, "WATCH h"),
+            (1, "HDEL h nope"),
+            (0, "MULTI"),
+            (0, "HGET h f"),
+            (0, "EXEC"),
+            (0, "WATCH h"),
+            (1, "DEL h"),
+            (0, "MULTI"),
+            (0, "HGET h f"),
+            (0, "EXEC"),
+        ],
+        vec![
+            (0, "WATCH x"),
+            (1, "SET {t}x 1"),
+            (1, "RENAME {t}x x"),
+            (0, "MULTI"),
+            (0, "GET x"),
+            (0, "EXEC"),
+        ],
+    ];
+    let redis = Server::redis();
+    for shards in common::SHARD_COUNTS {
+        let corekv = Server::corekv(shards, &[]);
+        for (i, case) in cases.iter().enumerate() {
+            let mut r = [redis.client(), redis.client()];
+            let mut k = [corekv.client(), corekv.client()];
+            r[0].call(&["FLUSHALL"]);
+            k[0].call(&["FLUSHALL"]);
+            for (c, line) in case {
+                let args: Vec<&str> = line.split(' ').collect();
+                let want = r[*c].call(&args);
+                let got = k[*c].call(&args);
+                assert_eq!(
+                    show(&got),
+                    show(&want),
+                    "watch race {i} ({shards} shards), connection {c}: {line}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn collection_cases_match_redis() {
     compare(&collection_cases(), &|i| format!("collection case {i}"));
@@ -1056,7 +1285,7 @@ impl Gen {
 
     fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let words: Vec<String> = match self.rng.u8(..60) {
+        let words: Vec<String> = match self.rng.u8(..67) {
             0 => vec!["SET".into(), k, self.value()],
             1 => {
                 let opt =
@@ -1255,6 +1484,16 @@ impl Gen {
                 w
             }
             58 => vec!["OBJECT".into(), "ENCODING".into(), k],
+            59 | 60 => vec!["MULTI".into()],
+            61 | 62 => vec!["EXEC".into()],
+            63 => vec!["DISCARD".into()],
+            64 => {
+                let n = self.rng.usize(1..3);
+                let mut w = vec!["WATCH".into(), k];
+                w.extend(self.keys(n));
+                w
+            }
+            65 => vec!["UNWATCH".into()],
             _ => vec!["FLUSHDB".into()],
         };
         words

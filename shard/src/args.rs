@@ -79,4 +79,24 @@ impl OwnedArgs {
     pub fn args(&self) -> Args<'_> {
         Args::new(&self.buf, &self.spans)
     }
+
+    /// Number of arguments.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// A view of arguments `first..first + n` (one of several commands held together).
+    pub fn slice(&self, first: usize, n: usize) -> Args<'_> {
+        Args::new(&self.buf, &self.spans[first..first + n])
+    }
+
+    /// Bytes held: the arguments and their spans.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() + self.spans.len() * std::mem::size_of::<Span>()
+    }
 }

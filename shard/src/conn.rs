@@ -4,6 +4,7 @@ use std::task::Waker;
 
 use corekv_protocol::Proto;
 
+use crate::args::OwnedArgs;
 use crate::assembly::Assembly;
 use crate::wheel::TimerHandle;
 
@@ -64,6 +65,44 @@ pub struct Client {
     pub omem: usize,
     /// The current batch's replies.
     pub replies: Assembly,
+    /// The transaction being queued, between MULTI and EXEC.
+    pub tx: Option<Box<Tx>>,
+    /// The keys it WATCHes, each with its owner.
+    pub watching: Vec<(Box<[u8]>, u16)>,
+}
+
+/// A transaction being queued (MULTI).
+#[derive(Default)]
+pub struct Tx {
+    /// The arguments of every queued command, back to back.
+    pub args: OwnedArgs,
+    /// Each queued command (checked when queued: known, arity), in order: its first
+    /// argument in `args` and its number of arguments.
+    pub cmds: Vec<(u32, u32)>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    pub aborted: bool,
+}
+
+impl Tx {
+    /// Queues a command.
+    pub fn push(&mut self, args: crate::args::Args) {
+        let first = self.args.len() as u32;
+        for a in args.iter() {
+            self.args.push(a);
+        }
+        self.cmds.push((first, args.len() as u32));
+    }
+
+    /// Bytes held (bounded by `client-query-buffer-limit`).
+    pub fn bytes(&self) -> usize {
+        self.args.bytes() + self.cmds.len() * 8
+    }
+
+    /// The `i`th queued command.
+    pub fn cmd(&self, i: usize) -> crate::args::Args<'_> {
+        let (first, n) = self.cmds[i];
+        self.args.slice(first as usize, n as usize)
+    }
 }
 
 /// Connections accepted by this shard.
@@ -138,6 +177,8 @@ impl ConnTable {
             qbuf_free: 0,
             omem: 0,
             replies: Assembly::default(),
+            tx: None,
+            watching: Vec::new(),
         });
         self.len += usize::from(!c.internal);
         ConnId { slot, gen }

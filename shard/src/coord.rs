@@ -306,7 +306,7 @@ mod tests {
             Step::Run(ops) => ops
                 .into_iter()
                 .map(|(s, op)| {
-                    let text = match op {
+                    let text = match op.clone() {
                         StepOp::Run(a) => a
                             .args()
                             .iter()
@@ -314,6 +314,7 @@ mod tests {
                             .collect::<Vec<_>>()
                             .join(" "),
                         StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
+                        StepOp::Part(..) | StepOp::Unwatch(_) => format!("{op:?}"),
                         StepOp::Restore {
                             key,
                             expire_at,

@@ -51,6 +51,11 @@ pub enum Op {
     /// this statistics slot (see `command::Commands::by_stat`), with the arguments its
     /// check planned.
     Part(u16),
+    /// WATCH: the sending connection watches these keys (the arguments) of this shard.
+    Watch,
+    /// The sending connection no longer watches these keys (the arguments): UNWATCH,
+    /// DISCARD, RESET, a closed connection. Nobody waits for the reply.
+    Unwatch,
 }
 
 /// One forwarded request.
@@ -165,6 +170,11 @@ pub type Token = u64;
 pub enum StepOp {
     /// Run a keyed command (`EXISTS`, `MSET`, `DEL`) on this shard.
     Run(OwnedArgs),
+    /// Run this shard's part of a fan-out command (see [`Op::Part`]) inside EXEC.
+    Part(u16, OwnedArgs),
+    /// EXEC's verdict on the sending connection's watched keys (the arguments) of this
+    /// shard: `:1` if one changed since WATCH, else `:0`; they are unwatched either way.
+    Unwatch(OwnedArgs),
     /// Read an entry for moving or copying: `[type, deadline, payload]` or null.
     Dump(Vec<u8>),
     /// Write an entry read by `Dump`.

@@ -103,11 +103,30 @@ impl Pause {
     /// Ends `token`'s pause (nothing if it does not hold it) and hands it to the next in
     /// line; wakes the tasks waiting for the end. `None` when `token` did not hold it.
     pub fn release(&mut self, token: Token) -> Option<Next> {
+        self.end(token).then(|| self.hand_on())
+    }
+
+    /// Ends `token`'s pause without handing it on yet (see [`hand_on`](Self::hand_on)):
+    /// the shard runs the requests it held first, so a stream of coordinated commands
+    /// does not starve them. Wakes the tasks waiting for the end. False when `token` did
+    /// not hold it.
+    pub fn end(&mut self, token: Token) -> bool {
         if self.owner != Some(token) {
-            return None;
+            return false;
         }
         self.owner = None;
-        let next = match self.queue.pop_front() {
+        for w in self.blocked.drain(..) {
+            w.wake();
+        }
+        true
+    }
+
+    /// Gives the pause, if free, to the first in line.
+    pub fn hand_on(&mut self) -> Next {
+        if self.owner.is_some() {
+            return Next::Free;
+        }
+        match self.queue.pop_front() {
             None => Next::Free,
             Some(Waiter::Local(t, w)) => {
                 self.owner = Some(t);
@@ -118,11 +137,7 @@ impl Pause {
                 self.owner = Some(t);
                 Next::Remote(from, ticket, proto)
             }
-        };
-        for w in self.blocked.drain(..) {
-            w.wake();
         }
-        Some(next)
     }
 }
 

@@ -426,13 +426,16 @@ pub fn client_line(c: &Client, now: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(name);
     let _ = write!(
         out,
-        " age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} \
-         argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} \
+        " age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} \
+         argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} \
          user=default redir=-1 resp={} lib-name=",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_ms) / 1000,
+        if c.tx.is_some() { "x" } else { "N" },
+        c.tx.as_ref().map_or(-1, |t| t.cmds.len() as i64),
         c.qbuf,
         c.qbuf_free,
+        c.tx.as_ref().map_or(0, |t| t.bytes()),
         c.replies.local.capacity(),
         c.replies.local.capacity(),
         c.omem,

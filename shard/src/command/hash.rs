@@ -104,10 +104,10 @@ fn set_fields(
     if let Some(idx) = found {
         if let Value::Coll(c) = ctx.store.entry(idx).value() {
             if c.is_table() {
-                let id = c.table_id();
-                return ctx
-                    .store
-                    .with_table(id, |t| pairs.iter().filter(|(f, v)| t.insert(f, v)).count());
+                // HSET changes the key even when every field kept its value (Redis).
+                return ctx.store.with_table(idx, |t| {
+                    (pairs.iter().filter(|(f, v)| t.insert(f, v)).count(), true)
+                });
             }
         }
     }
@@ -273,9 +273,9 @@ pub fn hdel(ctx: &mut Ctx, args: Args) {
     };
     let fields: Vec<&[u8]> = args.iter().skip(2).collect();
     let (removed, left) = match ctx.store.entry(idx).value() {
-        Value::Coll(c) if c.is_table() => ctx.store.with_table(c.table_id(), |t| {
+        Value::Coll(c) if c.is_table() => ctx.store.with_table(idx, |t| {
             let removed = fields.iter().filter(|f| t.remove(f)).count();
-            (removed, t.len())
+            ((removed, t.len()), false)
         }),
         _ => {
             let mut buf = ctx.store.take_scratch();

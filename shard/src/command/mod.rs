@@ -27,6 +27,7 @@ pub mod server;
 pub mod set;
 pub mod setops;
 pub mod string;
+pub mod transaction;
 
 use ahash::RandomState;
 use corekv_protocol::Reply;
@@ -239,6 +240,24 @@ pub enum Route {
     /// A container (CLIENT, CONFIG) that needs a subcommand; called alone, its arity
     /// check fails first.
     Container,
+    /// A step of the session's transaction state machine, which the shard runs with
+    /// the connection (MULTI, EXEC, WATCH: see `transaction.rs`).
+    Session(SessionCmd),
+}
+
+/// The transaction commands (see [`Route::Session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionCmd {
+    /// MULTI.
+    Multi,
+    /// EXEC.
+    Exec,
+    /// DISCARD.
+    Discard,
+    /// WATCH.
+    Watch,
+    /// UNWATCH.
+    Unwatch,
 }
 
 impl Route {
@@ -272,6 +291,7 @@ const FAMILIES: &[Registrations] = &[
     setops::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
+    transaction::COMMANDS,
 ];
 
 /// One command or subcommand.

@@ -82,10 +82,11 @@ pub(super) fn add(ctx: &mut Ctx, key: &[u8], found: Option<u32>, new: &[&[u8]], 
     if let Some(idx) = found {
         if let Value::Coll(c) = ctx.store.entry(idx).value() {
             if c.is_table() {
-                ctx.store.with_table(c.table_id(), |t| {
+                ctx.store.with_table(idx, |t| {
                     for m in new {
                         t.insert(m, b"");
                     }
+                    ((), false)
                 });
                 return;
             }
@@ -96,7 +97,7 @@ pub(super) fn add(ctx: &mut Ctx, key: &[u8], found: Option<u32>, new: &[&[u8]], 
         Some(CollRef::Intset(is)) => intset_iter(is).collect(),
         _ => Vec::new(),
     };
-    let mut texts = false;
+    let (mut texts, before) = (false, ints.len());
     for m in new {
         match parse_i64(m) {
             Some(v) => {
@@ -106,6 +107,10 @@ pub(super) fn add(ctx: &mut Ctx, key: &[u8], found: Option<u32>, new: &[&[u8]], 
             }
             None => texts = true,
         }
+    }
+    if !texts && found.is_some() && ints.len() == before {
+        // Nothing new: the set is unchanged (and not touched, for WATCH).
+        return;
     }
     if !texts && ints.len() as u64 <= ctx.coll.set_intset {
         write_intset(ctx, key, found, &ints, expire_at);
@@ -148,9 +153,9 @@ fn write_intset(ctx: &mut Ctx, key: &[u8], found: Option<u32>, ints: &[i64], exp
 /// there.
 pub(super) fn remove(ctx: &mut Ctx, idx: u32, gone: &[&[u8]]) -> usize {
     let (removed, left) = match ctx.store.entry(idx).value() {
-        Value::Coll(c) if c.is_table() => ctx.store.with_table(c.table_id(), |t| {
+        Value::Coll(c) if c.is_table() => ctx.store.with_table(idx, |t| {
             let removed = gone.iter().filter(|m| t.remove(m)).count();
-            (removed, t.len())
+            ((removed, t.len()), false)
         }),
         _ => {
             let mut ints: Vec<i64> = match ctx.store.coll(idx) {
@@ -382,14 +387,14 @@ const SPOP_MOVE_STRATEGY_MUL: usize = 5;
 fn pop_random(ctx: &mut Ctx, idx: u32, k: usize, rng: &mut fastrand::Rng) -> Vec<Vec<u8>> {
     match ctx.store.entry(idx).value() {
         Value::Coll(c) if c.is_table() => {
-            let (popped, left) = ctx.store.with_table(c.table_id(), |t| {
+            let (popped, left) = ctx.store.with_table(idx, |t| {
                 let mut popped = Vec::with_capacity(k);
                 for _ in 0..k.min(t.len()) {
                     let m = t.at(t.random(rng)).expect("a used position").0.to_vec();
                     t.remove(&m);
                     popped.push(m);
                 }
-                (popped, t.len())
+                ((popped, t.len()), false)
             });
             if left == 0 {
                 ctx.store.remove_at(idx);

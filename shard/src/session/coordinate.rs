@@ -8,7 +8,7 @@ use std::task::Poll;
 
 use crate::conn::ConnId;
 use crate::coord::{CoordPlan, Step};
-use crate::message::Control;
+use crate::message::{Control, Token};
 use crate::shard::Shard;
 
 /// Waits until every reply of `conn`'s current batch has arrived.
@@ -37,7 +37,7 @@ pub async fn wait_unpaused(shard: &RefCell<Shard>) {
     .await
 }
 
-async fn private_reply(shard: &RefCell<Shard>, conn: ConnId, hole: u32) -> Vec<u8> {
+pub(super) async fn private_reply(shard: &RefCell<Shard>, conn: ConnId, hole: u32) -> Vec<u8> {
     poll_fn(
         |cx| match shard.borrow_mut().take_private(conn, hole, cx.waker()) {
             Some(bytes) => Poll::Ready(bytes),
@@ -58,15 +58,7 @@ pub async fn coordinate(shard: &RefCell<Shard>, conn: ConnId, mut plan: CoordPla
     };
     let mut paused = Vec::with_capacity(plan.shards.len());
     let reply = run_plan(shard, conn, &mut plan, me, token, &mut paused).await;
-    let mut sh = shard.borrow_mut();
-    for &s in &paused {
-        if s == me {
-            sh.resume(token);
-        } else {
-            sh.send_control(conn, s, Control::Resume(token));
-        }
-    }
-    sh.end_coordination(conn);
+    release(&mut shard.borrow_mut(), conn, token, &paused);
     reply
 }
 
@@ -76,12 +68,30 @@ async fn run_plan(
     conn: ConnId,
     plan: &mut CoordPlan,
     me: usize,
-    token: crate::message::Token,
+    token: Token,
     paused: &mut Vec<usize>,
 ) -> Vec<u8> {
-    let proto = plan.proto;
-    let gone = || b"-ERR connection closed during a cross-shard command\r\n".to_vec();
-    for s in plan.shards.clone() {
+    if !take_pauses(shard, conn, &plan.shards, me, token, paused).await {
+        return gone();
+    }
+    run_steps(shard, conn, plan, me, token).await
+}
+
+fn gone() -> Vec<u8> {
+    b"-ERR connection closed during a cross-shard command\r\n".to_vec()
+}
+
+/// Pauses `shards` (ascending) for `token`, recording each in `paused` once held; false
+/// when the connection went away meanwhile.
+pub(super) async fn take_pauses(
+    shard: &RefCell<Shard>,
+    conn: ConnId,
+    shards: &[usize],
+    me: usize,
+    token: Token,
+    paused: &mut Vec<usize>,
+) -> bool {
+    for &s in shards {
         if s == me {
             poll_fn(|cx| {
                 if shard.borrow_mut().pause_local(token, cx.waker()) {
@@ -96,12 +106,37 @@ async fn run_plan(
                 .borrow_mut()
                 .send_control(conn, s, Control::Pause(token))
             else {
-                return gone();
+                return false;
             };
             private_reply(shard, conn, hole).await;
         }
         paused.push(s);
     }
+    true
+}
+
+/// Ends the pauses `token` holds on `paused`.
+pub(super) fn release(sh: &mut Shard, conn: ConnId, token: Token, paused: &[usize]) {
+    let me = sh.id();
+    for &s in paused {
+        if s == me {
+            sh.resume(token);
+        } else {
+            sh.send_control(conn, s, Control::Resume(token));
+        }
+    }
+    sh.end_coordination(conn);
+}
+
+/// Runs a plan's steps on shards `token` already holds.
+pub(super) async fn run_steps(
+    shard: &RefCell<Shard>,
+    conn: ConnId,
+    plan: &mut CoordPlan,
+    me: usize,
+    token: Token,
+) -> Vec<u8> {
+    let proto = plan.proto;
     let mut results: Vec<Vec<u8>> = Vec::new();
     loop {
         match plan.next(&results) {
@@ -113,7 +148,8 @@ async fn run_plan(
                     if s == me {
                         let mut sh = shard.borrow_mut();
                         sh.refresh_now();
-                        sh.run_step(&op, proto, &mut results[i]);
+                        let w = sh.watcher(conn);
+                        sh.run_step(&op, w, proto, &mut results[i]);
                     } else {
                         match shard
                             .borrow_mut()

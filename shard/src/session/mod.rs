@@ -15,6 +15,7 @@
 
 mod coordinate;
 mod read_buf;
+mod transaction;
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -202,6 +203,10 @@ impl Session {
                             processed += 1;
                             break Step::Coordinate(plan);
                         }
+                        Outcome::Exec(tx) => {
+                            processed += 1;
+                            break Step::Exec(tx);
+                        }
                         Outcome::Quit => break Step::End(RoundEnd::CloseAfterWrite),
                         Outcome::Close => break Step::End(RoundEnd::CloseNow),
                     }
@@ -216,6 +221,7 @@ impl Session {
                     let reply = coordinate(shard, self.conn, *plan).await;
                     shard.borrow_mut().push_reply(self.conn, &reply);
                 }
+                Step::Exec(tx) => transaction::exec(shard, self.conn, *tx).await,
             }
         }
     }
@@ -313,6 +319,7 @@ impl Session {
     /// The connection is gone: forget it on the shard and give the buffers back to its
     /// pools (freed if grown or the pool is full).
     pub fn close(self, sh: &mut Shard) {
+        sh.unwatch_all(self.conn);
         let st = sh.state_mut();
         st.disconnect(self.conn);
         st.read_pool.give(self.rbuf.into_buf());
@@ -324,6 +331,7 @@ enum Step {
     End(RoundEnd),
     Blocked,
     Coordinate(Box<CoordPlan>),
+    Exec(Box<crate::conn::Tx>),
 }
 
 fn protocol_error(sh: &mut Shard, conn: ConnId, e: ProtocolError) {

@@ -23,6 +23,9 @@
 //! replies, a coordinator's pause and steps) is in `peers.rs`.
 
 mod peers;
+mod transaction;
+
+pub use transaction::ExecPlan;
 
 use std::task::Waker;
 
@@ -35,10 +38,10 @@ use crate::command::{
     Local, LocalFn, Lookup, Multi, Route, Spec, Split, Targets,
 };
 use crate::config::Config;
-use crate::conn::ConnId;
+use crate::conn::{ConnId, Tx};
 use crate::coord::CoordPlan;
 use crate::links::Links;
-use crate::message::{Op, RequestBatch, Ticket};
+use crate::message::{Control, ControlMsg, Msg, Op, RequestBatch, StepOp, Ticket, Token};
 use crate::pause::Pause;
 use crate::slot::SlotMap;
 use crate::state::{State, OOM};
@@ -54,6 +57,8 @@ pub enum Outcome {
     /// A command that must be atomic across shards: wait for this connection's holes,
     /// then drive the plan.
     Coordinate(Box<CoordPlan>),
+    /// EXEC of this transaction: wait for this connection's holes, then drive it.
+    Exec(Box<Tx>),
     /// QUIT: write what was produced, then close.
     Quit,
     /// Close at once without a reply (Redis's answer to HTTP requests).
@@ -129,6 +134,9 @@ pub struct Shard {
     ran: Ran,
     /// A buffer for parts run here before they join a connection's output.
     scratch: Vec<u8>,
+    /// While an EXEC dispatches its commands: the token of its pauses (see
+    /// `transaction.rs`).
+    exec: Option<Token>,
 }
 
 impl Shard {
@@ -144,6 +152,7 @@ impl Shard {
             deferred: Default::default(),
             ran: Ran::Here,
             scratch: Vec::new(),
+            exec: None,
         }
     }
 
@@ -188,6 +197,7 @@ impl Shard {
             Lookup::Unknown => {
                 let text = unknown_command(args);
                 self.state.reply_error(conn, &text);
+                self.flag_tx(conn);
                 return Outcome::Done;
             }
             Lookup::UnknownSubcommand(container) => {
@@ -197,6 +207,7 @@ impl Shard {
                 text.extend_from_slice(container.name.to_ascii_uppercase().as_bytes());
                 text.extend_from_slice(b" HELP.");
                 self.state.reply_error(conn, &text);
+                self.flag_tx(conn);
                 return Outcome::Done;
             }
         };
@@ -204,6 +215,7 @@ impl Shard {
             self.state.cmdstats.get(spec.stat).rejected += 1;
             let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
             self.state.reply_error(conn, text.as_bytes());
+            self.flag_tx(conn);
             return Outcome::Done;
         }
         let now = self.state.now();
@@ -215,8 +227,17 @@ impl Shard {
             self.state.cmdstats.get(spec.stat).rejected += 1;
             self.state
                 .reply_error(conn, b"NOAUTH Authentication required.");
+            self.flag_tx(conn);
             return Outcome::Done;
         }
+        if c.tx.is_some() {
+            if let Some(outcome) = self.queue(conn, spec, args) {
+                return outcome;
+            }
+        }
+        let Some(c) = self.state.conns.get_mut(conn) else {
+            return Outcome::Close;
+        };
         c.last_cmd = spec.name;
         c.last_ms = now;
         let start_len = c.replies.local.len();
@@ -224,7 +245,16 @@ impl Shard {
         self.ran = Ran::Here;
         let outcome = match spec.route {
             Route::Keyed(f, multi) => self.dispatch_keyed(conn, spec, f, multi, args, proto),
-            Route::Local(f) => self.run_local(conn, f, args),
+            Route::Local(f) => {
+                if spec.name == "reset" {
+                    if let Some(c) = self.state.conns.get_mut(conn) {
+                        c.tx = None;
+                    }
+                    self.unwatch_all(conn);
+                }
+                self.run_local(conn, f, args)
+            }
+            Route::Session(cmd) => self.session_command(conn, cmd, args),
             Route::Fanout(fanout) => self.fanout(conn, spec, fanout, args, proto),
             Route::Container => {
                 // Arity -2 makes a lone container fail its arity check above; should a
@@ -354,7 +384,7 @@ impl Shard {
             Some(Multi::Coord(how)) if !single => self.coordinate(conn, spec, how, args, proto),
             // Keys owned here, or a command whose keys never span shards.
             _ => {
-                if self.pause.is_paused() {
+                if self.held() {
                     return Outcome::Blocked;
                 }
                 self.run_here(conn, spec, f, args, proto);
@@ -434,8 +464,32 @@ impl Shard {
             gen: conn.gen,
             hole,
         };
-        self.links.enqueue(dest, ticket, proto, op, args.iter());
+        self.send_request(dest, ticket, proto, op, args);
+    }
+
+    /// Sends a request to shard `dest`: in its request batch, or, inside an EXEC that
+    /// paused `dest`, as a step of the EXEC's token (a paused shard serves only those).
+    fn send_request(&mut self, dest: usize, ticket: Ticket, proto: Proto, op: Op, args: Args) {
         self.state.stats.hops_out += 1;
+        let Some(token) = self.exec else {
+            self.links.enqueue(dest, ticket, proto, op, args.iter());
+            return;
+        };
+        let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
+        let step = match op {
+            Op::Part(stat) => StepOp::Part(stat, owned),
+            _ => StepOp::Run(owned),
+        };
+        let from = self.state.id;
+        self.links.send(
+            dest,
+            Msg::Control(ControlMsg {
+                from,
+                ticket,
+                proto,
+                kind: Control::Step(token, step),
+            }),
+        );
     }
 
     /// A multi-key command over keys of several shards: one part per owner, each the
@@ -461,7 +515,7 @@ impl Shard {
             .iter()
             .map(|&p| self.map.shard_of(args.get(p)))
             .collect();
-        if owners.contains(&self.state.id) && self.pause.is_paused() {
+        if owners.contains(&self.state.id) && self.held() {
             return Outcome::Blocked;
         }
         let mut shards = owners.clone();
@@ -568,7 +622,7 @@ impl Shard {
             Targets::All => (0..shards).collect(),
             Targets::One(s) => vec![s],
         };
-        if targets.contains(&self.state.id) && self.pause.is_paused() {
+        if targets.contains(&self.state.id) && self.held() {
             return Outcome::Blocked;
         }
         let c = self.state.conns.get_mut(conn).expect("live connection");
@@ -623,8 +677,7 @@ impl Shard {
             gen: conn.gen,
             hole,
         };
-        self.links.enqueue(dest, ticket, proto, op, args.iter());
-        self.state.stats.hops_out += 1;
+        self.send_request(dest, ticket, proto, op, args);
     }
 
     // ---- output ---------------------------------------------------------------------

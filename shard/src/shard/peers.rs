@@ -15,6 +15,7 @@ use crate::message::{
 };
 use crate::pause::Next;
 use crate::state::OOM;
+use crate::store::watch::Watcher;
 
 impl Shard {
     /// Runs a keyed command sent by another shard (or by a coordinator), reply in `out`.
@@ -42,19 +43,33 @@ impl Shard {
         }
     }
 
-    /// Runs one request from another shard: a keyed command, or a fan-out's part.
-    fn run_request(&mut self, op: Op, args: Args, out: &mut Reply) {
+    /// Runs one request from another shard (for its connection `from`): a keyed
+    /// command, a fan-out's part, a WATCH or UNWATCH.
+    fn run_request(&mut self, from: Watcher, op: Op, args: Args, out: &mut Reply) {
         match op {
             Op::Key => self.run_key(args, out),
-            Op::Part(stat) => {
-                match self.commands.by_stat(stat as usize).map(|s| s.route) {
-                    Some(Route::Fanout(f)) => (f.part)(&mut self.state, args, out),
-                    _ => out.err("internal error: a part of a command that has none"),
+            Op::Part(stat) => self.run_part(stat, args, out),
+            Op::Watch => {
+                for key in args.iter() {
+                    self.watch_here(from, key);
                 }
-                // Parts are not timed; the next keyed request must not count this one.
-                self.state.lap();
+                out.ok();
+            }
+            Op::Unwatch => {
+                self.state.store.watches.unwatch(from, args.iter());
+                out.ok();
             }
         }
+    }
+
+    /// Runs this shard's part of a fan-out command.
+    fn run_part(&mut self, stat: u16, args: Args, out: &mut Reply) {
+        match self.commands.by_stat(stat as usize).map(|s| s.route) {
+            Some(Route::Fanout(f)) => (f.part)(&mut self.state, args, out),
+            _ => out.err("internal error: a part of a command that has none"),
+        }
+        // Parts are not timed; the next keyed request must not count this one.
+        self.state.lap();
     }
 
     /// Handles a message from another shard: runs requests (or holds them while paused),
@@ -85,7 +100,17 @@ impl Shard {
         for req in &reqs {
             let args = batch.args(req);
             let start = reply.buf.len();
-            self.run_request(req.op, args, &mut Reply::new(&mut reply.buf, req.proto));
+            let from = Watcher {
+                shard: batch.from as u16,
+                slot: req.ticket.conn,
+                gen: req.ticket.gen,
+            };
+            self.run_request(
+                from,
+                req.op,
+                args,
+                &mut Reply::new(&mut reply.buf, req.proto),
+            );
             reply.replies.push((req.ticket, start, reply.buf.len()));
         }
         self.state.stats.hops_in += reqs.len() as u64;
@@ -150,14 +175,18 @@ impl Shard {
         self.pause.take_local(token, waker)
     }
 
-    /// Ends `token`'s pause, hands it to the next in line, and runs the requests held
-    /// meanwhile if the shard is free.
+    /// Ends `token`'s pause, runs the requests held meanwhile, and hands the pause to
+    /// the next in line.
     pub fn resume(&mut self, token: Token) {
-        if let Some(Next::Remote(from, ticket, _)) = self.pause.release(token) {
+        if !self.pause.end(token) {
+            return;
+        }
+        // What other shards sent meanwhile runs before the next coordinated command.
+        self.run_deferred();
+        if let Next::Remote(from, ticket, _) = self.pause.hand_on() {
             let ack = self.links.single_reply(ticket, b"+OK\r\n");
             self.links.send(from, Msg::Replies(ack));
         }
-        self.run_deferred();
     }
 
     /// Serves a control message from another shard's coordinator.
@@ -177,7 +206,12 @@ impl Shard {
                 debug_assert_eq!(self.pause.owner(), Some(token), "step without the pause");
                 let mut out = std::mem::take(&mut self.scratch);
                 out.clear();
-                self.run_step(&op, msg.proto, &mut out);
+                let from = Watcher {
+                    shard: msg.from as u16,
+                    slot: msg.ticket.conn,
+                    gen: msg.ticket.gen,
+                };
+                self.run_step(&op, from, msg.proto, &mut out);
                 let r = self.links.single_reply(msg.ticket, &out);
                 crate::message::recycle(&mut out, crate::message::KEEP_BYTES);
                 self.scratch = out;
@@ -231,12 +265,18 @@ impl Shard {
         }
     }
 
-    /// Runs one step of a coordinated command on this shard.
-    pub fn run_step(&mut self, op: &StepOp, proto: Proto, out: &mut Vec<u8>) {
+    /// Runs one step of a coordinated command (or of an EXEC) on this shard, for
+    /// connection `from`.
+    pub fn run_step(&mut self, op: &StepOp, from: Watcher, proto: Proto, out: &mut Vec<u8>) {
         let mut reply = Reply::new(out, proto);
         let now = self.state.now();
         match op {
             StepOp::Run(args) => self.run_key(args.args(), &mut reply),
+            StepOp::Part(stat, args) => self.run_part(*stat, args.args(), &mut reply),
+            StepOp::Unwatch(keys) => {
+                let dirty = self.unwatch_here(from, keys.args());
+                reply.int(i64::from(dirty));
+            }
             StepOp::Dump(key) => {
                 command::keyspace::dump_entry(self.state.keyspace(), key, now, &mut reply)
             }

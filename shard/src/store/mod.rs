@@ -24,6 +24,7 @@
 mod block;
 pub mod collection;
 pub mod entry;
+pub mod watch;
 
 use ahash::RandomState;
 use hashbrown::HashTable;
@@ -125,6 +126,8 @@ pub struct Store {
     dying: Vec<Table>,
     /// A buffer commands build collections' encodings in, kept between commands.
     scratch: Vec<u8>,
+    /// Keys clients WATCH, and whose change they must learn of at EXEC.
+    pub watches: watch::Watches,
 }
 
 /// A collection as the families read it.
@@ -177,6 +180,7 @@ impl Store {
             free_tables: Vec::new(),
             dying: Vec::new(),
             scratch: Vec::new(),
+            watches: Default::default(),
         }
     }
 
@@ -282,6 +286,14 @@ impl Store {
         Self::used(&self.slots, idx)
     }
 
+    /// The key at `idx` is about to change: its watchers learn of it (WATCH).
+    #[inline]
+    pub fn touch(&mut self, idx: u32) {
+        if !self.watches.is_empty() {
+            self.watches.touch(Self::used(&self.slots, idx).key());
+        }
+    }
+
     #[inline]
     fn entry_mut(&mut self, idx: u32) -> &mut Entry {
         self.slots[idx as usize]
@@ -292,6 +304,7 @@ impl Store {
     /// Runs `f` on the entry at `idx`, keeping the memory accounting right.
     #[inline]
     fn resize_entry<R>(&mut self, idx: u32, f: impl FnOnce(&mut Entry) -> R) -> R {
+        self.touch(idx);
         let e = self.entry_mut(idx);
         let before = heap(e.block_len());
         let r = f(e);
@@ -432,6 +445,9 @@ impl Store {
             "insert of a present key"
         );
         let expire_at = entry.expire_at().unwrap_or(0);
+        if !self.watches.is_empty() {
+            self.watches.touch(entry.key());
+        }
         self.grew(entry_bytes(&entry));
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -501,6 +517,7 @@ impl Store {
     /// Takes the entry at `idx` out of the keyspace, leaving a large collection of its in
     /// the table slab.
     fn unlink(&mut self, idx: u32, hash: u64, timers: &mut Timers) -> Entry {
+        self.touch(idx);
         match self.index.find_entry(hash, |&i| i == idx) {
             Ok(found) => {
                 found.remove();
@@ -533,6 +550,14 @@ impl Store {
     /// Removes every key; returns how many there were.
     pub fn clear(&mut self, timers: &mut Timers) -> usize {
         let n = self.len;
+        if !self.watches.is_empty() {
+            let (index, slots, hasher) = (&self.index, &self.slots, &self.hasher);
+            self.watches.touch_existing(|k| {
+                index
+                    .find(hasher.hash_one(k), |&i| Self::used(slots, i).key() == k)
+                    .is_some()
+            });
+        }
         for e in self.slots.iter().flatten() {
             let t = e.timer();
             if !t.is_none() {
@@ -564,16 +589,22 @@ impl Store {
             .expect("an entry's table exists")
     }
 
-    /// Runs `f` on the table numbered `id`, keeping the memory accounting right.
-    pub fn with_table<R>(&mut self, id: u32, f: impl FnOnce(&mut Table) -> R) -> R {
+    /// Runs `f` on the table of the collection at `idx` (which must have one), keeping
+    /// the memory accounting right; the key counts as changed (WATCH) when the table's
+    /// size or contents' bytes changed, or when `f` says so.
+    pub fn with_table<R>(&mut self, idx: u32, f: impl FnOnce(&mut Table) -> (R, bool)) -> R {
+        let id = self.table_of(idx).expect("a table-encoded collection");
         let t = self.tables[id as usize]
             .as_mut()
             .expect("an entry's table exists");
-        let before = t.bytes();
-        let r = f(t);
-        let after = t.bytes();
+        let (before, len) = (t.bytes(), t.len());
+        let (r, changed) = f(t);
+        let (after, len_after) = (t.bytes(), t.len());
         self.used -= before;
         self.grew(after);
+        if changed || before != after || len != len_after {
+            self.touch(idx);
+        }
         r
     }
 
@@ -1077,8 +1108,8 @@ impl<'a> Keyspace<'a> {
     }
 
     /// [`Store::with_table`].
-    pub fn with_table<R>(&mut self, id: u32, f: impl FnOnce(&mut Table) -> R) -> R {
-        self.store.with_table(id, f)
+    pub fn with_table<R>(&mut self, idx: u32, f: impl FnOnce(&mut Table) -> (R, bool)) -> R {
+        self.store.with_table(idx, f)
     }
 
     /// [`Store::dump_value`].

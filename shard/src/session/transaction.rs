@@ -1,0 +1,265 @@
+//! The driver of EXEC: waits for the connection's earlier replies, pauses the shards the
+//! transaction touches in ascending order (none when it touches only keys of this shard
+//! and this shard is free: then it runs without a message), takes the watched keys'
+//! verdict from their owners, dispatches the queued commands in exec mode, waits for all
+//! their replies, and resumes the shards. While paused, those shards run nothing else, so
+//! no other client sees the transaction half done. Plain `std` futures over the shard.
+
+use std::cell::RefCell;
+
+use super::coordinate::{
+    private_reply, release, run_steps, take_pauses, wait_ready, wait_unpaused,
+};
+use crate::conn::{ConnId, Tx};
+use crate::message::{Control, StepOp};
+use crate::shard::{Outcome, Shard};
+
+/// Runs EXEC for `conn`, whose transaction is `tx`; the reply joins its output.
+pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, tx: Tx) {
+    // Earlier replies first, and with them the WATCH registrations on other shards.
+    wait_ready(shard, conn).await;
+    if tx.aborted {
+        shard.borrow_mut().exec_abort(conn);
+        return;
+    }
+    let (me, plan) = {
+        let mut sh = shard.borrow_mut();
+        (sh.id(), sh.exec_plan(conn, &tx))
+    };
+    let alone = plan.shards.iter().all(|&s| s == me);
+    let mut paused = Vec::new();
+    let token = if alone {
+        // Only this shard: nothing runs between here and the end but this task, once no
+        // coordinated command of another connection holds the shard.
+        wait_unpaused(shard).await;
+        None
+    } else {
+        let token = shard.borrow_mut().new_token();
+        if !take_pauses(shard, conn, &plan.shards, me, token, &mut paused).await {
+            release(&mut shard.borrow_mut(), conn, token, &paused);
+            return;
+        }
+        Some(token)
+    };
+
+    // The watched keys' verdict, from their owners.
+    let mut dirty = false;
+    let mut pending = Vec::new();
+    for (s, keys) in &plan.watched {
+        let mut sh = shard.borrow_mut();
+        if *s == me {
+            sh.refresh_now();
+            dirty |= sh.exec_unwatch_here(conn, keys);
+        } else if let Some(token) = token {
+            let step = Control::Step(token, StepOp::Unwatch(keys.clone()));
+            if let Some(hole) = sh.send_control(conn, *s, step) {
+                pending.push(hole);
+            }
+        }
+    }
+    for hole in pending {
+        dirty |= private_reply(shard, conn, hole).await.as_slice() == b":1\r\n";
+    }
+
+    if dirty {
+        shard.borrow_mut().exec_refused(conn);
+    } else {
+        shard.borrow_mut().exec_begin(conn, token, tx.cmds.len());
+        for i in 0..tx.cmds.len() {
+            loop {
+                let outcome = {
+                    let mut sh = shard.borrow_mut();
+                    sh.refresh_now();
+                    sh.dispatch(conn, tx.cmd(i))
+                };
+                match outcome {
+                    Outcome::Blocked => wait_unpaused(shard).await,
+                    Outcome::Coordinate(mut cplan) => {
+                        wait_ready(shard, conn).await;
+                        let reply = match token {
+                            Some(token) => run_steps(shard, conn, &mut cplan, me, token).await,
+                            None => b"-ERR internal error: a cross-shard command in a \
+                                      one-shard transaction\r\n"
+                                .to_vec(),
+                        };
+                        shard.borrow_mut().push_reply(conn, &reply);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        shard.borrow_mut().exec_end();
+    }
+    // Every reply is in before the shards are let go: the writes appear together.
+    wait_ready(shard, conn).await;
+    if let Some(token) = token {
+        release(&mut shard.borrow_mut(), conn, token, &paused);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::testkit::{key_on, output, run, shards};
+
+    /// Moves every queued message between the shards until none is left.
+    fn pump(cells: &[RefCell<Shard>]) {
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for from in 0..cells.len() {
+                for to in 0..cells.len() {
+                    if from != to {
+                        let mut out = Vec::new();
+                        cells[from]
+                            .borrow_mut()
+                            .take_outgoing(to, Waker::noop(), &mut out);
+                        for msg in out {
+                            moved = true;
+                            cells[to].borrow_mut().on_message(msg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls `fut` (which borrows the shards only while polled), moving messages between
+    /// the shards whenever it waits, and after it finished; `None` if it never does.
+    fn drive<F: Future>(cells: &[RefCell<Shard>], fut: F) -> Option<F::Output> {
+        let mut fut = pin!(fut);
+        for _ in 0..100 {
+            let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            pump(cells);
+            if let Poll::Ready(v) = polled {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn queue(cells: &[RefCell<Shard>], conn: ConnId, cmds: &[&[&str]]) -> Tx {
+        let mut sh = cells[0].borrow_mut();
+        for cmd in cmds {
+            assert!(matches!(run(&mut sh, conn, cmd), Outcome::Done));
+        }
+        match run(&mut sh, conn, &["EXEC"]) {
+            Outcome::Exec(tx) => *tx,
+            _ => panic!("EXEC did not start a transaction"),
+        }
+    }
+
+    #[test]
+    fn a_one_shard_exec_finishes_without_any_message() {
+        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
+        let conn = cells[0]
+            .borrow_mut()
+            .state_mut()
+            .connect("a".into(), "b".into(), 3);
+        let k = key_on(0, 2);
+        let tx = queue(
+            &cells,
+            conn,
+            &[
+                &["WATCH", &k],
+                &["MULTI"],
+                &["SET", &k, "1"],
+                &["INCR", &k],
+                &["PING"],
+            ],
+        );
+        let mut fut = pin!(exec(&cells[0], conn, tx));
+        let done = fut
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready();
+        assert!(done, "waited for something");
+        let mut out = Vec::new();
+        cells[0]
+            .borrow_mut()
+            .take_outgoing(1, Waker::noop(), &mut out);
+        assert!(out.is_empty(), "sent {} message(s)", out.len());
+        assert_eq!(
+            output(&mut cells[0].borrow_mut(), conn),
+            "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n:2\r\n+PONG\r\n"
+        );
+    }
+
+    #[test]
+    fn a_cross_shard_exec_holds_other_requests_until_its_writes_are_all_in() {
+        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
+        let conn = cells[0]
+            .borrow_mut()
+            .state_mut()
+            .connect("a".into(), "b".into(), 3);
+        let other = cells[1]
+            .borrow_mut()
+            .state_mut()
+            .connect("c".into(), "d".into(), 4);
+        let (k0, k1) = (key_on(0, 2), key_on(1, 2));
+        let tx = queue(
+            &cells,
+            conn,
+            &[
+                &["MULTI"],
+                &["SET", &k0, "x"],
+                &["SET", &k1, "x"],
+                &["MGET", &k0, &k1],
+            ],
+        );
+        let mut fut = pin!(exec(&cells[0], conn, tx));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        // Shard 1 now gets the pause; a request of its own client waits behind it.
+        let mut out = Vec::new();
+        cells[0]
+            .borrow_mut()
+            .take_outgoing(1, Waker::noop(), &mut out);
+        for msg in out {
+            cells[1].borrow_mut().on_message(msg);
+        }
+        assert!(matches!(
+            run(&mut cells[1].borrow_mut(), other, &["GET", &k1]),
+            Outcome::Blocked
+        ));
+        assert!(drive(&cells, fut).is_some(), "EXEC never finished");
+        assert_eq!(
+            output(&mut cells[0].borrow_mut(), conn),
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n+OK\r\n*2\r\n$1\r\nx\r\n$1\r\nx\r\n"
+        );
+        assert!(matches!(
+            run(&mut cells[1].borrow_mut(), other, &["GET", &k1]),
+            Outcome::Done
+        ));
+        assert_eq!(output(&mut cells[1].borrow_mut(), other), "$1\r\nx\r\n");
+    }
+
+    #[test]
+    fn a_write_from_another_shards_client_fails_the_exec() {
+        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
+        let conn = cells[0]
+            .borrow_mut()
+            .state_mut()
+            .connect("a".into(), "b".into(), 3);
+        let other = cells[1]
+            .borrow_mut()
+            .state_mut()
+            .connect("c".into(), "d".into(), 4);
+        let k1 = key_on(1, 2);
+        run(&mut cells[0].borrow_mut(), conn, &["WATCH", &k1]);
+        pump(&cells);
+        run(&mut cells[1].borrow_mut(), other, &["SET", &k1, "theirs"]);
+        let tx = queue(&cells, conn, &[&["MULTI"], &["SET", &k1, "mine"]]);
+        assert!(drive(&cells, exec(&cells[0], conn, tx)).is_some());
+        assert_eq!(
+            output(&mut cells[0].borrow_mut(), conn),
+            "+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n"
+        );
+        assert_eq!(cells[1].borrow().state().store.watches.keys(), 0);
+    }
+}

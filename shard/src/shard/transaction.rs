@@ -1,0 +1,285 @@
+//! [`Shard`]'s side of transactions: MULTI queues, WATCH registers the keys on their
+//! owners, EXEC is planned here and driven by the session (`session/transaction.rs`),
+//! whose commands then run through [`Shard::dispatch`] in *exec mode*: requests to the
+//! shards the transaction paused travel as steps of its token (which a paused shard
+//! serves) instead of in request batches (which it holds back).
+
+use corekv_protocol::Reply;
+
+use super::{Outcome, Shard};
+use crate::args::{Args, OwnedArgs};
+use crate::assembly::MergeData;
+use crate::command::{merge, Lookup, Route, SessionCmd, Spec};
+use crate::conn::{ConnId, Tx};
+use crate::message::{Op, Ticket, Token};
+use crate::store::watch::Watcher;
+
+/// What an EXEC needs before it runs.
+pub struct ExecPlan {
+    /// The shards to pause, ascending: the owners of the queued commands' keys, every
+    /// shard for a fan-out, the owners of the watched keys.
+    pub shards: Vec<usize>,
+    /// The watched keys, by owner.
+    pub watched: Vec<(usize, OwnedArgs)>,
+}
+
+impl Shard {
+    /// How connection `conn` of this shard is known to the owners of the keys it watches.
+    pub fn watcher(&self, conn: ConnId) -> Watcher {
+        Watcher {
+            shard: self.state.id as u16,
+            slot: conn.slot,
+            gen: conn.gen,
+        }
+    }
+
+    /// Whether a coordinated command other than the EXEC being run holds this shard.
+    #[inline]
+    pub(super) fn held(&self) -> bool {
+        self.pause.is_paused() && (self.exec.is_none() || self.pause.owner() != self.exec)
+    }
+
+    /// `w` watches `key` of this shard. A key already expired is deleted first, so its
+    /// expiry does not count as a change (Redis's rule).
+    pub(super) fn watch_here(&mut self, w: Watcher, key: &[u8]) {
+        let now = self.state.now();
+        self.state.keyspace().find(key, now);
+        self.state.store.watches.watch(key, w);
+    }
+
+    /// `w` stops watching `keys` of this shard; whether one changed since it watched
+    /// (a key that expired meanwhile has: it is deleted now).
+    pub(super) fn unwatch_here(&mut self, w: Watcher, keys: Args) -> bool {
+        let now = self.state.now();
+        for key in keys.iter() {
+            self.state.keyspace().find(key, now);
+        }
+        self.state.store.watches.unwatch(w, keys.iter())
+    }
+
+    /// While `conn` is in MULTI: queues the request and answers `+QUEUED`, unless it is
+    /// one of the commands that act at once. `None`: dispatch it.
+    pub(super) fn queue(&mut self, conn: ConnId, spec: &Spec, args: Args) -> Option<Outcome> {
+        let c = self.state.conns.get_mut(conn)?;
+        let tx = c.tx.as_mut()?;
+        if matches!(
+            spec.route,
+            Route::Session(SessionCmd::Exec | SessionCmd::Discard)
+                | Route::Session(SessionCmd::Multi | SessionCmd::Watch)
+        ) || spec.name == "quit"
+            || spec.name == "reset"
+        {
+            return None;
+        }
+        tx.push(args);
+        let bytes = tx.bytes() as u64;
+        let limit = self.state.config.query_buffer_limit;
+        if bytes > limit {
+            self.state.stats.query_limit_disconnections += 1;
+            tracing::warn!(
+                bytes,
+                limit,
+                "closing client whose MULTI queue reached max query buffer length"
+            );
+            return Some(Outcome::Close);
+        }
+        Reply::new(&mut c.replies.local, c.proto).simple(b"QUEUED");
+        Some(Outcome::Done)
+    }
+
+    /// A command failed before it could be queued (unknown, wrong arity, NOAUTH): the
+    /// transaction, if one is open, will answer EXECABORT.
+    pub(super) fn flag_tx(&mut self, conn: ConnId) {
+        if let Some(tx) = self.state.conns.get_mut(conn).and_then(|c| c.tx.as_mut()) {
+            tx.aborted = true;
+        }
+    }
+
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+    pub(super) fn session_command(&mut self, conn: ConnId, cmd: SessionCmd, args: Args) -> Outcome {
+        let Some(c) = self.state.conns.get_mut(conn) else {
+            return Outcome::Close;
+        };
+        let in_multi = c.tx.is_some();
+        let error = match cmd {
+            SessionCmd::Multi if in_multi => "ERR MULTI calls can not be nested",
+            SessionCmd::Multi => {
+                c.tx = Some(Box::default());
+                return self.ok(conn);
+            }
+            SessionCmd::Exec => match c.tx.take() {
+                Some(tx) => return Outcome::Exec(tx),
+                None => "ERR EXEC without MULTI",
+            },
+            SessionCmd::Discard => match c.tx.take() {
+                Some(_) => {
+                    self.unwatch_all(conn);
+                    return self.ok(conn);
+                }
+                None => "ERR DISCARD without MULTI",
+            },
+            SessionCmd::Watch if in_multi => "ERR WATCH inside MULTI is not allowed",
+            SessionCmd::Watch => return self.watch(conn, args),
+            SessionCmd::Unwatch => {
+                self.unwatch_all(conn);
+                return self.ok(conn);
+            }
+        };
+        self.state.reply_error(conn, error.as_bytes());
+        Outcome::Done
+    }
+
+    fn ok(&mut self, conn: ConnId) -> Outcome {
+        if let Some(c) = self.state.conns.get_mut(conn) {
+            Reply::new(&mut c.replies.local, c.proto).ok();
+        }
+        Outcome::Done
+    }
+
+    /// WATCH: registers each key on its owner (here at once; elsewhere by a request,
+    /// whose `+OK` the reply waits for, so a later EXEC finds it in place).
+    fn watch(&mut self, conn: ConnId, args: Args) -> Outcome {
+        if self.held() {
+            return Outcome::Blocked;
+        }
+        let me = self.state.id;
+        let w = self.watcher(conn);
+        let mut remote: Vec<(usize, OwnedArgs)> = Vec::new();
+        for key in args.iter().skip(1) {
+            let owner = self.map.shard_of(key);
+            let Some(c) = self.state.conns.get_mut(conn) else {
+                return Outcome::Close;
+            };
+            if c.watching.iter().any(|(k, _)| &**k == key) {
+                continue;
+            }
+            c.watching.push((key.into(), owner as u16));
+            if owner == me {
+                self.watch_here(w, key);
+            } else {
+                match remote.iter_mut().find(|(s, _)| *s == owner) {
+                    Some((_, keys)) => keys.push(key),
+                    None => remote.push((owner, OwnedArgs::from_slices(&[key]))),
+                }
+            }
+        }
+        if remote.is_empty() {
+            return self.ok(conn);
+        }
+        remote.sort_unstable_by_key(|(s, _)| *s);
+        let c = self.state.conns.get_mut(conn).expect("live connection");
+        let proto = c.proto;
+        let mut g = c
+            .replies
+            .begin_gather(merge::all_ok, MergeData::None, proto);
+        for (s, keys) in remote {
+            self.gather_from(conn, &mut g, s, Op::Watch, keys.args(), proto);
+        }
+        let c = self.state.conns.get_mut(conn).expect("live connection");
+        c.replies.push_gather(g);
+        Outcome::Done
+    }
+
+    /// The watched keys of `conn`, by owner; the connection watches nothing afterwards.
+    fn take_watching(&mut self, conn: ConnId) -> Vec<(usize, OwnedArgs)> {
+        let Some(c) = self.state.conns.get_mut(conn) else {
+            return Vec::new();
+        };
+        let mut by_owner: Vec<(usize, OwnedArgs)> = Vec::new();
+        for (key, owner) in std::mem::take(&mut c.watching) {
+            let owner = owner as usize;
+            match by_owner.iter_mut().find(|(s, _)| *s == owner) {
+                Some((_, keys)) => keys.push(&key),
+                None => by_owner.push((owner, OwnedArgs::from_slices(&[&*key]))),
+            }
+        }
+        by_owner.sort_unstable_by_key(|(s, _)| *s);
+        by_owner
+    }
+
+    /// UNWATCH (and DISCARD, EXEC, RESET, a closed connection): the owners forget the
+    /// connection's keys. Nobody waits for the other shards' answers.
+    pub fn unwatch_all(&mut self, conn: ConnId) {
+        let w = self.watcher(conn);
+        let proto = match self.state.conns.get(conn) {
+            Some(c) if !c.watching.is_empty() => c.proto,
+            _ => return,
+        };
+        for (s, keys) in self.take_watching(conn) {
+            if s == self.state.id {
+                self.state.store.watches.unwatch(w, keys.args().iter());
+            } else {
+                // The reply goes to no hole: it is dropped on arrival.
+                let ticket = Ticket {
+                    conn: conn.slot,
+                    gen: conn.gen,
+                    hole: u32::MAX,
+                };
+                self.links
+                    .enqueue(s, ticket, proto, Op::Unwatch, keys.args().iter());
+                self.state.stats.hops_out += 1;
+            }
+        }
+    }
+
+    /// What `tx` of `conn` needs: the shards to pause and the watched keys by owner
+    /// (which the connection no longer watches afterwards: EXEC unwatches).
+    pub fn exec_plan(&mut self, conn: ConnId, tx: &Tx) -> ExecPlan {
+        let mut shards = Vec::new();
+        for i in 0..tx.cmds.len() {
+            let args = tx.cmd(i);
+            let Lookup::Found(spec) = self.commands.lookup(args) else {
+                continue;
+            };
+            match spec.route {
+                Route::Keyed(..) => shards.extend(
+                    spec.key_positions(args)
+                        .map(|p| self.map.shard_of(args.get(p))),
+                ),
+                Route::Fanout(_) => shards.extend(0..self.map.shards()),
+                Route::Local(_) | Route::Session(_) | Route::Container => {}
+            }
+        }
+        let watched = self.take_watching(conn);
+        shards.extend(watched.iter().map(|(s, _)| *s));
+        shards.sort_unstable();
+        shards.dedup();
+        ExecPlan { shards, watched }
+    }
+
+    /// The verdict on the watched keys owned here (EXEC): whether one changed.
+    pub fn exec_unwatch_here(&mut self, conn: ConnId, keys: &OwnedArgs) -> bool {
+        let w = self.watcher(conn);
+        self.unwatch_here(w, keys.args())
+    }
+
+    /// EXEC of a transaction a command failed to join.
+    pub fn exec_abort(&mut self, conn: ConnId) {
+        self.unwatch_all(conn);
+        self.state.reply_error(
+            conn,
+            b"EXECABORT Transaction discarded because of previous errors.",
+        );
+    }
+
+    /// EXEC when a watched key changed: the null array.
+    pub fn exec_refused(&mut self, conn: ConnId) {
+        if let Some(c) = self.state.conns.get_mut(conn) {
+            Reply::new(&mut c.replies.local, c.proto).null_array();
+        }
+    }
+
+    /// Starts running `n` queued commands of `conn` (the array header), in exec mode for
+    /// `token` when it paused shards.
+    pub fn exec_begin(&mut self, conn: ConnId, token: Option<Token>, n: usize) {
+        self.exec = token;
+        if let Some(c) = self.state.conns.get_mut(conn) {
+            Reply::new(&mut c.replies.local, c.proto).array(n);
+        }
+    }
+
+    /// The queued commands were dispatched.
+    pub fn exec_end(&mut self) {
+        self.exec = None;
+    }
+}
