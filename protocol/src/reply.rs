@@ -154,6 +154,14 @@ impl<'a> Reply<'a> {
         self.header(b'*', n);
     }
 
+    /// A push header for `n` elements (`>n`; an array in RESP2): pub/sub messages.
+    pub fn push(&mut self, n: usize) {
+        match self.proto {
+            Proto::Resp2 => self.header(b'*', n),
+            Proto::Resp3 => self.header(b'>', n),
+        }
+    }
+
     /// A map header for `n` key/value pairs (`%n`; a flat array of `2n` in RESP2).
     pub fn map(&mut self, n: usize) {
         match self.proto {

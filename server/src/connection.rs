@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use corekv_shard::session::{Next, Output, Session};
+use corekv_shard::session::{Attention, Next, Output, RoundEnd, Session};
 use corekv_shard::Shard;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -40,27 +40,36 @@ async fn run(
 ) -> std::io::Result<()> {
     let mut next = Next::Read;
     loop {
+        let mut pushed = false;
         if next == Next::Read {
-            // Wait for input, or for the shard to close the connection (idle timeout,
-            // CLIENT KILL, shutdown).
+            // Wait for input, for messages to a subscriber, or for the shard to close the
+            // connection (idle timeout, CLIENT KILL, shutdown, an output limit).
             let conn = session.conn();
-            let killed = async {
-                Session::killed(shard, conn).await;
-                None
-            };
+            let attention = async { Err(Session::attention(shard, conn).await) };
             let space = session.read_space();
-            let read = future::or(async { Some(stream.read(space).await) }, killed).await;
-            let Some(n) = read else {
-                tracing::debug!("closing a client the shard closed");
-                return Ok(());
-            };
-            let n = n?;
-            if n == 0 || !session.received(&mut shard.borrow_mut(), n) {
-                return Ok(());
+            let read = future::or(async { Ok(stream.read(space).await) }, attention).await;
+            match read {
+                Err(Attention::Closed) => {
+                    tracing::debug!("closing a client the shard closed");
+                    return Ok(());
+                }
+                // Nothing was read (glommio reads on readiness: dropping the read loses
+                // no data); write the messages.
+                Err(Attention::Output) => pushed = true,
+                Ok(n) => {
+                    let n = n?;
+                    if n == 0 || !session.received(&mut shard.borrow_mut(), n) {
+                        return Ok(());
+                    }
+                }
             }
         }
-        let end = session.round(shard).await;
-        if end == corekv_shard::session::RoundEnd::CloseNow {
+        let end = if pushed {
+            RoundEnd::NeedInput
+        } else {
+            session.round(shard).await
+        };
+        if end == RoundEnd::CloseNow {
             return Ok(());
         }
         let output = session.output(&mut shard.borrow_mut());
@@ -68,16 +77,27 @@ async fn run(
             Output::Close => return Ok(()),
             Output::Nothing => {}
             Output::Write { patience } => {
+                let conn = session.conn();
                 let write = stream.write_all(session.out());
+                // A subscriber's output may pass its hard limit while this write waits:
+                // the shard then closes the connection.
+                let killed = async {
+                    Session::killed(shard, conn).await;
+                    None
+                };
+                let write = future::or(async { Some(write.await) }, killed);
                 let (result, timed_out) = match patience {
-                    None => (write.await, false),
+                    None => match write.await {
+                        Some(r) => (r, false),
+                        None => (Ok(()), true),
+                    },
                     Some(secs) => {
                         // Over the soft limit: the client may take this long to read it.
                         let timer = async {
                             glommio::timer::sleep(Duration::from_secs(secs)).await;
                             None
                         };
-                        match future::or(async { Some(write.await) }, timer).await {
+                        match future::or(write, timer).await {
                             Some(r) => (r, false),
                             None => (Ok(()), true),
                         }

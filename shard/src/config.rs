@@ -152,6 +152,11 @@ impl OutputLimits {
         self.0[0]
     }
 
+    /// The `pubsub` class: clients that subscribe to anything.
+    pub fn pubsub(&self) -> OutputLimit {
+        self.0[2]
+    }
+
     /// Applies the groups [`parse_output_limit`] returned; classes not named keep theirs.
     pub fn set(&mut self, groups: &[(usize, OutputLimit)]) {
         for &(class, limit) in groups {

@@ -69,6 +69,15 @@ pub struct Client {
     pub tx: Option<Box<Tx>>,
     /// The keys it WATCHes, each with its owner.
     pub watching: Vec<(Box<[u8]>, u16)>,
+    /// What it subscribes to (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), once it did.
+    pub subs: Option<Box<crate::pubsub::Subscriptions>>,
+}
+
+impl Client {
+    /// Whether it subscribes to anything.
+    pub fn is_subscriber(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| !s.is_empty())
+    }
 }
 
 /// A transaction being queued (MULTI).
@@ -179,6 +188,7 @@ impl ConnTable {
             replies: Assembly::default(),
             tx: None,
             watching: Vec::new(),
+            subs: None,
         });
         self.len += usize::from(!c.internal);
         ConnId { slot, gen }

@@ -46,6 +46,7 @@ pub mod links;
 pub mod message;
 pub mod pause;
 pub mod pool;
+pub mod pubsub;
 pub mod session;
 pub mod shard;
 pub mod shutdown;

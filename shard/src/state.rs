@@ -53,6 +53,8 @@ pub struct State {
     pub(crate) stats: Stats,
     /// Connections accepted here.
     pub(crate) conns: ConnTable,
+    /// Who of them subscribes to what.
+    pub(crate) pubsub: crate::pubsub::PubSub,
     /// Per-command and per-error counters, by [`crate::command::Spec::stat`].
     pub(crate) cmdstats: CommandStats,
     /// Full command names by statistics slot.
@@ -99,6 +101,7 @@ impl State {
             timers: Timers::new(config.started_ms),
             stats: Stats::default(),
             conns: ConnTable::default(),
+            pubsub: Default::default(),
             cmdstats: CommandStats::with_commands(stat_names.len()),
             stat_names,
             slowlog: SlowLog::default(),
@@ -246,6 +249,9 @@ impl State {
             let t = std::mem::take(&mut c.timer);
             if !t.is_none() {
                 self.timers.cancel(t);
+            }
+            if let Some(mut subs) = c.subs.take() {
+                self.pubsub.forget(&mut subs, conn);
             }
         }
         self.conns.remove(conn);

@@ -33,9 +33,15 @@ pub(super) const COMMANDS: Registrations = &[
 
 /// PING [message]
 fn ping(l: &mut Local, args: Args) -> Flow {
+    let subscribed = l.client.proto == Proto::Resp2 && l.client.is_subscriber();
     let mut out = l.reply();
     if args.len() > 2 {
         super::arity_error(&mut out, "ping");
+    } else if subscribed {
+        // A subscriber's PING is answered as a message would be.
+        out.array(2);
+        out.bulk(b"pong");
+        out.bulk(if args.len() == 2 { args.get(1) } else { b"" });
     } else if args.len() == 2 {
         out.bulk(args.get(1));
     } else {
@@ -69,6 +75,7 @@ fn select(l: &mut Local, args: Args) -> Flow {
 
 /// RESET: back to RESP2, no name, and authenticated only if no password is set.
 fn reset(l: &mut Local, _: Args) -> Flow {
+    super::pubsub::unsubscribe_all(l);
     l.client.proto = Proto::Resp2;
     l.client.name = None;
     l.client.authenticated = l.config.requirepass.is_empty();
@@ -416,7 +423,9 @@ fn hello(c: &mut Client, args: Args, password: &[u8], out: &mut Vec<u8>) {
 
 /// One CLIENT LIST / CLIENT INFO line, newline included, in Redis 7.2's field order.
 pub fn client_line(c: &Client, now: u64, out: &mut Vec<u8>) {
+    use crate::pubsub::Kind;
     use std::io::Write;
+    let count = |kind| c.subs.as_ref().map_or(0, |s| s.count(kind));
     let name = c.name.as_deref().unwrap_or_default();
     let _ = write!(
         out,
@@ -426,12 +435,20 @@ pub fn client_line(c: &Client, now: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(name);
     let _ = write!(
         out,
-        " age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} \
+        " age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} \
          argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} \
          user=default redir=-1 resp={} lib-name=",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_ms) / 1000,
-        if c.tx.is_some() { "x" } else { "N" },
+        match (c.tx.is_some(), c.is_subscriber()) {
+            (true, true) => "xP",
+            (true, false) => "x",
+            (false, true) => "P",
+            (false, false) => "N",
+        },
+        count(Kind::Channel),
+        count(Kind::Pattern),
+        count(Kind::Shard),
         c.tx.as_ref().map_or(-1, |t| t.cmds.len() as i64),
         c.qbuf,
         c.qbuf_free,

@@ -23,6 +23,7 @@ pub mod hash;
 pub mod keyspace;
 pub mod merge;
 pub mod meta;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod setops;
@@ -146,6 +147,10 @@ pub enum Flow {
 pub struct Local<'a> {
     /// The client that sent it.
     pub client: &'a mut Client,
+    /// Its id on this shard.
+    pub conn: crate::conn::ConnId,
+    /// This shard's subscribers.
+    pub pubsub: &'a mut crate::pubsub::PubSub,
     /// Where its reply goes (in the client's protocol, which HELLO may change first).
     pub out: &'a mut Vec<u8>,
     /// The settings.
@@ -292,6 +297,7 @@ const FAMILIES: &[Registrations] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transaction::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// One command or subcommand.

@@ -69,6 +69,15 @@ pub enum Output {
     Close,
 }
 
+/// Why [`Session::attention`] woke the I/O layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attention {
+    /// The shard closed the connection.
+    Closed,
+    /// Messages were written into its output.
+    Output,
+}
+
 /// What the I/O layer does after a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -235,7 +244,12 @@ impl Session {
             c.qbuf_free = self.rbuf.free();
             c.omem = self.out.len();
         }
-        let limit = st.config.output_limits.normal();
+        let subscriber = st.conns.get(self.conn).is_some_and(|c| c.is_subscriber());
+        let limit = if subscriber {
+            st.config.output_limits.pubsub()
+        } else {
+            st.config.output_limits.normal()
+        };
         let pending = self.out.len() as u64;
         if limit.hard > 0 && pending > limit.hard {
             st.stats.output_limit_disconnections += 1;
@@ -304,11 +318,33 @@ impl Session {
     }
 
     /// Waits until the shard closes connection `conn` (idle timeout, CLIENT KILL,
-    /// shutdown): for the I/O layer while it waits to read.
+    /// shutdown, a subscriber over its output limit): for the I/O layer while it writes.
     pub async fn killed(shard: &RefCell<Shard>, conn: ConnId) {
         poll_fn(|cx| {
             if shard.borrow_mut().state_mut().poll_killed(conn, cx.waker()) {
                 Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Waits until connection `conn` needs its I/O layer while that waits to read: the
+    /// shard closed it ([`Attention::Closed`]) or wrote pub/sub messages into its output
+    /// ([`Attention::Output`]: write them, via [`Session::output`], without a round).
+    pub async fn attention(shard: &RefCell<Shard>, conn: ConnId) -> Attention {
+        poll_fn(|cx| {
+            let mut sh = shard.borrow_mut();
+            let st = sh.state_mut();
+            if st.poll_killed(conn, cx.waker()) {
+                Poll::Ready(Attention::Closed)
+            } else if st
+                .conns
+                .get(conn)
+                .is_some_and(|c| !c.replies.local.is_empty())
+            {
+                Poll::Ready(Attention::Output)
             } else {
                 Poll::Pending
             }

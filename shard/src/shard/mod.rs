@@ -230,6 +230,20 @@ impl Shard {
             self.flag_tx(conn);
             return Outcome::Done;
         }
+        if c.proto == Proto::Resp2
+            && c.is_subscriber()
+            && !command::pubsub::ALLOWED_WHILE_SUBSCRIBED.contains(&spec.name)
+        {
+            self.state.cmdstats.get(spec.stat).rejected += 1;
+            let text = format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT \
+                 / RESET are allowed in this context",
+                spec.name
+            );
+            self.state.reply_error(conn, text.as_bytes());
+            self.flag_tx(conn);
+            return Outcome::Done;
+        }
         if c.tx.is_some() {
             if let Some(outcome) = self.queue(conn, spec, args) {
                 return outcome;
@@ -424,6 +438,7 @@ impl Shard {
             config,
             shutdown,
             stats,
+            pubsub,
             ..
         } = &mut self.state;
         let Some(c) = conns.get_mut(conn) else {
@@ -434,6 +449,8 @@ impl Shard {
         let flow = f(
             &mut Local {
                 client: c,
+                conn,
+                pubsub,
                 out: &mut out,
                 config,
                 commands: self.commands,
