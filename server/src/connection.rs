@@ -78,28 +78,30 @@ async fn run(
             Output::Nothing => {}
             Output::Write { patience } => {
                 let conn = session.conn();
-                let write = stream.write_all(session.out());
+                let write = async { Some(stream.write_all(session.out()).await) };
                 // A subscriber's output may pass its hard limit while this write waits:
-                // the shard then closes the connection.
-                let killed = async {
-                    Session::killed(shard, conn).await;
+                // the shard then closes the connection (and counted it).
+                let overflowed = async {
+                    Session::overflowed(shard, conn).await;
                     None
                 };
-                let write = future::or(async { Some(write.await) }, killed);
+                let write = future::or(write, overflowed);
                 let (result, timed_out) = match patience {
                     None => match write.await {
                         Some(r) => (r, false),
-                        None => (Ok(()), true),
+                        None => return Ok(()),
                     },
                     Some(secs) => {
                         // Over the soft limit: the client may take this long to read it.
                         let timer = async {
                             glommio::timer::sleep(Duration::from_secs(secs)).await;
-                            None
+                            Some(None)
                         };
+                        let write = async { write.await.map(Some) };
                         match future::or(write, timer).await {
-                            Some(r) => (r, false),
-                            None => (Ok(()), true),
+                            Some(Some(r)) => (r, false),
+                            Some(None) => (Ok(()), true),
+                            None => return Ok(()),
                         }
                     }
                 };

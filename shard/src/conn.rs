@@ -69,6 +69,9 @@ pub struct Client {
     pub tx: Option<Box<Tx>>,
     /// The keys it WATCHes, each with its owner.
     pub watching: Vec<(Box<[u8]>, u16)>,
+    /// Closed for passing its output limit while messages were delivered to it: its
+    /// pending write is abandoned (a killed connection's round is written first).
+    pub overflowed: bool,
     /// What it subscribes to (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), once it did.
     pub subs: Option<Box<crate::pubsub::Subscriptions>>,
 }
@@ -189,6 +192,7 @@ impl ConnTable {
             tx: None,
             watching: Vec::new(),
             subs: None,
+            overflowed: false,
         });
         self.len += usize::from(!c.internal);
         ConnId { slot, gen }

@@ -182,6 +182,7 @@ pub fn deliver(st: &mut State, kind: Kind, channel: &[u8], message: &[u8]) -> us
                 "closing subscriber over the pubsub output buffer hard limit"
             );
             c.killed = true;
+            c.overflowed = true;
         }
         if let Some(w) = c.kill_waker.take() {
             w.wake();
@@ -208,7 +209,11 @@ pub fn deliver(st: &mut State, kind: Kind, channel: &[u8], message: &[u8]) -> us
 /// A part on every shard with the optional pattern.
 fn channels_check(ck: &mut Check, args: Args) -> Option<Plan> {
     if args.len() > 3 {
-        super::arity_error(&mut ck.out, "pubsub|channels");
+        // Redis's text for a PUBSUB subcommand with too many arguments.
+        let mut text = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        text.extend_from_slice(args.get(1));
+        text.extend_from_slice(b"'. Try PUBSUB HELP.");
+        ck.out.error(&text);
         return None;
     }
     let mut a = OwnedArgs::new();

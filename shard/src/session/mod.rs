@@ -317,14 +317,20 @@ impl Session {
         }
     }
 
-    /// Waits until the shard closes connection `conn` (idle timeout, CLIENT KILL,
-    /// shutdown, a subscriber over its output limit): for the I/O layer while it writes.
-    pub async fn killed(shard: &RefCell<Shard>, conn: ConnId) {
+    /// Waits until the shard closes subscriber `conn` for passing its output limit while
+    /// messages were delivered: for the I/O layer while it writes (a write to a client
+    /// that does not read may never end). Other closes wait for the write.
+    pub async fn overflowed(shard: &RefCell<Shard>, conn: ConnId) {
         poll_fn(|cx| {
-            if shard.borrow_mut().state_mut().poll_killed(conn, cx.waker()) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            let mut sh = shard.borrow_mut();
+            let st = sh.state_mut();
+            match st.conns.get_mut(conn) {
+                None => Poll::Ready(()),
+                Some(c) if c.overflowed => Poll::Ready(()),
+                Some(c) => {
+                    c.kill_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
             }
         })
         .await
