@@ -285,3 +285,31 @@ fn a_hundred_thousand_channels_on_one_connection() {
     assert_eq!(other.call(&["PUBSUB", "CHANNELS"]), b"*0\r\n");
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
 }
+
+#[test]
+fn info_counts_each_channel_and_pattern_once_across_shards() {
+    let srv = Server::corekv(4, &[]);
+    let mut conns: Vec<Client> = (0..6).map(|_| srv.client()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.call(&["SUBSCRIBE", "shared"]);
+        c.call(&["SUBSCRIBE", &format!("own:{i}")]);
+        c.call(&["PSUBSCRIBE", "p*"]);
+        c.call(&["SSUBSCRIBE", "s"]);
+    }
+    let mut admin = srv.client();
+    assert_eq!(admin.info_u64("stats", "pubsub_channels"), 7);
+    assert_eq!(admin.info_u64("stats", "pubsub_patterns"), 1);
+    assert_eq!(admin.info_u64("stats", "pubsubshard_channels"), 1);
+    assert_eq!(admin.call(&["PUBSUB", "NUMPAT"]), b":1\r\n");
+    assert_eq!(
+        admin.call(&["PUBSUB", "NUMSUB", "shared"]),
+        b"*2\r\n$6\r\nshared\r\n:6\r\n"
+    );
+    drop(conns);
+    common::eventually(Duration::from_secs(5), || {
+        match admin.info_u64("stats", "pubsub_channels") {
+            0 => Ok(()),
+            n => Err(format!("{n} channels left after the subscribers closed")),
+        }
+    });
+}

@@ -9,6 +9,7 @@ use super::super::{Args, Fanout, OwnedArgs, Plan};
 use super::introspection::{add_hist, put_hist, used_commands};
 use crate::assembly::{MergeCtx, MergeData};
 use crate::config::Config;
+use crate::pubsub::Kind;
 use crate::state::State;
 
 /// INFO [section ...]
@@ -109,7 +110,7 @@ fn info_part(sh: &State, out: &mut Reply) {
         sh.store.lazyfree_pending() as i64,
         ks.lazyfreed as i64,
     ];
-    out.array(fields.len() + 2);
+    out.array(fields.len() + 3);
     for f in fields {
         out.int(f);
     }
@@ -130,7 +131,20 @@ fn info_part(sh: &State, out: &mut Reply) {
         out.bulk(code);
         out.int(*n as i64);
     }
+    // Channels, patterns and shard channels with subscribers here, as hashes: the same
+    // name subscribed on two shards counts once.
+    out.array(3);
+    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+        let names = sh.pubsub.names(kind, None);
+        out.array(names.len());
+        for n in names {
+            out.int(NAME_HASH.hash_one(n) as i64);
+        }
+    }
 }
+
+/// One hash function on every shard, for counting names across shards.
+static NAME_HASH: ahash::RandomState = ahash::RandomState::with_seeds(1, 2, 3, 4);
 
 /// A command's statistics summed over shards.
 #[derive(Default)]
@@ -145,14 +159,18 @@ struct CmdTotals {
 /// Everything the shards sent for INFO, added up where it adds up.
 struct Gathered {
     shards: Vec<[i64; INFO_FIELDS]>,
+    /// Distinct channels, patterns and shard channels with subscribers.
+    pubsub: [usize; 3],
     commands: std::collections::BTreeMap<String, CmdTotals>,
     errors: std::collections::BTreeMap<Vec<u8>, i64>,
 }
 
 fn gather_parts(parts: &[&[u8]]) -> Gathered {
     use frame::Frame;
+    let mut names: [std::collections::HashSet<i64>; 3] = Default::default();
     let mut g = Gathered {
         shards: Vec::new(),
+        pubsub: [0; 3],
         commands: Default::default(),
         errors: Default::default(),
     };
@@ -187,6 +205,16 @@ fn gather_parts(parts: &[&[u8]]) -> Gathered {
                 add_hist(&mut t.hist, v.get(5));
             }
         }
+        if let Some(Frame::Array(kinds)) = items.get(INFO_FIELDS + 2) {
+            for (set, kind) in names.iter_mut().zip(kinds) {
+                if let Frame::Array(hashes) = kind {
+                    set.extend(hashes.iter().filter_map(|h| match h {
+                        Frame::Integer(n) => Some(*n),
+                        _ => None,
+                    }));
+                }
+            }
+        }
         if let Some(Frame::Array(errs)) = items.get(INFO_FIELDS + 1) {
             for e in errs {
                 let Frame::Array(v) = e else { continue };
@@ -198,6 +226,7 @@ fn gather_parts(parts: &[&[u8]]) -> Gathered {
             }
         }
     }
+    g.pubsub = names.map(|set| set.len());
     g
 }
 
@@ -321,7 +350,8 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
                  rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
-                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\
+                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
+                 pubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n\
                  client_query_buffer_limit_disconnections:{}\r\n\
                  client_output_buffer_limit_disconnections:{}\r\n\
                  cross_shard_requests:{}\r\ncross_shard_batches:{}\r\n",
@@ -334,6 +364,9 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                 sum(24),
                 sum(8),
                 sum(9),
+                gathered.pubsub[0],
+                gathered.pubsub[1],
+                gathered.pubsub[2],
                 sum(11),
                 sum(19),
                 sum(20),
