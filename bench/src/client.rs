@@ -380,6 +380,46 @@ impl Conn {
                 self.wbuf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
                 (Op::Ping, 0, 0)
             }
+            (Protocol::Resp, false)
+                if matches!(cfg.workload, Workload::Tx | Workload::TxTagged) =>
+            {
+                let key = self.gen.key();
+                let digits = self.key_buf.format(key).as_bytes();
+                let prefix = cfg.key_prefix.as_bytes();
+                let w = &mut self.wbuf;
+                w.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+                for side in [&b"a"[..], b"b"] {
+                    let (open, close): (&[u8], &[u8]) = if cfg.workload == Workload::TxTagged {
+                        (b"{", b"}")
+                    } else {
+                        (b"", b":")
+                    };
+                    w.extend_from_slice(b"*2\r\n$4\r\nINCR\r\n$");
+                    push_num(
+                        w,
+                        prefix.len() + open.len() + digits.len() + close.len() + 1,
+                    );
+                    w.extend_from_slice(b"\r\n");
+                    w.extend_from_slice(prefix);
+                    w.extend_from_slice(open);
+                    w.extend_from_slice(digits);
+                    w.extend_from_slice(close);
+                    w.extend_from_slice(side);
+                    w.extend_from_slice(b"\r\n");
+                }
+                w.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+                for op in [Op::Multi, Op::Queued, Op::Queued] {
+                    self.pending.push_back(Pending {
+                        op,
+                        key,
+                        len: 0,
+                        t0,
+                        sent: 0,
+                        measured: false,
+                    });
+                }
+                (Op::Exec, key, 0)
+            }
             (Protocol::Resp, false) if cfg.workload != Workload::String => {
                 let write = self.gen.op() == Op::Set;
                 let key = self.gen.key();
@@ -586,7 +626,8 @@ impl Conn {
             let good = check(&p, reply, &mut stats);
             if p.measured {
                 match p.op {
-                    Op::Set | Op::HSet | Op::SAdd => stats.sets += 1,
+                    Op::Set | Op::HSet | Op::SAdd | Op::Exec => stats.sets += 1,
+                    Op::Multi | Op::Queued => {}
                     Op::Get | Op::HGet | Op::SIsMember => stats.gets += 1,
                     Op::Ping => stats.pings += 1,
                     Op::Echo => stats.echoes += 1,
@@ -621,6 +662,9 @@ fn check(p: &Pending, reply: &[u8], stats: &mut Stats) -> bool {
         Op::Set => reply == b"+OK\r\n",
         Op::HSet | Op::SAdd | Op::SIsMember => reply == b":0\r\n" || reply == b":1\r\n",
         Op::Ping => reply == b"+PONG\r\n",
+        Op::Multi => reply == b"+OK\r\n",
+        Op::Queued => reply == b"+QUEUED\r\n",
+        Op::Exec => reply.starts_with(b"*2\r\n:"),
         Op::Echo => reply.len() == p.len && workload::value_ok(reply, p.key),
         Op::Get | Op::HGet => {
             if reply == b"$-1\r\n" {

@@ -36,8 +36,10 @@ pub struct Args {
     pub ping: bool,
     /// What the writes and reads are (resp only): `string` SET/GET, `hash` HSET/HGET of
     /// one of --fields fields, `set` SADD/SISMEMBER of one of --fields members. The
-    /// ratio is write:read.
-    #[arg(long, default_value = "string", value_parser = ["string", "hash", "set"])]
+    /// ratio is write:read. `tx`: every request is `MULTI, INCR, INCR, EXEC` on two keys
+    /// of different hash slots (on different shards of a multi-shard server); `tx1`: the
+    /// same on two keys sharing a hash tag (one shard). --pipeline counts commands.
+    #[arg(long, default_value = "string", value_parser = ["string", "hash", "set", "tx", "tx1"])]
     pub workload: String,
     /// Fields per hash, or members per set, the hash and set workloads draw from.
     #[arg(long, default_value_t = 10)]
@@ -112,6 +114,10 @@ pub enum Workload {
     Hash,
     /// SADD and SISMEMBER.
     Set,
+    /// MULTI, INCR, INCR, EXEC on keys of two hash slots.
+    Tx,
+    /// MULTI, INCR, INCR, EXEC on two keys sharing a hash tag.
+    TxTagged,
 }
 
 /// Wire protocol.
@@ -269,10 +275,14 @@ impl Config {
         let workload = match a.workload.as_str() {
             "hash" => Workload::Hash,
             "set" => Workload::Set,
+            "tx" => Workload::Tx,
+            "tx1" => Workload::TxTagged,
             _ => Workload::String,
         };
         if workload != Workload::String && (a.ping || protocol == Protocol::Echo) {
-            return Err("--workload hash|set goes with --protocol resp and without --ping".into());
+            return Err(
+                "--workload hash|set|tx|tx1 goes with --protocol resp and without --ping".into(),
+            );
         }
         if a.fields == 0 || a.fields > 1 << 20 {
             return Err("--fields must be between 1 and 1048576".into());

@@ -143,6 +143,12 @@ pub enum Op {
     Ping,
     /// A payload for an echo server.
     Echo,
+    /// MULTI of a transaction (`+OK`), not measured.
+    Multi,
+    /// A command queued in a transaction (`+QUEUED`), not measured.
+    Queued,
+    /// EXEC of `MULTI, INCR k1, INCR k2, EXEC`: the transaction, measured from MULTI.
+    Exec,
 }
 
 /// Picks operations, keys and value lengths for one connection.

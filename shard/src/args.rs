@@ -41,6 +41,14 @@ impl<'a> Args<'a> {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + '_ {
         self.spans.iter().map(|s| s.of(self.buf))
     }
+
+    /// Arguments `first..first + n`, as arguments of their own.
+    pub fn slice(&self, first: usize, n: usize) -> Args<'a> {
+        Args {
+            buf: self.buf,
+            spans: &self.spans[first..first + n],
+        }
+    }
 }
 
 /// Arguments held in their own buffer, for requests built rather than received.

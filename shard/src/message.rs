@@ -56,6 +56,10 @@ pub enum Op {
     /// The sending connection no longer watches these keys (the arguments): UNWATCH,
     /// DISCARD, RESET, a closed connection. Nobody waits for the reply.
     Unwatch,
+    /// A transaction whose keys and watched keys are all this shard's: the arguments
+    /// are the number of watched keys, the watched keys, then each queued command as its
+    /// number of arguments and its arguments. Answered with EXEC's whole reply.
+    Exec,
 }
 
 /// One forwarded request.

@@ -105,7 +105,8 @@ mod tests {
     use std::task::{Context, Poll, Waker};
 
     use super::*;
-    use crate::testkit::{key_on, output, run, shards};
+    use crate::message::Msg;
+    use crate::testkit::{call, key_on, output, pump as pump_shards, run, shards};
 
     /// Moves every queued message between the shards until none is left.
     fn pump(cells: &[RefCell<Shard>]) {
@@ -155,39 +156,67 @@ mod tests {
     }
 
     #[test]
-    fn a_one_shard_exec_finishes_without_any_message() {
-        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
-        let conn = cells[0]
-            .borrow_mut()
-            .state_mut()
-            .connect("a".into(), "b".into(), 3);
+    fn a_one_shard_exec_runs_inside_its_request_without_any_message() {
+        let mut s = shards(2);
+        let conn = s[0].state_mut().connect("a".into(), "b".into(), 3);
         let k = key_on(0, 2);
-        let tx = queue(
-            &cells,
-            conn,
-            &[
-                &["WATCH", &k],
-                &["MULTI"],
-                &["SET", &k, "1"],
-                &["INCR", &k],
-                &["PING"],
-            ],
-        );
-        let mut fut = pin!(exec(&cells[0], conn, tx));
-        let done = fut
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            .is_ready();
-        assert!(done, "waited for something");
+        for cmd in [
+            &["WATCH", &k][..],
+            &["MULTI"],
+            &["SET", &k, "1"],
+            &["INCR", &k],
+            &["PING"],
+        ] {
+            run(&mut s[0], conn, cmd);
+        }
+        assert!(matches!(run(&mut s[0], conn, &["EXEC"]), Outcome::Done));
         let mut out = Vec::new();
-        cells[0]
-            .borrow_mut()
-            .take_outgoing(1, Waker::noop(), &mut out);
+        s[0].take_outgoing(1, Waker::noop(), &mut out);
         assert!(out.is_empty(), "sent {} message(s)", out.len());
         assert_eq!(
-            output(&mut cells[0].borrow_mut(), conn),
+            output(&mut s[0], conn),
             "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n:2\r\n+PONG\r\n"
         );
+    }
+
+    #[test]
+    fn a_transaction_on_another_shards_keys_goes_there_whole() {
+        let mut s = shards(2);
+        let conn = s[0].state_mut().connect("a".into(), "b".into(), 3);
+        let other = s[1].state_mut().connect("c".into(), "d".into(), 4);
+        let k1 = key_on(1, 2);
+        run(&mut s[0], conn, &["WATCH", &k1]);
+        pump_shards(&mut s);
+        for cmd in [&["MULTI"][..], &["SET", &k1, "x"], &["GET", &k1]] {
+            run(&mut s[0], conn, cmd);
+        }
+        assert!(matches!(run(&mut s[0], conn, &["EXEC"]), Outcome::Done));
+        let mut out = Vec::new();
+        s[0].take_outgoing(1, Waker::noop(), &mut out);
+        assert!(
+            matches!(out.as_slice(), [Msg::Requests(b)] if b.len() == 1),
+            "one request, no pause"
+        );
+        for msg in out {
+            s[1].on_message(msg);
+        }
+        pump_shards(&mut s);
+        assert_eq!(
+            output(&mut s[0], conn),
+            "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nx\r\n"
+        );
+        // A write between WATCH and EXEC, by a client of the owner: nothing runs.
+        run(&mut s[0], conn, &["WATCH", &k1]);
+        pump_shards(&mut s);
+        run(&mut s[1], other, &["SET", &k1, "theirs"]);
+        for cmd in [&["MULTI"][..], &["SET", &k1, "mine"]] {
+            run(&mut s[0], conn, cmd);
+        }
+        run(&mut s[0], conn, &["EXEC"]);
+        pump_shards(&mut s);
+        assert_eq!(output(&mut s[0], conn), "+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n");
+        assert_eq!(s[1].state().store.watches.keys(), 0);
+        assert_eq!(call(&mut s, 0, conn, &["GET", &k1]), "$6\r\ntheirs\r\n");
     }
 
     #[test]
@@ -237,29 +266,5 @@ mod tests {
             Outcome::Done
         ));
         assert_eq!(output(&mut cells[1].borrow_mut(), other), "$1\r\nx\r\n");
-    }
-
-    #[test]
-    fn a_write_from_another_shards_client_fails_the_exec() {
-        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
-        let conn = cells[0]
-            .borrow_mut()
-            .state_mut()
-            .connect("a".into(), "b".into(), 3);
-        let other = cells[1]
-            .borrow_mut()
-            .state_mut()
-            .connect("c".into(), "d".into(), 4);
-        let k1 = key_on(1, 2);
-        run(&mut cells[0].borrow_mut(), conn, &["WATCH", &k1]);
-        pump(&cells);
-        run(&mut cells[1].borrow_mut(), other, &["SET", &k1, "theirs"]);
-        let tx = queue(&cells, conn, &[&["MULTI"], &["SET", &k1, "mine"]]);
-        assert!(drive(&cells, exec(&cells[0], conn, tx)).is_some());
-        assert_eq!(
-            output(&mut cells[0].borrow_mut(), conn),
-            "+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n"
-        );
-        assert_eq!(cells[1].borrow().state().store.watches.keys(), 0);
     }
 }

@@ -286,7 +286,15 @@ impl Shard {
                 self.state.cmdstats.get(spec.stat).rejected += 1;
             } else {
                 self.state.stats.commands += 1;
-                let failed = self.state.stats.error_replies != errors_before;
+                let mut failed = self.state.stats.error_replies != errors_before;
+                if failed && matches!(spec.route, Route::Session(_)) {
+                    // EXEC's own reply, not its commands' errors inside it.
+                    failed = self
+                        .state
+                        .conns
+                        .get(conn)
+                        .is_some_and(|c| c.replies.local.get(start_len) == Some(&b'-'));
+                }
                 self.record(conn, spec, args, ticks, failed.then_some(start_len));
             }
         }

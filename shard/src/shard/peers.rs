@@ -19,7 +19,7 @@ use crate::store::watch::Watcher;
 
 impl Shard {
     /// Runs a keyed command sent by another shard (or by a coordinator), reply in `out`.
-    fn run_key(&mut self, args: Args, out: &mut Reply) {
+    pub(super) fn run_key(&mut self, args: Args, out: &mut Reply) {
         let commands = self.commands;
         let (spec, f) = match commands.lookup(args) {
             Lookup::Found(spec) => match spec.route {
@@ -59,6 +59,7 @@ impl Shard {
                 self.state.store.watches.unwatch(from, args.iter());
                 out.ok();
             }
+            Op::Exec => self.exec_here(from, args, out),
         }
     }
 

@@ -4,7 +4,7 @@
 //! shards the transaction paused travel as steps of its token (which a paused shard
 //! serves) instead of in request batches (which it holds back).
 
-use corekv_protocol::Reply;
+use corekv_protocol::{Proto, Reply};
 
 use super::{Outcome, Shard};
 use crate::args::{Args, OwnedArgs};
@@ -108,7 +108,7 @@ impl Shard {
                 return self.ok(conn);
             }
             SessionCmd::Exec => match c.tx.take() {
-                Some(tx) => return Outcome::Exec(tx),
+                Some(tx) => return self.exec(conn, tx),
                 None => "ERR EXEC without MULTI",
             },
             SessionCmd::Discard => match c.tx.take() {
@@ -178,6 +178,121 @@ impl Shard {
         let c = self.state.conns.get_mut(conn).expect("live connection");
         c.replies.push_gather(g);
         Outcome::Done
+    }
+
+    /// EXEC. A transaction on this shard's keys alone runs now, inside this request; one
+    /// on the keys of one other shard alone (and no command that needs the client) goes
+    /// there whole, in the request batch, and runs there at once; either way nothing is
+    /// paused and the earlier requests of the connection keep their order. Any other is
+    /// handed to the session to drive with pauses.
+    fn exec(&mut self, conn: ConnId, tx: Box<Tx>) -> Outcome {
+        if tx.aborted {
+            self.exec_abort(conn);
+            return Outcome::Done;
+        }
+        let me = self.state.id;
+        let mut shards: Vec<usize> = Vec::new();
+        let (mut fanout, mut needs_client) = (false, false);
+        for i in 0..tx.cmds.len() {
+            let args = tx.cmd(i);
+            let Lookup::Found(spec) = self.commands.lookup(args) else {
+                continue;
+            };
+            match spec.route {
+                Route::Keyed(..) => shards.extend(
+                    spec.key_positions(args)
+                        .map(|p| self.map.shard_of(args.get(p))),
+                ),
+                Route::Fanout(_) => fanout = true,
+                Route::Local(_) | Route::Session(_) | Route::Container => needs_client = true,
+            }
+        }
+        let Some(c) = self.state.conns.get(conn) else {
+            return Outcome::Close;
+        };
+        shards.extend(c.watching.iter().map(|(_, s)| *s as usize));
+        shards.sort_unstable();
+        shards.dedup();
+        if fanout {
+            return Outcome::Exec(tx);
+        }
+        match shards.as_slice() {
+            [] | [_] if shards.iter().all(|&s| s == me) => {
+                if self.held() {
+                    // Run once the coordinated command holding this shard is done.
+                    if let Some(c) = self.state.conns.get_mut(conn) {
+                        c.tx = Some(tx);
+                    }
+                    return Outcome::Blocked;
+                }
+                let watched = self.take_watching(conn);
+                let dirty = watched
+                    .iter()
+                    .any(|(_, keys)| self.exec_unwatch_here(conn, keys));
+                if dirty {
+                    self.exec_refused(conn);
+                } else {
+                    self.exec_begin(conn, None, tx.cmds.len());
+                    for i in 0..tx.cmds.len() {
+                        self.dispatch(conn, tx.cmd(i));
+                    }
+                    self.exec_end();
+                }
+                Outcome::Done
+            }
+            [owner] if !needs_client => {
+                let owner = *owner;
+                let watched = self.take_watching(conn);
+                let mut args = OwnedArgs::new();
+                args.push(b"EXEC");
+                let keys = watched.first().map(|(_, k)| k.args());
+                args.push(
+                    itoa::Buffer::new()
+                        .format(keys.map_or(0, |k| k.len()))
+                        .as_bytes(),
+                );
+                for key in keys.iter().flat_map(|k| k.iter()) {
+                    args.push(key);
+                }
+                for i in 0..tx.cmds.len() {
+                    let cmd = tx.cmd(i);
+                    if let Lookup::Found(spec) = self.commands.lookup(cmd) {
+                        self.state.cmdstats.get(spec.stat).calls += 1;
+                    }
+                    args.push(itoa::Buffer::new().format(cmd.len()).as_bytes());
+                    for a in cmd.iter() {
+                        args.push(a);
+                    }
+                }
+                let proto = self.state.conns.get(conn).map_or(Proto::Resp2, |c| c.proto);
+                self.forward(conn, owner, Op::Exec, args.args(), proto);
+                Outcome::Done
+            }
+            _ => Outcome::Exec(tx),
+        }
+    }
+
+    /// Runs a transaction sent whole by connection `from`'s shard (see [`Op::Exec`]):
+    /// the verdict on its watched keys here, then its commands, with nothing in between.
+    pub(super) fn exec_here(&mut self, from: Watcher, args: Args, out: &mut Reply) {
+        let int = |a: &[u8]| corekv_protocol::number::parse_i64(a).map_or(0, |n| n.max(0) as usize);
+        let watched = int(args.get(1)).min(args.len().saturating_sub(2));
+        let keys = args.slice(2, watched);
+        if self.unwatch_here(from, keys) {
+            out.null_array();
+            return;
+        }
+        let mut cmds = Vec::new();
+        let mut i = 2 + watched;
+        while i < args.len() {
+            let n = int(args.get(i)).min(args.len() - i - 1);
+            cmds.push(args.slice(i + 1, n));
+            i += 1 + n;
+        }
+        out.array(cmds.len());
+        for cmd in cmds {
+            self.run_key(cmd, out);
+        }
     }
 
     /// The watched keys of `conn`, by owner; the connection watches nothing afterwards.
