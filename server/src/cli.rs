@@ -160,10 +160,20 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     pub set_max_intset_entries: u64,
 
+    /// Keyspace notifications: Redis's class letters (`KEA`, `Ex`, ...); empty is off.
+    #[arg(long, default_value = "", value_parser = parse_notify)]
+    pub notify_keyspace_events: u16,
+
     /// Serve Prometheus metrics at `http://<bind>:<port>/metrics` (counters, per-shard and
     /// per-command figures, latency histograms). Off unless given; 0 picks a free port.
     #[arg(long)]
     pub metrics_port: Option<u16>,
+}
+
+/// Parses `--notify-keyspace-events`.
+fn parse_notify(s: &str) -> Result<u16, String> {
+    corekv_shard::notify::parse(s.as_bytes())
+        .ok_or_else(|| "invalid event class character: use 'Ag$lshzxeKEtmdn'".to_string())
 }
 
 /// Parses `--client-output-buffer-limit` (see `corekv_shard::config::parse_output_limit`).

@@ -159,6 +159,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             hash_value: args.hash_max_listpack_value,
             set_intset: args.set_max_intset_entries,
         },
+        notify_keyspace_events: args.notify_keyspace_events,
         os: os_name(),
     };
     warn_about_risks(&config, resp_addr);

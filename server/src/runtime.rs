@@ -122,9 +122,8 @@ async fn drive_timers(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
         }
         let more = {
             let mut sh = shard.borrow_mut();
-            let st = sh.state_mut();
-            st.set_now(now_ms());
-            st.run_timers(TIMER_BUDGET)
+            sh.state_mut().set_now(now_ms());
+            sh.run_timers(TIMER_BUDGET)
         };
         if more {
             executor().yield_task_queue_now().await;

@@ -313,3 +313,171 @@ fn info_counts_each_channel_and_pattern_once_across_shards() {
         }
     });
 }
+
+/// The channel's key: `__keyspace@0__:<key>` names it, `__keyevent@0__:<event>` carries
+/// it as the message.
+fn event_key(items: &[Frame]) -> Vec<u8> {
+    let channel = items[2].as_bytes().unwrap_or_default();
+    match channel.strip_prefix(b"__keyspace@0__:") {
+        Some(key) => key.to_vec(),
+        None => items[3].as_bytes().unwrap_or_default().to_vec(),
+    }
+}
+
+/// Every notification until the marker, grouped by key (order kept within a key: events
+/// of different keys may come from different shards).
+fn notifications(sub: &mut Client) -> Vec<(Vec<u8>, String)> {
+    let mut got: Vec<(Vec<u8>, String)> = Vec::new();
+    loop {
+        let Frame::Array(items) = sub.read_frame() else {
+            panic!("not a message")
+        };
+        if items[2].as_bytes() == Some(&b"__keyevent@0__:marker"[..]) {
+            break;
+        }
+        let text = items
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.as_bytes().unwrap_or_default()).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        got.push((event_key(&items), text));
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+#[test]
+fn keyspace_notifications_match_redis() {
+    let commands: &[&str] = &[
+        "SET a 1",
+        "SET a 2 EX 100",
+        "SET a 3 KEEPTTL",
+        "APPEND a x",
+        "SETRANGE a 0 z",
+        "SETRANGE a 0 ",
+        "INCR n",
+        "DECRBY n 3",
+        "INCRBYFLOAT f 1.5",
+        "GETSET a 9",
+        "GETEX a EX 50",
+        "GETEX a PERSIST",
+        "GETEX a PERSIST",
+        "GETDEL a",
+        "SETNX b v",
+        "SETNX b w",
+        "SETEX b 100 v",
+        "EXPIRE b 200",
+        "PERSIST b",
+        "PEXPIRE b 0",
+        "MSET c 1 d 2",
+        "MSETNX c 1 x 2",
+        "DEL c d e",
+        "HSET h f v g w",
+        "HSETNX h f v",
+        "HINCRBY h n 1",
+        "HINCRBYFLOAT h x 1.5",
+        "HDEL h f g n x nope",
+        "SADD s 1 2",
+        "SADD s 1",
+        "SREM s 1 9",
+        "SPOP s 0",
+        "SPOP s",
+        "SADD {s}1 a b",
+        "SMOVE {s}1 {s}2 a",
+        "SMOVE {s}1 {s}2 nope",
+        "SINTERSTORE {s}dst {s}1 {s}2",
+        "SUNIONSTORE {s}dst {s}1 {s}2",
+        "SDIFFSTORE {s}dst {s}1 {s}1",
+        "SADD big 1 2 3 4 5 6 7 8 9 10",
+        "SPOP big 10",
+        "SET {t}a 1",
+        "RENAME {t}a {t}b",
+        "COPY {t}b {t}c",
+        "SET {t}d 1",
+        "RENAME {t}b {t}d",
+        "SET v 1 PX 30",
+    ];
+    compare_notifications("KEA", commands, 80);
+    // Key creation and read misses, classes outside `A`.
+    compare_notifications(
+        "KEnm",
+        &[
+            "GET nope",
+            "MGET a nope b",
+            "SET a 1",
+            "EXISTS a zz",
+            "TYPE zz",
+            "HSET h f v",
+            "HGET nohash f",
+            "SADD s 1",
+            "SISMEMBER noset 1",
+            "SET {t}x 1",
+            "RENAME {t}x {t}y",
+            "INCR n",
+            "SET v 1 PX 30",
+        ],
+        10,
+    );
+}
+
+/// Runs `commands` on redis-server and on corekv (1 and 4 shards) with
+/// `notify-keyspace-events` set to `classes`, and compares the notifications.
+fn compare_notifications(classes: &str, commands: &[&str], at_least: usize) {
+    let redis = Server::redis();
+    for shards in SHARD_COUNTS {
+        let corekv = Server::corekv(shards, &[]);
+        let mut seen = Vec::new();
+        for srv in [&redis, &corekv] {
+            let mut c = srv.client();
+            c.call(&["FLUSHALL"]);
+            assert_eq!(
+                c.call(&["CONFIG", "SET", "notify-keyspace-events", classes]),
+                b"+OK\r\n"
+            );
+            let mut sub = srv.client();
+            sub.call(&["PSUBSCRIBE", "__key*__:*"]);
+            for line in commands {
+                let args: Vec<&str> = line.split(' ').collect();
+                c.call(&args);
+            }
+            // `v` expires on the server's own clock, nobody reading it.
+            std::thread::sleep(Duration::from_millis(300));
+            c.call(&["PUBLISH", "__keyevent@0__:marker", "end"]);
+            seen.push(notifications(&mut sub));
+            c.call(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+        }
+        let (want, got) = (&seen[0], &seen[1]);
+        assert!(
+            want.len() > at_least,
+            "redis sent only {} notifications",
+            want.len()
+        );
+        for (w, g) in want.iter().zip(got) {
+            assert_eq!(g.1, w.1, "{classes}, {shards} shards");
+        }
+        assert_eq!(got.len(), want.len(), "{classes}, {shards} shards: {got:?}");
+    }
+}
+
+#[test]
+fn notify_keyspace_events_setting_reads_and_prints_as_redis() {
+    let redis = Server::redis();
+    let corekv = Server::corekv(2, &[]);
+    let mut r = redis.client();
+    let mut k = corekv.client();
+    for value in [
+        "KEA",
+        "Ex",
+        "Kg$lshzxetd",
+        "AKEnm",
+        "Kdtm",
+        "Q",
+        "KEA nm",
+        "",
+    ] {
+        let set = ["CONFIG", "SET", "notify-keyspace-events", value];
+        assert_eq!(show(&k.call(&set)), show(&r.call(&set)), "{value}");
+        let get = ["CONFIG", "GET", "notify-keyspace-events"];
+        assert_eq!(show(&k.call(&get)), show(&r.call(&get)), "{value}");
+    }
+}

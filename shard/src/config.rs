@@ -109,6 +109,8 @@ pub struct Config {
     pub run_id: String,
     /// When hashes and sets leave their compact encodings.
     pub coll: CollLimits,
+    /// `notify-keyspace-events`, as [`crate::notify`] flags (0: off, Redis's default).
+    pub notify_keyspace_events: u16,
     /// Operating system, as INFO's `os` line shows it (`Linux 6.1.0 x86_64`).
     pub os: String,
 }
@@ -260,6 +262,7 @@ impl Default for Config {
             run_id: "0".repeat(40),
             os: std::env::consts::OS.to_string(),
             coll: CollLimits::default(),
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -340,6 +343,8 @@ pub enum Setting {
     HashMaxValue(u64),
     /// `set-max-intset-entries`.
     SetMaxIntset(u64),
+    /// `notify-keyspace-events`, as [`crate::notify`] flags.
+    NotifyKeyspaceEvents(u16),
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
@@ -422,6 +427,14 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             count("set-max-intset-entries", 0, i64::MAX).map(Setting::SetMaxIntset)
         }
         "maxclients" => count("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
+        "notify-keyspace-events" => crate::notify::parse(value_bytes)
+            .map(Setting::NotifyKeyspaceEvents)
+            .ok_or_else(|| {
+                failed(
+                    "notify-keyspace-events",
+                    "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                )
+            }),
         "proto-max-bulk-len" => memory("proto-max-bulk-len").map(Setting::ProtoMaxBulkLen),
         "client-query-buffer-limit" => {
             memory("client-query-buffer-limit").map(Setting::QueryBufferLimit)
@@ -495,6 +508,10 @@ impl Config {
             ("hash-max-listpack-value", self.coll.hash_value.to_string()),
             ("hash-max-ziplist-value", self.coll.hash_value.to_string()),
             ("set-max-intset-entries", self.coll.set_intset.to_string()),
+            (
+                "notify-keyspace-events",
+                crate::notify::format(self.notify_keyspace_events),
+            ),
         ]
     }
 
@@ -516,6 +533,7 @@ impl Config {
             Setting::HashMaxEntries(v) => self.coll.hash_entries = v,
             Setting::HashMaxValue(v) => self.coll.hash_value = v,
             Setting::SetMaxIntset(v) => self.coll.set_intset = v,
+            Setting::NotifyKeyspaceEvents(v) => self.notify_keyspace_events = v,
         }
     }
 }

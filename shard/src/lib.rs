@@ -44,6 +44,7 @@ pub mod float;
 pub mod glob;
 pub mod links;
 pub mod message;
+pub mod notify;
 pub mod pause;
 pub mod pool;
 pub mod pubsub;

@@ -94,6 +94,7 @@ impl State {
         let clock = Clock::calibrate();
         let mut store = Store::new();
         store.eviction = config.maxmemory_policy.eviction;
+        store.events.flags = config.notify_keyspace_events;
         State {
             id,
             shards: config.shards,
@@ -415,6 +416,7 @@ impl State {
         }
         self.slowlog.trim(self.config.slowlog_max_len);
         self.store.eviction = self.config.maxmemory_policy.eviction;
+        self.store.events.flags = self.config.notify_keyspace_events;
         self.slow_ticks = slow_ticks(&self.clock, self.config.slowlog_slower_than);
         if timeout_changed {
             for conn in self.conns.ids() {

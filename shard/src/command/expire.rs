@@ -5,6 +5,7 @@
 //! setting a deadline that is not in the future (`deadline <= now`) deletes the key at
 //! once, as Redis's `checkAlreadyExpired` does.
 
+use crate::notify::GENERIC;
 use corekv_protocol::number::parse_i64;
 
 use super::{cstr, errors, is, Args, Ctx, Registrations, Route};
@@ -98,8 +99,10 @@ fn expire_generic(ctx: &mut Ctx, args: Args, base: Base, seconds: bool) {
     }
     if when <= ctx.now as i64 {
         ctx.store.remove_at(idx);
+        ctx.store.notify(GENERIC, "del", key);
     } else {
         ctx.store.set_expire(idx, when as u64);
+        ctx.store.notify(GENERIC, "expire", key);
     }
     ctx.out.int(1);
 }
@@ -170,6 +173,7 @@ pub fn persist(ctx: &mut Ctx, args: Args) {
     match ctx.store.find(args.get(1), ctx.now) {
         Some(idx) if ctx.store.entry(idx).expire_at().is_some() => {
             ctx.store.set_expire(idx, 0);
+            ctx.store.notify(GENERIC, "persist", args.get(1));
             ctx.out.int(1);
         }
         _ => ctx.out.int(0),

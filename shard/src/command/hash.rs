@@ -7,6 +7,7 @@
 //! `hash-max-listpack-value`, then a table (see [`crate::store::collection`]); like
 //! Redis it never converts back. A listpack keeps fields in insertion order, as Redis's.
 
+use crate::notify::{GENERIC, HASH as HASH_EVENTS};
 use corekv_protocol::number::parse_i64;
 
 use super::{coll, errors, is, Args, Ctx, Registrations, Route};
@@ -193,6 +194,7 @@ pub fn hset(ctx: &mut Ctx, args: Args) {
         return;
     };
     let added = set_fields(ctx, key, found, &arg_pairs(args), false);
+    ctx.store.notify(HASH_EVENTS, "hset", key);
     ctx.out.int(added as i64);
 }
 
@@ -207,6 +209,7 @@ pub fn hmset(ctx: &mut Ctx, args: Args) {
         return;
     };
     set_fields(ctx, key, found, &arg_pairs(args), false);
+    ctx.store.notify(HASH_EVENTS, "hset", key);
     ctx.out.ok();
 }
 
@@ -230,6 +233,7 @@ pub fn hsetnx(ctx: &mut Ctx, args: Args) {
         return;
     }
     set_fields(ctx, key, found, &[(field, value)], false);
+    ctx.store.notify(HASH_EVENTS, "hset", key);
     ctx.out.int(1);
 }
 
@@ -302,8 +306,12 @@ pub fn hdel(ctx: &mut Ctx, args: Args) {
             (before - left, left)
         }
     };
+    if removed > 0 {
+        ctx.store.notify(HASH_EVENTS, "hdel", key);
+    }
     if left == 0 {
         ctx.store.remove_at(idx);
+        ctx.store.notify(GENERIC, "del", key);
     }
     ctx.out.int(removed as i64);
 }
@@ -409,6 +417,7 @@ pub fn hincrby(ctx: &mut Ctx, args: Args) {
     };
     let text = itoa::Buffer::new().format(value).as_bytes().to_vec();
     set_fields(ctx, key, found, &[(field, &text)], false);
+    ctx.store.notify(HASH_EVENTS, "hincrby", key);
     ctx.out.int(value);
 }
 
@@ -443,6 +452,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: Args) {
         }
     };
     set_fields(ctx, key, found, &[(field, &text)], false);
+    ctx.store.notify(HASH_EVENTS, "hincrbyfloat", key);
     ctx.out.bulk(&text);
 }
 

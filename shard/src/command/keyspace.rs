@@ -2,6 +2,7 @@
 //! and the commands that cover every shard (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHDB,
 //! FLUSHALL): each part reads one shard's store and the connection's shard merges them.
 
+use crate::notify::GENERIC;
 use corekv_protocol::{number::parse_i64, Reply};
 
 use super::merge::{all_ok, array_elements, concat, int_of, sum};
@@ -224,6 +225,7 @@ pub fn del(ctx: &mut Ctx, args: Args) {
     let mut n = 0;
     for key in args.iter().skip(1) {
         if ctx.store.remove(key, ctx.now).is_some() {
+            ctx.store.notify(GENERIC, "del", key);
             n += 1;
         }
     }
@@ -278,6 +280,8 @@ fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) {
         ctx.store.remove(dst, ctx.now);
     }
     ctx.store.rename(idx, dst);
+    ctx.store.notify(GENERIC, "rename_from", src);
+    ctx.store.notify(GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -351,6 +355,7 @@ pub fn copy(ctx: &mut Ctx, args: Args) {
         ctx.store.remove(dst, ctx.now);
     }
     ctx.store.duplicate(idx, dst);
+    ctx.store.notify(GENERIC, "copy_to", dst);
     ctx.out.int(1);
 }
 

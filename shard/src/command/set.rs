@@ -7,6 +7,7 @@
 //! many, makes it a table (see [`crate::store::collection`]), and it never converts back,
 //! as in Redis 7.0. An intset keeps its members sorted, as Redis's.
 
+use crate::notify::{GENERIC, SET as SET_EVENTS};
 use corekv_protocol::number::parse_i64;
 use corekv_protocol::Reply;
 
@@ -177,8 +178,13 @@ pub(super) fn remove(ctx: &mut Ctx, idx: u32, gone: &[&[u8]]) -> usize {
             (removed, ints.len())
         }
     };
+    let key = ctx.store.entry(idx).key().to_vec();
+    if removed > 0 {
+        ctx.store.notify(SET_EVENTS, "srem", &key);
+    }
     if left == 0 {
         ctx.store.remove_at(idx);
+        ctx.store.notify(GENERIC, "del", &key);
     }
     removed
 }
@@ -191,6 +197,9 @@ pub fn sadd(ctx: &mut Ctx, args: Args) {
     };
     let new: Vec<&[u8]> = args.iter().skip(2).collect();
     let added = count_added(ctx, key, found, &new);
+    if added > 0 {
+        ctx.store.notify(SET_EVENTS, "sadd", key);
+    }
     ctx.out.int(added as i64);
 }
 
@@ -347,16 +356,24 @@ pub fn spop(ctx: &mut Ctx, args: Args) {
         return;
     };
     let n = ctx.store.coll(idx).map_or(0, card);
+    let key = args.get(1);
+    if count != Some(0) {
+        ctx.store.notify(SET_EVENTS, "spop", key);
+    }
     let mut rng = fastrand::Rng::new();
     match count {
         None => {
             let popped = pop_random(ctx, idx, 1, &mut rng);
+            if n == 1 {
+                ctx.store.notify(GENERIC, "del", key);
+            }
             ctx.out.bulk(&popped[0]);
         }
         Some(k) if k >= n => {
             // The whole set, in its order, and the key goes.
             let all = ctx.store.coll(idx).map_or_else(Vec::new, members);
             ctx.store.remove_at(idx);
+            ctx.store.notify(GENERIC, "del", key);
             reply_set(&mut ctx.out, &all);
         }
         Some(k) if (n - k) * SPOP_MOVE_STRATEGY_MUL > k => {
@@ -372,7 +389,11 @@ pub fn spop(ctx: &mut Ctx, args: Args) {
             let expire = ctx.store.entry(idx).expire_at().unwrap_or(0);
             let key = ctx.store.entry(idx).key().to_vec();
             ctx.store.remove_at(idx);
+            // Redis overwrites the key: no "new" event.
+            let flags = ctx.store.store().events.flags;
+            ctx.store.store().events.flags &= !crate::notify::NEW;
             add(ctx, &key, None, &kept, expire);
+            ctx.store.store().events.flags = flags;
             reply_set(&mut ctx.out, &rest);
         }
     }

@@ -227,10 +227,24 @@ fn store_op(ctx: &mut Ctx, args: Args, op: Op) {
         result_of(op, &as_reads(&sets), ctx.coll.set_intset)
     };
     let dst = args.get(1);
-    ctx.store.remove(dst, ctx.now);
+    let existed = ctx.store.remove(dst, ctx.now).is_some();
     if !members.is_empty() {
         let refs: Vec<&[u8]> = members.iter().map(|m| &m[..]).collect();
+        // Redis overwrites an existing destination: no "new" event then.
+        let flags = ctx.store.store().events.flags;
+        if existed {
+            ctx.store.store().events.flags &= !crate::notify::NEW;
+        }
         set::add(ctx, dst, None, &refs, 0);
+        ctx.store.store().events.flags = flags;
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.store.notify(crate::notify::SET, event, dst);
+    } else if existed {
+        ctx.store.notify(crate::notify::GENERIC, "del", dst);
     }
     ctx.out.int(members.len() as i64);
 }
@@ -342,11 +356,17 @@ pub fn smove(ctx: &mut Ctx, args: Args) {
         ctx.out.int(i64::from(there));
         return;
     }
+    let had = dst_idx
+        .and_then(|d| ctx.store.coll(d))
+        .is_some_and(|s| set::contains(s, member));
     if set::remove(ctx, src_idx, &[member]) == 0 {
         ctx.out.int(0);
         return;
     }
     set::add(ctx, dst, dst_idx, &[member], 0);
+    if !had {
+        ctx.store.notify(crate::notify::SET, "sadd", dst);
+    }
     ctx.out.int(1);
 }
 

@@ -8,6 +8,7 @@ use super::merge::{all_ok, array_elements};
 use super::{arity_error, errors, is, Args, Coord, Coordinated, Ctx, Registrations, Route, Split};
 use crate::assembly::{MergeCtx, MergeData};
 use crate::float::{incr_by_float, FloatError};
+use crate::notify::{GENERIC, STRING};
 use crate::store::{Str, Value};
 
 /// The string family.
@@ -312,6 +313,10 @@ fn set_value(ctx: &mut Ctx, key: &[u8], found: Option<u32>, value: &[u8], ttl: T
                 .insert(key, Value::Str(Str::from_bytes(value)), deadline);
         }
     }
+    ctx.store.notify(STRING, "set", key);
+    if let Ttl::At(_) = ttl {
+        ctx.store.notify(GENERIC, "expire", key);
+    }
 }
 
 fn set_with_expire(ctx: &mut Ctx, args: Args, unit: Unit) {
@@ -356,12 +361,20 @@ pub fn getex(ctx: &mut Ctx, args: Args) {
         None => None,
     };
     reply_value(ctx, idx);
+    let key = args.get(1);
     match deadline {
         Some((d, Unit::ExAt | Unit::PxAt)) if d <= ctx.now => {
             ctx.store.remove_at(idx);
+            ctx.store.notify(GENERIC, "del", key);
         }
-        Some((d, _)) => ctx.store.set_expire(idx, d),
-        None if opts.persist => ctx.store.set_expire(idx, 0),
+        Some((d, _)) => {
+            ctx.store.set_expire(idx, d);
+            ctx.store.notify(GENERIC, "expire", key);
+        }
+        None if opts.persist && ctx.store.entry(idx).expire_at().is_some() => {
+            ctx.store.set_expire(idx, 0);
+            ctx.store.notify(GENERIC, "persist", key);
+        }
         None => {}
     }
 }
@@ -390,6 +403,7 @@ pub fn getset(ctx: &mut Ctx, args: Args) {
 pub fn getdel(ctx: &mut Ctx, args: Args) {
     if let Ok(Some(idx)) = get_generic(ctx, args.get(1)) {
         ctx.store.remove_at(idx);
+        ctx.store.notify(GENERIC, "del", args.get(1));
     }
 }
 
@@ -475,6 +489,7 @@ pub fn append(ctx: &mut Ctx, args: Args) {
             total
         }
     };
+    ctx.store.notify(STRING, "append", key);
     ctx.out.int(total as i64);
 }
 
@@ -518,6 +533,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
             ctx.store.insert(key, Value::Str(Str::Int(value)), 0);
         }
     }
+    ctx.store.notify(STRING, "incrby", key);
     ctx.out.int(value);
 }
 
@@ -580,6 +596,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: Args) {
             ctx.store.insert(key, Value::Str(value), 0);
         }
     }
+    ctx.store.notify(STRING, "incrbyfloat", key);
 }
 
 /// GETRANGE key start end (and SUBSTR, its old name).
@@ -669,6 +686,7 @@ pub fn setrange(ctx: &mut Ctx, args: Args) {
     let n = str_at(ctx, idx).len().max(end);
     ctx.store
         .edit_raw(idx, n, |raw| raw[offset..end].copy_from_slice(value));
+    ctx.store.notify(STRING, "setrange", key);
     ctx.out.int(n as i64);
 }
 

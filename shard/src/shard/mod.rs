@@ -22,6 +22,7 @@
 //! to wait. This module names no command. Work that arrives from other shards (batches,
 //! replies, a coordinator's pause and steps) is in `peers.rs`.
 
+mod events;
 mod peers;
 mod transaction;
 
@@ -137,6 +138,8 @@ pub struct Shard {
     /// While an EXEC dispatches its commands: the token of its pauses (see
     /// `transaction.rs`).
     exec: Option<Token>,
+    /// PUBLISH's statistics slot, for keyspace notifications sent to other shards.
+    publish_stat: u16,
 }
 
 impl Shard {
@@ -153,6 +156,10 @@ impl Shard {
             ran: Ran::Here,
             scratch: Vec::new(),
             exec: None,
+            publish_stat: match commands.lookup(OwnedArgs::from_slices(&["PUBLISH"]).args()) {
+                Lookup::Found(spec) => spec.stat as u16,
+                _ => 0,
+            },
         }
     }
 
@@ -183,6 +190,12 @@ impl Shard {
 
     /// Runs or routes one request of a local connection. See [`Outcome`].
     pub fn dispatch(&mut self, conn: ConnId, args: Args) -> Outcome {
+        let outcome = self.dispatch_request(conn, args);
+        self.publish_pending();
+        outcome
+    }
+
+    fn dispatch_request(&mut self, conn: ConnId, args: Args) -> Outcome {
         let Some(client) = self.state.conns.get_mut(conn) else {
             return Outcome::Close;
         };

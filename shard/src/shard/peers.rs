@@ -90,6 +90,7 @@ impl Shard {
             Msg::Replies(batch) => self.deliver(batch),
             Msg::Control(c) => self.on_control(c),
         }
+        self.publish_pending();
     }
 
     /// Runs a batch of requests from another shard, all at once without yielding, and
@@ -298,6 +299,7 @@ impl Shard {
                 &mut reply,
             ),
         }
+        self.publish_pending();
     }
 }
 

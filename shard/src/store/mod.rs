@@ -26,6 +26,8 @@ pub mod collection;
 pub mod entry;
 pub mod watch;
 
+use crate::notify;
+
 use ahash::RandomState;
 use hashbrown::HashTable;
 
@@ -128,6 +130,8 @@ pub struct Store {
     scratch: Vec<u8>,
     /// Keys clients WATCH, and whose change they must learn of at EXEC.
     pub watches: watch::Watches,
+    /// Keyspace notifications not yet published.
+    pub events: crate::notify::Events,
 }
 
 /// A collection as the families read it.
@@ -181,6 +185,7 @@ impl Store {
             dying: Vec::new(),
             scratch: Vec::new(),
             watches: Default::default(),
+            events: Default::default(),
         }
     }
 
@@ -248,6 +253,7 @@ impl Store {
         let hash = self.hash(key);
         let idx = self.position(key, hash)?;
         if Self::used(&self.slots, idx).is_expired(now) {
+            self.note_removal(idx, notify::EXPIRED, "expired");
             self.remove_at_hashed(idx, hash, timers);
             self.stats.expired += 1;
             return None;
@@ -271,6 +277,7 @@ impl Store {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
+            self.events.push(notify::KEY_MISS, "keymiss", key);
         }
         found
     }
@@ -284,6 +291,21 @@ impl Store {
     #[inline]
     pub fn entry(&self, idx: u32) -> &Entry {
         Self::used(&self.slots, idx)
+    }
+
+    /// Records the expiry or eviction of the key at `idx` (keyspace notifications).
+    #[inline]
+    fn note_removal(&mut self, idx: u32, class: u16, event: &'static str) {
+        if self.events.wants(class) {
+            self.events
+                .push(class, event, Self::used(&self.slots, idx).key());
+        }
+    }
+
+    /// Records `event` of `class` on `key`, if `notify-keyspace-events` asks for it.
+    #[inline]
+    pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
+        self.events.push(class, event, key);
     }
 
     /// The key at `idx` is about to change: its watchers learn of it (WATCH).
@@ -448,6 +470,7 @@ impl Store {
         if !self.watches.is_empty() {
             self.watches.touch(entry.key());
         }
+        self.events.push(notify::NEW, "new", entry.key());
         self.grew(entry_bytes(&entry));
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -801,6 +824,7 @@ impl Store {
             Eviction::Lru | Eviction::Lfu => self.clock_victim(volatile),
         }?;
         let before = self.used;
+        self.note_removal(victim, notify::EVICTED, "evicted");
         self.remove_at(victim, timers);
         self.stats.evicted += 1;
         Some(before - self.used)
@@ -881,6 +905,7 @@ impl Store {
     /// `now` is past it): removes it.
     pub fn expire(&mut self, idx: u32, now: u64, timers: &mut Timers) {
         debug_assert!(self.entry(idx).is_expired(now), "key timer fired early");
+        self.note_removal(idx, notify::EXPIRED, "expired");
         self.remove_at(idx, timers);
         self.stats.expired += 1;
     }
@@ -1084,6 +1109,12 @@ impl<'a> Keyspace<'a> {
     pub fn put_scratch(&mut self, mut buf: Vec<u8>) {
         crate::message::recycle(&mut buf, crate::message::KEEP_BYTES);
         self.store.scratch = buf;
+    }
+
+    /// [`Store::notify`].
+    #[inline]
+    pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
+        self.store.notify(class, event, key);
     }
 
     /// [`Store::rename`].
