@@ -373,7 +373,7 @@ enum Step {
     End(RoundEnd),
     Blocked,
     Coordinate(Box<CoordPlan>),
-    Exec(Box<crate::conn::Tx>),
+    Exec(Box<crate::shard::ExecPlan>),
 }
 
 fn protocol_error(sh: &mut Shard, conn: ConnId, e: ProtocolError) {

@@ -1,31 +1,26 @@
-//! The driver of EXEC: waits for the connection's earlier replies, pauses the shards the
-//! transaction touches in ascending order (none when it touches only keys of this shard
-//! and this shard is free: then it runs without a message), takes the watched keys'
-//! verdict from their owners, dispatches the queued commands in exec mode, waits for all
-//! their replies, and resumes the shards. While paused, those shards run nothing else, so
-//! no other client sees the transaction half done. Plain `std` futures over the shard.
+//! The driver of an EXEC over several shards (one that needs only one shard's keys runs
+//! without it: see `shard/transaction.rs`): waits for the connection's earlier replies,
+//! pauses the shards the transaction touches in ascending order (none when the server has
+//! one shard), takes the watched keys' verdict from their owners, dispatches the queued
+//! commands in exec mode, waits for all their replies, and resumes the shards. While
+//! paused, those shards run nothing else, so no other client sees the transaction half
+//! done. Plain `std` futures over the shard.
 
 use std::cell::RefCell;
 
 use super::coordinate::{
     private_reply, release, run_steps, take_pauses, wait_ready, wait_unpaused,
 };
-use crate::conn::{ConnId, Tx};
+use crate::conn::ConnId;
 use crate::message::{Control, StepOp};
-use crate::shard::{Outcome, Shard};
+use crate::shard::{ExecPlan, Outcome, Shard};
 
-/// Runs EXEC for `conn`, whose transaction is `tx`; the reply joins its output.
-pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, tx: Tx) {
+/// Runs the EXEC `plan` of `conn`; the reply joins its output.
+pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, plan: ExecPlan) {
     // Earlier replies first, and with them the WATCH registrations on other shards.
     wait_ready(shard, conn).await;
-    if tx.aborted {
-        shard.borrow_mut().exec_abort(conn);
-        return;
-    }
-    let (me, plan) = {
-        let mut sh = shard.borrow_mut();
-        (sh.id(), sh.exec_plan(conn, &tx))
-    };
+    let me = shard.borrow().id();
+    let tx = &plan.tx;
     let alone = plan.shards.iter().all(|&s| s == me);
     let mut paused = Vec::new();
     let token = if alone {
@@ -144,13 +139,13 @@ mod tests {
         None
     }
 
-    fn queue(cells: &[RefCell<Shard>], conn: ConnId, cmds: &[&[&str]]) -> Tx {
+    fn queue(cells: &[RefCell<Shard>], conn: ConnId, cmds: &[&[&str]]) -> ExecPlan {
         let mut sh = cells[0].borrow_mut();
         for cmd in cmds {
             assert!(matches!(run(&mut sh, conn, cmd), Outcome::Done));
         }
         match run(&mut sh, conn, &["EXEC"]) {
-            Outcome::Exec(tx) => *tx,
+            Outcome::Exec(plan) => *plan,
             _ => panic!("EXEC did not start a transaction"),
         }
     }

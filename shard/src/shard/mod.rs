@@ -39,7 +39,7 @@ use crate::command::{
     Local, LocalFn, Lookup, Multi, Route, Spec, Split, Targets,
 };
 use crate::config::Config;
-use crate::conn::{ConnId, Tx};
+use crate::conn::ConnId;
 use crate::coord::CoordPlan;
 use crate::links::Links;
 use crate::message::{Control, ControlMsg, Msg, Op, RequestBatch, StepOp, Ticket, Token};
@@ -58,8 +58,9 @@ pub enum Outcome {
     /// A command that must be atomic across shards: wait for this connection's holes,
     /// then drive the plan.
     Coordinate(Box<CoordPlan>),
-    /// EXEC of this transaction: wait for this connection's holes, then drive it.
-    Exec(Box<Tx>),
+    /// EXEC of a transaction over several shards: wait for this connection's holes,
+    /// then drive it.
+    Exec(Box<ExecPlan>),
     /// QUIT: write what was produced, then close.
     Quit,
     /// Close at once without a reply (Redis's answer to HTTP requests).

@@ -14,12 +14,15 @@ use crate::conn::{ConnId, Tx};
 use crate::message::{Op, Ticket, Token};
 use crate::store::watch::Watcher;
 
-/// What an EXEC needs before it runs.
+/// An EXEC for the session to drive (see [`Outcome::Exec`]).
 pub struct ExecPlan {
+    /// The transaction.
+    pub tx: Tx,
     /// The shards to pause, ascending: the owners of the queued commands' keys, every
     /// shard for a fan-out, the owners of the watched keys.
     pub shards: Vec<usize>,
-    /// The watched keys, by owner.
+    /// The watched keys, by owner (the connection no longer watches them: EXEC
+    /// unwatches).
     pub watched: Vec<(usize, OwnedArgs)>,
 }
 
@@ -203,7 +206,10 @@ impl Shard {
                     spec.key_positions(args)
                         .map(|p| self.map.shard_of(args.get(p))),
                 ),
-                Route::Fanout(_) => fanout = true,
+                Route::Fanout(_) => {
+                    fanout = true;
+                    shards.extend(0..self.map.shards());
+                }
                 Route::Local(_) | Route::Session(_) | Route::Container => needs_client = true,
             }
         }
@@ -213,10 +219,8 @@ impl Shard {
         shards.extend(c.watching.iter().map(|(_, s)| *s as usize));
         shards.sort_unstable();
         shards.dedup();
-        if fanout {
-            return Outcome::Exec(tx);
-        }
         match shards.as_slice() {
+            _ if fanout => self.exec_with_pauses(conn, *tx, shards),
             [] | [_] if shards.iter().all(|&s| s == me) => {
                 if self.held() {
                     // Run once the coordinated command holding this shard is done.
@@ -268,8 +272,18 @@ impl Shard {
                 self.forward(conn, owner, Op::Exec, args.args(), proto);
                 Outcome::Done
             }
-            _ => Outcome::Exec(tx),
+            _ => self.exec_with_pauses(conn, *tx, shards),
         }
+    }
+
+    /// Hands the session an EXEC over `shards` to drive with pauses.
+    fn exec_with_pauses(&mut self, conn: ConnId, tx: Tx, shards: Vec<usize>) -> Outcome {
+        let watched = self.take_watching(conn);
+        Outcome::Exec(Box::new(ExecPlan {
+            tx,
+            shards,
+            watched,
+        }))
     }
 
     /// Runs a transaction sent whole by connection `from`'s shard (see [`Op::Exec`]):
@@ -335,31 +349,6 @@ impl Shard {
                 self.state.stats.hops_out += 1;
             }
         }
-    }
-
-    /// What `tx` of `conn` needs: the shards to pause and the watched keys by owner
-    /// (which the connection no longer watches afterwards: EXEC unwatches).
-    pub fn exec_plan(&mut self, conn: ConnId, tx: &Tx) -> ExecPlan {
-        let mut shards = Vec::new();
-        for i in 0..tx.cmds.len() {
-            let args = tx.cmd(i);
-            let Lookup::Found(spec) = self.commands.lookup(args) else {
-                continue;
-            };
-            match spec.route {
-                Route::Keyed(..) => shards.extend(
-                    spec.key_positions(args)
-                        .map(|p| self.map.shard_of(args.get(p))),
-                ),
-                Route::Fanout(_) => shards.extend(0..self.map.shards()),
-                Route::Local(_) | Route::Session(_) | Route::Container => {}
-            }
-        }
-        let watched = self.take_watching(conn);
-        shards.extend(watched.iter().map(|(s, _)| *s));
-        shards.sort_unstable();
-        shards.dedup();
-        ExecPlan { shards, watched }
     }
 
     /// The verdict on the watched keys owned here (EXEC): whether one changed.
