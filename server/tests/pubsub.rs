@@ -396,6 +396,12 @@ fn keyspace_notifications_match_redis() {
         "SET {t}d 1",
         "RENAME {t}b {t}d",
         "SET v 1 PX 30",
+        // Keys on different shards of a 4-shard server (coordinated moves).
+        "SET rx 1",
+        "RENAME rx ry",
+        "COPY ry rz",
+        "COPY ry rz REPLACE",
+        "RENAMENX ry rz",
     ];
     compare_notifications("KEA", commands, 80);
     // Key creation and read misses, classes outside `A`.

@@ -264,13 +264,15 @@ impl CoordPlan {
                         replace: true,
                         expire_at,
                         payload,
+                        event: Some(if kind == Coord::Copy {
+                            "copy_to"
+                        } else {
+                            "rename_to"
+                        }),
                     },
                 )];
                 if kind != Coord::Copy {
-                    ops.push((
-                        src,
-                        StepOp::Run(OwnedArgs::from_slices(&[&b"DEL"[..], self.arg(1)])),
-                    ));
+                    ops.push((src, StepOp::Unlink(self.arg(1).to_vec())));
                 }
                 Step::Run(ops)
             }
@@ -314,6 +316,7 @@ mod tests {
                             .collect::<Vec<_>>()
                             .join(" "),
                         StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
+                        StepOp::Unlink(k) => format!("DEL {}", String::from_utf8_lossy(&k)),
                         StepOp::Part(..) | StepOp::Unwatch(_) => format!("{op:?}"),
                         StepOp::Restore {
                             key,

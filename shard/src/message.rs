@@ -193,7 +193,11 @@ pub enum StepOp {
         expire_at: u64,
         /// The value.
         payload: Vec<u8>,
+        /// The keyspace notification of the write (`rename_to`, `copy_to`), if any.
+        event: Option<&'static str>,
     },
+    /// Delete a key moved away by RENAME across shards (`rename_from`).
+    Unlink(Vec<u8>),
 }
 
 /// What a control message asks.

@@ -288,16 +288,33 @@ impl Shard {
                 replace,
                 expire_at,
                 payload,
-            } => command::keyspace::restore_entry(
-                self.state.keyspace(),
-                key,
-                ty,
-                *replace,
-                *expire_at,
-                payload,
-                now,
-                &mut reply,
-            ),
+                event,
+            } => {
+                let restored = reply.len();
+                command::keyspace::restore_entry(
+                    self.state.keyspace(),
+                    key,
+                    ty,
+                    *replace,
+                    *expire_at,
+                    payload,
+                    now,
+                    &mut reply,
+                );
+                let wrote = reply.buffer()[restored..].starts_with(b":1");
+                if let (Some(event), true) = (event, wrote) {
+                    self.state.store.notify(crate::notify::GENERIC, event, key);
+                }
+            }
+            StepOp::Unlink(key) => {
+                let gone = self.state.keyspace().remove(key, now).is_some();
+                if gone {
+                    self.state
+                        .store
+                        .notify(crate::notify::GENERIC, "rename_from", key);
+                }
+                reply.int(i64::from(gone));
+            }
         }
         self.publish_pending();
     }
