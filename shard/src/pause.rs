@@ -53,6 +53,13 @@ impl Pause {
         self.owner
     }
 
+    /// Whether `token` waits in line for the pause.
+    pub fn is_waiting(&self, token: Token) -> bool {
+        self.queue.iter().any(|w| match w {
+            Waiter::Local(t, _) | Waiter::Remote(t, ..) => *t == token,
+        })
+    }
+
     /// Registers a task to wake when the pause ends.
     pub fn on_unpause(&mut self, waker: &Waker) {
         self.blocked.push(waker.clone());

@@ -23,6 +23,10 @@ pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, plan: ExecPlan) {
     let tx = &plan.tx;
     let alone = plan.shards.iter().all(|&s| s == me);
     let mut paused = Vec::new();
+    // The last shard's pause is asked for with the commands right behind it (that shard
+    // runs them once it grants the pause): a round trip less while the others are held.
+    // Not with watched keys, whose verdict must come before any command runs.
+    let mut last_ack = None;
     let token = if alone {
         // Only this shard: nothing runs between here and the end but this task, once no
         // coordinated command of another connection holds the shard.
@@ -30,9 +34,32 @@ pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, plan: ExecPlan) {
         None
     } else {
         let token = shard.borrow_mut().new_token();
-        if !take_pauses(shard, conn, &plan.shards, me, token, &mut paused).await {
+        let mut first = &plan.shards[..];
+        let last = match plan.shards.split_last() {
+            Some((&last, rest)) if last != me && plan.watched.is_empty() => {
+                first = rest;
+                Some(last)
+            }
+            _ => None,
+        };
+        if !take_pauses(shard, conn, first, me, token, &mut paused).await {
             release(&mut shard.borrow_mut(), conn, token, &paused);
             return;
+        }
+        if let Some(last) = last {
+            match shard
+                .borrow_mut()
+                .send_control(conn, last, Control::Pause(token))
+            {
+                Some(hole) => {
+                    paused.push(last);
+                    last_ack = Some(hole);
+                }
+                None => {
+                    release(&mut shard.borrow_mut(), conn, token, &paused);
+                    return;
+                }
+            }
         }
         Some(token)
     };
@@ -87,6 +114,9 @@ pub async fn exec(shard: &RefCell<Shard>, conn: ConnId, plan: ExecPlan) {
         shard.borrow_mut().exec_end();
     }
     // Every reply is in before the shards are let go: the writes appear together.
+    if let Some(hole) = last_ack {
+        private_reply(shard, conn, hole).await;
+    }
     wait_ready(shard, conn).await;
     if let Some(token) = token {
         release(&mut shard.borrow_mut(), conn, token, &paused);
@@ -148,6 +178,43 @@ mod tests {
             Outcome::Exec(plan) => *plan,
             _ => panic!("EXEC did not start a transaction"),
         }
+    }
+
+    #[test]
+    fn steps_sent_behind_a_queued_pause_wait_for_it() {
+        let cells: Vec<RefCell<Shard>> = shards(2).into_iter().map(RefCell::new).collect();
+        let conn = cells[0]
+            .borrow_mut()
+            .state_mut()
+            .connect("a".into(), "b".into(), 3);
+        // Another coordinator holds shard 1.
+        let other = cells[1].borrow_mut().new_token();
+        assert!(cells[1].borrow_mut().pause_local(other, Waker::noop()));
+        let (k0, k1) = (key_on(0, 2), key_on(1, 2));
+        let plan = queue(
+            &cells,
+            conn,
+            &[
+                &["MULTI"],
+                &["SET", &k0, "x"],
+                &["SET", &k1, "x"],
+                &["GET", &k1],
+            ],
+        );
+        let mut fut = pin!(exec(&cells[0], conn, plan));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..5 {
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            pump(&cells);
+        }
+        // Nothing of the transaction ran on shard 1 while the other held it.
+        assert_eq!(cells[1].borrow().state().store.len(), 0);
+        cells[1].borrow_mut().resume(other);
+        assert!(drive(&cells, fut).is_some(), "EXEC never finished");
+        assert_eq!(
+            output(&mut cells[0].borrow_mut(), conn),
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n+OK\r\n$1\r\nx\r\n"
+        );
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub struct Shard {
     exec: Option<Token>,
     /// PUBLISH's statistics slot, for keyspace notifications sent to other shards.
     publish_stat: u16,
+    /// Steps that arrived right behind their coordinator's pause, before it was granted
+    /// (an EXEC sends its last shard's pause and steps together).
+    early_steps: Vec<crate::message::ControlMsg>,
 }
 
 impl Shard {
@@ -157,6 +160,7 @@ impl Shard {
             ran: Ran::Here,
             scratch: Vec::new(),
             exec: None,
+            early_steps: Vec::new(),
             publish_stat: match commands.lookup(OwnedArgs::from_slices(&["PUBLISH"]).args()) {
                 Lookup::Found(spec) => spec.stat as u16,
                 _ => 0,

@@ -186,8 +186,8 @@ impl Shard {
         // What other shards sent meanwhile runs before the next coordinated command.
         self.run_deferred();
         if let Next::Remote(from, ticket, _) = self.pause.hand_on() {
-            let ack = self.links.single_reply(ticket, b"+OK\r\n");
-            self.links.send(from, Msg::Replies(ack));
+            let token = self.pause.owner().expect("just handed on");
+            self.granted(token, from, ticket);
         }
     }
 
@@ -199,25 +199,57 @@ impl Shard {
                     .pause
                     .take_remote(token, msg.from, msg.ticket, msg.proto)
                 {
-                    let ack = self.links.single_reply(msg.ticket, b"+OK\r\n");
-                    self.links.send(msg.from, Msg::Replies(ack));
+                    self.granted(token, msg.from, msg.ticket);
                 }
             }
             Control::Resume(token) => self.resume(token),
-            Control::Step(token, op) => {
+            Control::Step(token, _) => {
+                if self.pause.owner() != Some(token) && self.pause.is_waiting(token) {
+                    // Sent right behind its pause (an EXEC's last shard): runs once the
+                    // pause is granted.
+                    self.early_steps.push(msg);
+                    return;
+                }
                 debug_assert_eq!(self.pause.owner(), Some(token), "step without the pause");
-                let mut out = std::mem::take(&mut self.scratch);
-                out.clear();
-                let from = Watcher {
-                    shard: msg.from as u16,
-                    slot: msg.ticket.conn,
-                    gen: msg.ticket.gen,
-                };
-                self.run_step(&op, from, msg.proto, &mut out);
-                let r = self.links.single_reply(msg.ticket, &out);
-                crate::message::recycle(&mut out, crate::message::KEEP_BYTES);
-                self.scratch = out;
-                self.links.send(msg.from, Msg::Replies(r));
+                if let Control::Step(_, op) = &msg.kind {
+                    self.serve_step(op, &msg);
+                }
+            }
+        }
+    }
+
+    /// Runs a coordinator's step and sends its reply.
+    fn serve_step(&mut self, op: &StepOp, msg: &ControlMsg) {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let from = Watcher {
+            shard: msg.from as u16,
+            slot: msg.ticket.conn,
+            gen: msg.ticket.gen,
+        };
+        self.run_step(op, from, msg.proto, &mut out);
+        let r = self.links.single_reply(msg.ticket, &out);
+        crate::message::recycle(&mut out, crate::message::KEEP_BYTES);
+        self.scratch = out;
+        self.links.send(msg.from, Msg::Replies(r));
+    }
+
+    /// The pause went to `token` of another shard: acknowledges it, then runs the steps
+    /// that arrived before it did.
+    fn granted(&mut self, token: Token, from: usize, ticket: Ticket) {
+        let ack = self.links.single_reply(ticket, b"+OK\r\n");
+        self.links.send(from, Msg::Replies(ack));
+        if self.early_steps.is_empty() {
+            return;
+        }
+        let (mine, rest): (Vec<ControlMsg>, Vec<ControlMsg>) =
+            std::mem::take(&mut self.early_steps)
+                .into_iter()
+                .partition(|m| matches!(m.kind, Control::Step(t, _) if t == token));
+        self.early_steps = rest;
+        for msg in mine {
+            if let Control::Step(_, op) = &msg.kind {
+                self.serve_step(op, &msg);
             }
         }
     }
