@@ -73,6 +73,15 @@ impl OwnedArgs {
         owned
     }
 
+    /// A copy of `args`.
+    pub fn from_args(args: Args) -> Self {
+        let mut owned = OwnedArgs::new();
+        for a in args.iter() {
+            owned.push(a);
+        }
+        owned
+    }
+
     /// Appends an argument.
     pub fn push(&mut self, arg: &[u8]) {
         let start = self.buf.len();

@@ -238,16 +238,22 @@ fn channels_part(st: &mut State, kind: Kind, args: Args, out: &mut Reply) {
 
 /// The shards' names, each once.
 fn distinct(_: &mut MergeCtx, _: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    let names = distinct_names(parts);
+    out.array(names.len());
+    for n in names {
+        out.raw(n);
+    }
+}
+
+/// The names in the shards' array parts, each once (encoded as they came).
+fn distinct_names<'a>(parts: &[&'a [u8]]) -> Vec<&'a [u8]> {
     let mut names: Vec<&[u8]> = parts
         .iter()
         .flat_map(|p| array_elements(p).unwrap_or_default())
         .collect();
     names.sort_unstable();
     names.dedup();
-    out.array(names.len());
-    for n in names {
-        out.raw(n);
-    }
+    names
 }
 
 /// PUBSUB CHANNELS [pattern]: channels with at least one subscriber.
@@ -322,15 +328,7 @@ const SHARDNUMSUB: Fanout = Fanout {
 const NUMPAT: Fanout = Fanout {
     check: super::every_shard,
     part: |st, _, out| channels_part(st, Kind::Pattern, OwnedArgs::new().args(), out),
-    merge: |_, _, parts, out| {
-        let mut names: Vec<&[u8]> = parts
-            .iter()
-            .flat_map(|p| array_elements(p).unwrap_or_default())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        out.int(names.len() as i64);
-    },
+    merge: |_, _, parts, out| out.int(distinct_names(parts).len() as i64),
 };
 
 /// PUBSUB HELP.

@@ -42,7 +42,7 @@ use crate::config::Config;
 use crate::conn::ConnId;
 use crate::coord::CoordPlan;
 use crate::links::Links;
-use crate::message::{Control, ControlMsg, Msg, Op, RequestBatch, StepOp, Ticket, Token};
+use crate::message::{Control, ControlMsg, Op, RequestBatch, StepOp, Ticket, Token};
 use crate::pause::Pause;
 use crate::slot::SlotMap;
 use crate::state::{State, OOM};
@@ -143,7 +143,7 @@ pub struct Shard {
     publish_stat: u16,
     /// Steps that arrived right behind their coordinator's pause, before it was granted
     /// (an EXEC sends its last shard's pause and steps together).
-    early_steps: Vec<crate::message::ControlMsg>,
+    early_steps: Vec<ControlMsg>,
 }
 
 impl Shard {
@@ -518,21 +518,12 @@ impl Shard {
             self.links.enqueue(dest, ticket, proto, op, args.iter());
             return;
         };
-        let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
+        let owned = OwnedArgs::from_args(args);
         let step = match op {
             Op::Part(stat) => StepOp::Part(stat, owned),
             _ => StepOp::Run(owned),
         };
-        let from = self.state.id;
-        self.links.send(
-            dest,
-            Msg::Control(ControlMsg {
-                from,
-                ticket,
-                proto,
-                kind: Control::Step(token, step),
-            }),
-        );
+        self.send_control_msg(dest, ticket, proto, Control::Step(token, step));
     }
 
     /// A multi-key command over keys of several shards: one part per owner, each the
@@ -626,7 +617,7 @@ impl Shard {
             .key_positions(args)
             .map(|p| (p, self.map.shard_of(args.get(p))))
             .collect();
-        let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
+        let owned = OwnedArgs::from_args(args);
         Outcome::Coordinate(Box::new(CoordPlan::new(
             how.kind, owned, owners, proto, replace,
         )))

@@ -268,6 +268,18 @@ impl Shard {
             gen: conn.gen,
             hole: hole.unwrap_or(u32::MAX),
         };
+        self.send_control_msg(dest, ticket, proto, kind);
+        hole
+    }
+
+    /// Sends a control message from this shard to `dest`.
+    pub(super) fn send_control_msg(
+        &mut self,
+        dest: usize,
+        ticket: Ticket,
+        proto: Proto,
+        kind: Control,
+    ) {
         let from = self.state.id;
         self.links.send(
             dest,
@@ -278,7 +290,6 @@ impl Shard {
                 kind,
             }),
         );
-        hole
     }
 
     /// The reply a private hole received, or `None` (and `waker` registered) if it has
