@@ -160,6 +160,19 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     pub set_max_intset_entries: u64,
 
+    /// What a list node holds: a count of elements if positive, -1 to -5 for 4 to 64 KiB.
+    #[arg(
+        long,
+        default_value_t = -2,
+        allow_hyphen_values = true,
+        visible_alias = "list-max-ziplist-size"
+    )]
+    pub list_max_listpack_size: i64,
+
+    /// Accepted for redis.conf compatibility; list nodes are not compressed.
+    #[arg(long, default_value_t = 0)]
+    pub list_compress_depth: u64,
+
     /// Keyspace notifications: Redis's class letters (`KEA`, `Ex`, ...); empty is off.
     #[arg(long, default_value = "", value_parser = parse_notify)]
     pub notify_keyspace_events: u16,

@@ -158,6 +158,8 @@ fn run(args: cli::Args) -> Result<(), String> {
             hash_entries: args.hash_max_listpack_entries,
             hash_value: args.hash_max_listpack_value,
             set_intset: args.set_max_intset_entries,
+            list_fill: args.list_max_listpack_size,
+            list_compress: args.list_compress_depth,
         },
         notify_keyspace_events: args.notify_keyspace_events,
         os: os_name(),

@@ -1204,6 +1204,139 @@ fn watch_races_match_redis() {
     }
 }
 
+/// List commands: every reply and error path of the non-blocking ones.
+fn list_cases() -> Vec<Vec<Vec<String>>> {
+    let mut big = vec!["RPUSH".to_string(), "big".to_string()];
+    for i in 0..3000 {
+        big.push(format!("element-{i}"));
+    }
+    vec![
+        case(&[
+            "rpush l a b c d e f",
+            "lpush l x y",
+            "lrange l 0 -1",
+            "lrange l -3 100",
+            "lrange l 5 2",
+            "lindex l 0",
+            "lindex l -1",
+            "lindex l 100",
+            "lset l 1 Z",
+            "lset l 100 Z",
+            "lset nol 0 Z",
+            "linsert l before Z pre",
+            "linsert l after nope q",
+            "linsert nol after a b",
+            "linsert l middle a b",
+            "lrem l 0 a",
+            "rpush l a b a b a",
+            "lrem l -2 a",
+            "lrange l 0 -1",
+            "lrem l 1 b",
+            "lpos l a",
+            "lpos l b rank -1",
+            "lpos l a count 0",
+            "lpos l a count 2 rank 2 maxlen 100",
+            "lpos l nope count 3",
+            "lpos nol a",
+            "lpos nol a count 1",
+            "ltrim l 1 -2",
+            "lrange l 0 -1",
+            "ltrim l 5 1",
+            "exists l",
+            "rpush l 1 2 3 4 5",
+            "lpop l",
+            "rpop l 2",
+            "lpop l 0",
+            "lpop l -1",
+            "lpop l 10",
+            "exists l",
+            "lpop l",
+            "lpop l 1",
+            "lpushx l a",
+            "rpushx l a",
+            "rpush l 1",
+            "lpushx l 0",
+            "rpushx l 2 3",
+            "llen l",
+            "llen nol",
+            "set s str",
+            "lpush s a",
+            "llen s",
+            "lrange s 0 1",
+            "lmove l l2 left right",
+            "lmove l l2 right left",
+            "lrange l2 0 -1",
+            "rpoplpush l l",
+            "lrange l 0 -1",
+            "lmove l s left left",
+            "lmove nol l left left",
+            "lmove l l2 up left",
+            "lmpop 2 nol l right count 10",
+            "lmpop 1 nol left",
+            "lmpop 2 s l left",
+            "object encoding l2",
+            "type l2",
+            "lmpop 2 {a}x l2 left",
+            "rpush {a}1 a b c",
+            "rpush {a}2 d e f",
+            "lmpop 2 {a}1 {a}2 right count 2",
+            "lmove {a}1 {a}2 left right",
+            "lrange {a}2 0 -1",
+        ]),
+        case(&[
+            "RPUSH l 1 2 3",
+            "LPOP l 0",
+            "LPOP nol 0",
+            "LPOP l 1 2",
+            "LPOS l 1 RANK 0",
+            "LPOS l 1 RANK -9223372036854775808",
+            "LPOS l 1 COUNT -1",
+            "LPOS l 1 MAXLEN -1",
+            "LPOS l 1 FOO",
+            "LPOS l 1 RANK",
+            "LMPOP 0 l LEFT",
+            "LMPOP abc l LEFT",
+            "LMPOP 2 l LEFT",
+            "LMPOP 1 l MIDDLE",
+            "LMPOP 1 l LEFT COUNT 0",
+            "LMPOP 1 l LEFT COUNT 1 COUNT 2",
+            "LMPOP 1 l LEFT FOO",
+            "LRANGE l x 1",
+            "LTRIM l 0 x",
+            "LREM l x 1",
+            "LINDEX l x",
+            "LINDEX nol x",
+            "LSET l x 1",
+        ]),
+        vec![big],
+        case(&[
+            "LINDEX big 1500",
+            "LINDEX big -1",
+            "LSET big 1500 changed",
+            "LRANGE big 1498 1502",
+            "LINSERT big BEFORE element-2000 inserted",
+            "LINDEX big 2000",
+            "LREM big -1 inserted",
+            "LPOS big element-2999",
+            "LPOS big element-10 RANK -1 MAXLEN 100",
+            "LTRIM big 100 -100",
+            "LLEN big",
+            "LRANGE big 0 2",
+            "LRANGE big -2 -1",
+            "OBJECT ENCODING big",
+        ]),
+    ]
+}
+
+#[test]
+fn list_cases_match_redis() {
+    let mut cases = list_cases();
+    // The big list is built by the third case and read by the fourth: run them as one.
+    let read = cases.pop().expect("four cases");
+    cases.last_mut().expect("three cases").extend(read);
+    compare(&cases, &|i| format!("list case {i}"));
+}
+
 #[test]
 fn collection_cases_match_redis() {
     compare(&collection_cases(), &|i| format!("collection case {i}"));
@@ -1285,7 +1418,7 @@ impl Gen {
 
     fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let words: Vec<String> = match self.rng.u8(..67) {
+        let words: Vec<String> = match self.rng.u8(..82) {
             0 => vec!["SET".into(), k, self.value()],
             1 => {
                 let opt =
@@ -1494,6 +1627,88 @@ impl Gen {
                 w
             }
             65 => vec!["UNWATCH".into()],
+            67..=69 => {
+                let cmd = ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"][self.rng.usize(..4)];
+                let mut w = vec![cmd.into(), k];
+                for _ in 0..self.rng.usize(1..4) {
+                    w.push(self.member());
+                }
+                w
+            }
+            70 | 71 => {
+                let mut w = vec![["LPOP", "RPOP"][self.rng.usize(..2)].into(), k];
+                if self.rng.bool() {
+                    w.push(["0", "1", "2", "10", "-1"][self.rng.usize(..5)].into());
+                }
+                w
+            }
+            72 => vec![
+                "LRANGE".into(),
+                k,
+                self.rng.i64(-4..4).to_string(),
+                self.rng.i64(-4..4).to_string(),
+            ],
+            73 => vec!["LINDEX".into(), k, self.rng.i64(-4..4).to_string()],
+            74 => vec![
+                "LSET".into(),
+                k,
+                self.rng.i64(-3..3).to_string(),
+                self.member(),
+            ],
+            75 => vec![
+                "LINSERT".into(),
+                k,
+                ["BEFORE", "AFTER"][self.rng.usize(..2)].into(),
+                self.member(),
+                self.member(),
+            ],
+            76 => vec![
+                "LREM".into(),
+                k,
+                self.rng.i64(-2..3).to_string(),
+                self.member(),
+            ],
+            77 => vec![
+                "LTRIM".into(),
+                k,
+                self.rng.i64(-3..3).to_string(),
+                self.rng.i64(-3..3).to_string(),
+            ],
+            78 => {
+                let mut w = vec!["LPOS".into(), k, self.member()];
+                if self.rng.bool() {
+                    w.extend([
+                        "RANK".into(),
+                        ["1", "-1", "2", "-2"][self.rng.usize(..4)].into(),
+                    ]);
+                }
+                if self.rng.bool() {
+                    w.extend(["COUNT".into(), ["0", "1", "2"][self.rng.usize(..3)].into()]);
+                }
+                w
+            }
+            79 => {
+                let (from, to) = (
+                    ["LEFT", "RIGHT"][self.rng.usize(..2)],
+                    ["LEFT", "RIGHT"][self.rng.usize(..2)],
+                );
+                if self.rng.bool() {
+                    vec!["LMOVE".into(), k, self.key(), from.into(), to.into()]
+                } else {
+                    vec!["RPOPLPUSH".into(), k, self.key()]
+                }
+            }
+            80 => {
+                let n = self.rng.usize(1..4);
+                let mut w = vec!["LMPOP".into(), n.to_string(), k];
+                w.extend(self.keys(n - 1));
+                w.push(["LEFT", "RIGHT"][self.rng.usize(..2)].into());
+                if self.rng.bool() {
+                    w.extend(["COUNT".into(), self.rng.usize(1..4).to_string()]);
+                }
+                w
+            }
+            81 => vec!["LLEN".into(), k],
             _ => vec!["FLUSHDB".into()],
         };
         words
@@ -1536,10 +1751,15 @@ fn pipelined_random_sequences_match_redis() {
         k.call(&["FLUSHALL"]);
         r.send_raw(&wire);
         k.send_raw(&wire);
-        for c in &cmds {
+        for (i, c) in cmds.iter().enumerate() {
             let want = normalize(c, r.read_reply());
             let got = same_deadline(c, normalize(c, k.read_reply()), &want);
-            assert_eq!(show(&got), show(&want), "seed {seed}, command {c:?}");
+            assert_eq!(
+                show(&got),
+                show(&want),
+                "seed {seed}, command {i} {c:?}, after {:?}",
+                &cmds[i.saturating_sub(40)..i]
+            );
         }
     }
 }

@@ -298,6 +298,11 @@ pub struct CollLimits {
     pub hash_value: u64,
     /// `set-max-intset-entries`: most members of an intset.
     pub set_intset: u64,
+    /// `list-max-listpack-size`: what a list node holds (elements if positive, a size
+    /// class if negative; see [`crate::store::list`]).
+    pub list_fill: i64,
+    /// `list-compress-depth`: accepted and shown; nodes are not compressed.
+    pub list_compress: u64,
 }
 
 impl Default for CollLimits {
@@ -306,6 +311,8 @@ impl Default for CollLimits {
             hash_entries: 128,
             hash_value: 64,
             set_intset: 512,
+            list_fill: crate::store::list::DEFAULT_FILL,
+            list_compress: 0,
         }
     }
 }
@@ -343,6 +350,10 @@ pub enum Setting {
     HashMaxValue(u64),
     /// `set-max-intset-entries`.
     SetMaxIntset(u64),
+    /// `list-max-listpack-size`.
+    ListMaxSize(i64),
+    /// `list-compress-depth`.
+    ListCompressDepth(u64),
     /// `notify-keyspace-events`, as [`crate::notify`] flags.
     NotifyKeyspaceEvents(u16),
 }
@@ -426,6 +437,15 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
         "set-max-intset-entries" => {
             count("set-max-intset-entries", 0, i64::MAX).map(Setting::SetMaxIntset)
         }
+        "list-max-listpack-size" | "list-max-ziplist-size" => integer(
+            "list-max-listpack-size",
+            i64::from(i32::MIN),
+            i64::from(i32::MAX),
+        )
+        .map(Setting::ListMaxSize),
+        "list-compress-depth" => {
+            count("list-compress-depth", 0, i64::from(i32::MAX)).map(Setting::ListCompressDepth)
+        }
         "maxclients" => count("maxclients", 1, i64::from(u32::MAX)).map(Setting::MaxClients),
         "notify-keyspace-events" => crate::notify::parse(value_bytes)
             .map(Setting::NotifyKeyspaceEvents)
@@ -508,6 +528,9 @@ impl Config {
             ("hash-max-listpack-value", self.coll.hash_value.to_string()),
             ("hash-max-ziplist-value", self.coll.hash_value.to_string()),
             ("set-max-intset-entries", self.coll.set_intset.to_string()),
+            ("list-max-listpack-size", self.coll.list_fill.to_string()),
+            ("list-max-ziplist-size", self.coll.list_fill.to_string()),
+            ("list-compress-depth", self.coll.list_compress.to_string()),
             (
                 "notify-keyspace-events",
                 crate::notify::format(self.notify_keyspace_events),
@@ -533,6 +556,8 @@ impl Config {
             Setting::HashMaxEntries(v) => self.coll.hash_entries = v,
             Setting::HashMaxValue(v) => self.coll.hash_value = v,
             Setting::SetMaxIntset(v) => self.coll.set_intset = v,
+            Setting::ListMaxSize(v) => self.coll.list_fill = v,
+            Setting::ListCompressDepth(v) => self.coll.list_compress = v,
             Setting::NotifyKeyspaceEvents(v) => self.notify_keyspace_events = v,
         }
     }

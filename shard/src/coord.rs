@@ -43,7 +43,8 @@ pub struct Gather {
     pub reads: fn(Args, usize) -> Vec<OwnedArgs>,
     /// From the parsed replies of the reads (any error among them has already been
     /// replied), writes the client's reply and returns the writes: keyed commands, each
-    /// with the argument position of the key whose owner runs it, in order.
+    /// with the argument position of the key whose owner runs it, in order. When it
+    /// returns writes without writing a reply, the last write's reply is the client's.
     pub compute: ComputeFn,
 }
 
@@ -199,6 +200,11 @@ impl CoordPlan {
                         .map(|(pos, w)| (self.owner_of(pos), StepOp::Run(w)))
                         .collect(),
                 )
+            }
+            // A computation that wrote no reply answers with its last write's (LMPOP
+            // across shards pops with an LMPOP on the owner).
+            (Coord::Gather(_), _) if self.held.is_empty() => {
+                Step::Reply(results.last().cloned().unwrap_or_default())
             }
             (Coord::Gather(_), _) => Step::Reply(std::mem::take(&mut self.held)),
             (Coord::Msetnx, 0) => Step::Run(

@@ -555,6 +555,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: Args) {
         Value::Str(Str::Raw(b)) if !entry.is_raw_string() && b.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
         Value::Coll(c) if c.is_hash() => super::hash::encoding_name(c),
+        Value::Coll(c) if c.is_list() => "quicklist",
         Value::Coll(c) => super::set::encoding_name(c),
     };
     ctx.out.bulk(name.as_bytes());

@@ -21,6 +21,7 @@ pub mod connection;
 pub mod expire;
 pub mod hash;
 pub mod keyspace;
+pub mod list;
 pub mod merge;
 pub mod meta;
 pub mod pubsub;
@@ -294,6 +295,7 @@ const FAMILIES: &[Registrations] = &[
     hash::COMMANDS,
     set::COMMANDS,
     setops::COMMANDS,
+    list::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transaction::COMMANDS,

@@ -38,7 +38,7 @@ pub(super) fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32
     };
     match found {
         Some(idx) => match ctx.store.entry(idx).value() {
-            Value::Coll(c) if !c.is_hash() => Ok(Some(idx)),
+            Value::Coll(c) if c.is_set() => Ok(Some(idx)),
             _ => {
                 ctx.out.error(errors::WRONGTYPE);
                 Err(())

@@ -25,6 +25,9 @@ use super::block::{get_varint, put_varint, varint_len, Block};
 pub const HASH: u8 = 0x10;
 /// The type half of a collection's kind byte: a set.
 pub const SET: u8 = 0x20;
+/// The type half of a collection's kind byte: a list (always a [`super::list::List`] in
+/// the store's slab).
+pub const LIST: u8 = 0x30;
 /// The encoding half: inline (listpack or intset).
 pub const COMPACT: u8 = 0x00;
 /// The encoding half: a table in the store.

@@ -96,9 +96,24 @@ pub struct Coll<'a> {
 }
 
 impl Coll<'_> {
-    /// Whether it is a hash (else a set).
+    /// Its type: [`super::collection::HASH`], `SET` or `LIST`.
+    pub fn ty(&self) -> u8 {
+        self.kind & super::collection::TYPE_MASK
+    }
+
+    /// Whether it is a hash.
     pub fn is_hash(&self) -> bool {
-        self.kind & super::collection::TYPE_MASK == super::collection::HASH
+        self.ty() == super::collection::HASH
+    }
+
+    /// Whether it is a set.
+    pub fn is_set(&self) -> bool {
+        self.ty() == super::collection::SET
+    }
+
+    /// Whether it is a list.
+    pub fn is_list(&self) -> bool {
+        self.ty() == super::collection::LIST
     }
 
     /// Whether it is a table in the store (else inline).
@@ -117,7 +132,7 @@ impl Coll<'_> {
 pub enum Value<'a> {
     /// A string.
     Str(Str<'a>),
-    /// A hash or a set.
+    /// A hash, a set or a list.
     Coll(Coll<'a>),
 }
 
@@ -127,6 +142,7 @@ impl Value<'_> {
         match self {
             Value::Str(_) => "string",
             Value::Coll(c) if c.is_hash() => "hash",
+            Value::Coll(c) if c.is_list() => "list",
             Value::Coll(_) => "set",
         }
     }

@@ -24,6 +24,7 @@
 mod block;
 pub mod collection;
 pub mod entry;
+pub mod list;
 pub mod watch;
 
 use crate::notify;
@@ -33,6 +34,7 @@ use hashbrown::HashTable;
 
 pub use collection::Table;
 pub use entry::{Coll, Entry, Str, Value};
+pub use list::List;
 
 use crate::pool::ShrinkGate;
 use crate::timer::{Timer, Timers};
@@ -118,20 +120,25 @@ pub struct Store {
     pub eviction: Eviction,
     /// Where the CLOCK hand is in the slab.
     hand: usize,
-    /// Large collections, by number (see [`collection`]); an entry holds its number.
-    tables: Vec<Option<Table>>,
+    /// Large collections and lists, by number (see [`collection`]); an entry holds its
+    /// number.
+    tables: Vec<Option<Big>>,
     /// Free table numbers.
     free_tables: Vec<u32>,
     /// Large collections deleted and not yet freed: [`Store::free_some`] frees them in
     /// slices between requests (Redis's lazyfree), so deleting a million elements does
     /// not stall the shard.
-    dying: Vec<Table>,
+    dying: Vec<Big>,
     /// A buffer commands build collections' encodings in, kept between commands.
     scratch: Vec<u8>,
     /// Keys clients WATCH, and whose change they must learn of at EXEC.
     pub watches: watch::Watches,
     /// Keyspace notifications not yet published.
     pub events: crate::notify::Events,
+    /// Keys clients are blocked on (BLPOP and the like), with how many wait on each.
+    pub waited: hashbrown::HashMap<Box<[u8]>, u32, RandomState>,
+    /// Keys of `waited` a write may have made ready, in the order they became so.
+    pub ready: Vec<Box<[u8]>>,
 }
 
 /// A collection as the families read it.
@@ -143,6 +150,36 @@ pub enum CollRef<'a> {
     Intset(&'a [u8]),
     /// A large hash or set.
     Table(&'a Table),
+}
+
+/// A collection kept in the store's slab: a large hash or set, or a list.
+#[derive(Clone, Debug)]
+enum Big {
+    Table(Table),
+    List(List),
+}
+
+impl Big {
+    fn bytes(&self) -> usize {
+        match self {
+            Big::Table(t) => t.bytes(),
+            Big::List(l) => l.bytes(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Big::Table(t) => t.len(),
+            Big::List(l) => l.len(),
+        }
+    }
+
+    fn drain_some(&mut self, budget: usize) -> bool {
+        match self {
+            Big::Table(t) => t.drain_some(budget),
+            Big::List(l) => l.drain_some(budget),
+        }
+    }
 }
 
 /// The dump type of a string edited in place.
@@ -186,6 +223,8 @@ impl Store {
             scratch: Vec::new(),
             watches: Default::default(),
             events: Default::default(),
+            waited: Default::default(),
+            ready: Vec::new(),
         }
     }
 
@@ -437,8 +476,13 @@ impl Store {
         if let Value::Coll(c) = e.value() {
             if c.is_table() {
                 let kind = c.kind;
-                let copy = self.table(c.table_id()).clone();
-                return self.insert_table(key, kind, copy, expire_at, timers);
+                let copy = self.big(c.table_id()).clone();
+                let id = self.add_big(copy);
+                let value = Value::Coll(Coll {
+                    kind,
+                    bytes: &id.to_le_bytes(),
+                });
+                return self.insert(key, value, expire_at, timers);
             }
         }
         let mut copy = Entry::new(key, e.value(), expire_at);
@@ -605,11 +649,62 @@ impl Store {
 
     // ---- large collections -----------------------------------------------------------
 
-    /// The table numbered `id`.
-    pub fn table(&self, id: u32) -> &Table {
+    fn big(&self, id: u32) -> &Big {
         self.tables[id as usize]
             .as_ref()
             .expect("an entry's table exists")
+    }
+
+    /// The table numbered `id`.
+    pub fn table(&self, id: u32) -> &Table {
+        match self.big(id) {
+            Big::Table(t) => t,
+            Big::List(_) => panic!("table {id} is a list"),
+        }
+    }
+
+    /// The list at `idx`, if the entry holds one.
+    pub fn list(&self, idx: u32) -> Option<&List> {
+        match self.entry(idx).value() {
+            Value::Coll(c) if c.is_list() => match self.big(c.table_id()) {
+                Big::List(l) => Some(l),
+                Big::Table(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the list at `idx` (which must hold one), keeping the memory
+    /// accounting right; the key counts as changed (WATCH). The caller deletes a list
+    /// `f` leaves empty, as Redis deletes emptied lists.
+    pub fn with_list<R>(&mut self, idx: u32, f: impl FnOnce(&mut List) -> R) -> R {
+        let id = self.table_of(idx).expect("a list");
+        let Some(Big::List(l)) = self.tables[id as usize].as_mut() else {
+            panic!("entry {idx} holds no list");
+        };
+        let before = l.bytes();
+        let r = f(l);
+        let after = l.bytes();
+        self.used -= before;
+        self.grew(after);
+        self.touch(idx);
+        r
+    }
+
+    /// Inserts `key`, which must be absent, holding `list`.
+    pub fn insert_list(
+        &mut self,
+        key: &[u8],
+        list: List,
+        expire_at: u64,
+        timers: &mut Timers,
+    ) -> u32 {
+        let id = self.add_big(Big::List(list));
+        let value = Value::Coll(Coll {
+            kind: collection::LIST | collection::TABLE,
+            bytes: &id.to_le_bytes(),
+        });
+        self.insert(key, value, expire_at, timers)
     }
 
     /// Runs `f` on the table of the collection at `idx` (which must have one), keeping
@@ -617,9 +712,9 @@ impl Store {
     /// size or contents' bytes changed, or when `f` says so.
     pub fn with_table<R>(&mut self, idx: u32, f: impl FnOnce(&mut Table) -> (R, bool)) -> R {
         let id = self.table_of(idx).expect("a table-encoded collection");
-        let t = self.tables[id as usize]
-            .as_mut()
-            .expect("an entry's table exists");
+        let Some(Big::Table(t)) = self.tables[id as usize].as_mut() else {
+            panic!("entry {idx} holds no table");
+        };
         let (before, len) = (t.bytes(), t.len());
         let (r, changed) = f(t);
         let (after, len_after) = (t.bytes(), t.len());
@@ -633,6 +728,11 @@ impl Store {
 
     /// Puts `table` in the slab; returns its number.
     fn add_table(&mut self, table: Table) -> u32 {
+        self.add_big(Big::Table(table))
+    }
+
+    /// Puts `table` in the slab; returns its number.
+    fn add_big(&mut self, table: Big) -> u32 {
         self.grew(table.bytes());
         match self.free_tables.pop() {
             Some(id) => {
@@ -690,6 +790,7 @@ impl Store {
     /// The collection at `idx`, if the entry holds one.
     pub fn coll(&self, idx: u32) -> Option<CollRef<'_>> {
         match self.entry(idx).value() {
+            Value::Coll(c) if c.is_list() => None,
             Value::Coll(c) if c.is_table() => Some(CollRef::Table(self.table(c.table_id()))),
             Value::Coll(c) if c.is_hash() => Some(CollRef::Listpack(c.bytes)),
             Value::Coll(c) => Some(CollRef::Intset(c.bytes)),
@@ -732,8 +833,12 @@ impl Store {
             Value::Str(s) => s.with_bytes(|b| out.extend_from_slice(b)),
             Value::Coll(c) if c.is_table() => {
                 out.push(c.kind);
-                let t = self.table(c.table_id());
-                collection::listpack_build(out, t.len(), t.iter());
+                match self.big(c.table_id()) {
+                    Big::Table(t) => collection::listpack_build(out, t.len(), t.iter()),
+                    Big::List(l) => {
+                        collection::listpack_build(out, l.len(), l.iter().map(|e| (e, &b""[..])))
+                    }
+                }
             }
             Value::Coll(c) => {
                 out.push(c.kind);
@@ -776,6 +881,13 @@ impl Store {
             return Some(idx);
         }
         let (&kind, content) = payload.split_first()?;
+        if kind & collection::TYPE_MASK == collection::LIST {
+            let mut l = List::new();
+            for (e, _) in collection::listpack_iter(content) {
+                l.push_back(e, list::DEFAULT_FILL);
+            }
+            return Some(self.insert_list(key, l, expire_at, timers));
+        }
         if kind & collection::TABLE != 0 {
             let mut t = Table::new(kind & collection::TYPE_MASK);
             for (k, v) in collection::listpack_iter(content) {
@@ -1141,6 +1253,34 @@ impl<'a> Keyspace<'a> {
     /// [`Store::with_table`].
     pub fn with_table<R>(&mut self, idx: u32, f: impl FnOnce(&mut Table) -> (R, bool)) -> R {
         self.store.with_table(idx, f)
+    }
+
+    /// A write may have made `key` ready for the clients blocked on it (a push): they are
+    /// served once the command (or the EXEC) is done.
+    #[inline]
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        let s = &mut *self.store;
+        if !s.waited.is_empty()
+            && s.waited.contains_key(key)
+            && !s.ready.iter().any(|k| &**k == key)
+        {
+            s.ready.push(key.into());
+        }
+    }
+
+    /// [`Store::list`].
+    pub fn list(&self, idx: u32) -> Option<&List> {
+        self.store.list(idx)
+    }
+
+    /// [`Store::with_list`].
+    pub fn with_list<R>(&mut self, idx: u32, f: impl FnOnce(&mut List) -> R) -> R {
+        self.store.with_list(idx, f)
+    }
+
+    /// [`Store::insert_list`].
+    pub fn insert_list(&mut self, key: &[u8], list: List, expire_at: u64) -> u32 {
+        self.store.insert_list(key, list, expire_at, self.timers)
     }
 
     /// [`Store::dump_value`].
