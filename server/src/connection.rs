@@ -33,6 +33,41 @@ pub async fn serve(shard: Rc<RefCell<Shard>>, mut stream: TcpStream) {
     session.close(&mut shard.borrow_mut());
 }
 
+/// A blocking command waits for its reply: meanwhile the socket is still read, so a
+/// client that goes away stops waiting on every shard (what it sends is buffered, not
+/// run, as Redis does for a blocked client). Returns false when the connection ends.
+async fn wait_blocked(
+    shard: &RefCell<Shard>,
+    session: &mut Session,
+    stream: &mut TcpStream,
+) -> std::io::Result<bool> {
+    let conn = session.conn();
+    // One wait for the whole time: a command over several shards' keys is driven by it,
+    // and must not start over after every read.
+    let reply = Session::blocked_reply(shard, conn);
+    let mut reply = std::pin::pin!(reply);
+    loop {
+        let waiting = async { Ok(reply.as_mut().await) };
+        let space = session.read_space();
+        let read = async { Err(stream.read(space).await) };
+        let gone = match future::or(waiting, read).await {
+            Ok(alive) => return Ok(alive),
+            Err(Ok(n)) => n == 0 || !session.received(&mut shard.borrow_mut(), n),
+            Err(Err(e)) => {
+                tracing::debug!(error = %e, "read failed while blocked");
+                true
+            }
+        };
+        if gone {
+            // The wait may hold other shards paused (a command over several shards
+            // tries atomically): let it finish, told the connection is closing.
+            shard.borrow_mut().state_mut().kill(conn);
+            reply.as_mut().await;
+            return Ok(false);
+        }
+    }
+}
+
 async fn run(
     shard: &RefCell<Shard>,
     session: &mut Session,
@@ -70,6 +105,9 @@ async fn run(
             session.round(shard).await
         };
         if end == RoundEnd::CloseNow {
+            return Ok(());
+        }
+        if end == RoundEnd::Blocked && !wait_blocked(shard, session, stream).await? {
             return Ok(());
         }
         let output = session.output(&mut shard.borrow_mut());

@@ -63,3 +63,19 @@ int corekv_incrbyfloat(const char *cur, size_t cur_len, const char *incr, size_t
     *out_len = ld2string_human(out, MAX_LONG_DOUBLE_CHARS, value);
     return 0;
 }
+
+/* getTimeoutFromObjectOrReply in seconds, as Redis 7.0 does it: the argument parsed as a
+ * long double, times 1000, rounded up to whole milliseconds. Returns 0 with the
+ * milliseconds in *ms, 1 when it is not a float, 2 when it is negative. Redis casts the
+ * product to long long without a range check; on x86-64 an out-of-range value (inf,
+ * 1e20) becomes LLONG_MIN, i.e. "negative", which is spelled out here. */
+int corekv_timeout_ms(const char *s, size_t slen, long long *ms) {
+    long double v;
+    if (!string2ld(s, slen, &v)) return 1;
+    long double t = ceill(v * 1000.0L);
+    if (!(t >= -9223372036854775808.0L && t < 9223372036854775808.0L)) return 2;
+    long long tval = (long long)t;
+    if (tval < 0) return 2;
+    *ms = tval;
+    return 0;
+}

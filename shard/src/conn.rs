@@ -74,9 +74,53 @@ pub struct Client {
     pub overflowed: bool,
     /// What it subscribes to (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), once it did.
     pub subs: Option<Box<crate::pubsub::Subscriptions>>,
+    /// While a blocking command of this client is out: the shard it waits on
+    /// ([`ALL_SHARDS`] when its keys span shards).
+    pub blocked: Option<u16>,
+    /// A blocking command over several shards' keys, for the I/O layer to drive (see
+    /// `session::blocking`), and its waiting's state.
+    pub multi_block: MultiBlockState,
+}
+
+/// [`Client::blocked`] of a command waiting on keys of several shards.
+pub const ALL_SHARDS: u16 = u16::MAX;
+
+/// Bit of a ticket's hole naming a blocked command's wake-up signal (the rest: its
+/// round), not a hole of the output.
+pub const SIGNAL: u32 = 1 << 30;
+
+/// A connection's blocking command over several shards: see `session::blocking`.
+#[derive(Default)]
+pub struct MultiBlockState {
+    /// The command, until the I/O layer takes it to drive it.
+    pub pending: Option<Box<crate::session::MultiBlock>>,
+    /// The current round of waiting; signals of older rounds are stale.
+    pub round: u32,
+    /// What the owners signalled this round: `+READY`, a null (timed out), an error.
+    pub signal: Option<Vec<u8>>,
+    /// The task waiting for the signal.
+    pub waker: Option<std::task::Waker>,
+    /// The command's deadline (Unix ms, 0 for none), while it waits.
+    pub deadline: u64,
 }
 
 impl Client {
+    /// Takes a reply from a shard into hole `hole`: a hole of the output, or the wake-up
+    /// signal of a blocked command (see [`SIGNAL`]).
+    pub fn fill(&mut self, hole: u32, bytes: &[u8]) {
+        if hole & SIGNAL != 0 && hole & (1 << 31) == 0 {
+            let b = &mut self.multi_block;
+            if hole & !SIGNAL == b.round && b.signal.is_none() {
+                b.signal = Some(bytes.to_vec());
+                if let Some(w) = b.waker.take() {
+                    w.wake();
+                }
+            }
+            return;
+        }
+        self.replies.fill(hole, bytes);
+    }
+
     /// Whether it subscribes to anything.
     pub fn is_subscriber(&self) -> bool {
         self.subs.as_ref().is_some_and(|s| !s.is_empty())
@@ -192,6 +236,8 @@ impl ConnTable {
             tx: None,
             watching: Vec::new(),
             subs: None,
+            blocked: None,
+            multi_block: Default::default(),
             overflowed: false,
         });
         self.len += usize::from(!c.internal);

@@ -7,6 +7,7 @@ use std::os::raw::{c_char, c_int};
 const OUT_CAP: usize = 5 * 1024;
 
 extern "C" {
+    fn corekv_timeout_ms(s: *const c_char, len: usize, ms: *mut i64) -> c_int;
     fn corekv_incrbyfloat(
         cur: *const c_char,
         cur_len: usize,
@@ -57,8 +58,57 @@ pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, Flo
     }
 }
 
+/// Why a blocking command's timeout was refused; each maps to one Redis error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutError {
+    /// "timeout is not a float or out of range"
+    NotAFloat,
+    /// "timeout is negative"
+    Negative,
+}
+
+impl TimeoutError {
+    /// Redis's error text (without `ERR `).
+    pub fn text(self) -> &'static str {
+        match self {
+            TimeoutError::NotAFloat => "timeout is not a float or out of range",
+            TimeoutError::Negative => "timeout is negative",
+        }
+    }
+}
+
+/// A blocking command's timeout in seconds (`0.5`, `1e1`, `0x10`: whatever C's `strtold`
+/// reads) as whole milliseconds, rounded up, as Redis 7.0 reads it; 0 is "forever".
+pub fn timeout_ms(arg: &[u8]) -> Result<u64, TimeoutError> {
+    let mut ms = 0i64;
+    // SAFETY: `arg` is valid for its length; `ms` is a valid place for an i64.
+    let rc = unsafe { corekv_timeout_ms(arg.as_ptr().cast(), arg.len(), &mut ms) };
+    match rc {
+        0 => Ok(ms as u64),
+        2 => Err(TimeoutError::Negative),
+        _ => Err(TimeoutError::NotAFloat),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timeouts_read_as_redis_reads_them() {
+        use super::{timeout_ms, TimeoutError::*};
+        assert_eq!(timeout_ms(b"0"), Ok(0));
+        assert_eq!(timeout_ms(b"0.0001"), Ok(1));
+        assert_eq!(timeout_ms(b"1.5"), Ok(1500));
+        assert_eq!(timeout_ms(b"1e-1"), Ok(100));
+        assert_eq!(timeout_ms(b"0x10"), Ok(16000));
+        assert_eq!(timeout_ms(b"-1"), Err(Negative));
+        assert_eq!(timeout_ms(b"inf"), Err(Negative));
+        assert_eq!(timeout_ms(b"99999999999999999"), Err(Negative));
+        assert_eq!(timeout_ms(b"x"), Err(NotAFloat));
+        assert_eq!(timeout_ms(b"0.5.5"), Err(NotAFloat));
+        assert_eq!(timeout_ms(b" 1"), Err(NotAFloat));
+        assert_eq!(timeout_ms(b"nan"), Err(NotAFloat));
+    }
+
     use super::*;
 
     fn incr(cur: Option<&str>, by: &str) -> Result<String, FloatError> {

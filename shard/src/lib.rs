@@ -36,6 +36,7 @@
 
 pub mod args;
 pub mod assembly;
+pub mod blocking;
 pub mod command;
 pub mod config;
 pub mod conn;

@@ -60,6 +60,14 @@ pub enum Op {
     /// are the number of watched keys, the watched keys, then each queued command as its
     /// number of arguments and its arguments. Answered with EXEC's whole reply.
     Exec,
+    /// The sending connection's blocked command ends here: the argument says how
+    /// (`timeout`, `error`: CLIENT UNBLOCK; `close`: its connection closed).
+    Unblock,
+    /// The sending connection's blocking command, whose keys span shards, waits on
+    /// these keys of this shard: the arguments are its deadline (Unix ms, 0 for none),
+    /// `1` or `0` (times out with a null array or a null bulk), then the keys. The
+    /// ticket's hole is the command's wake-up signal (`conn::SIGNAL`).
+    Await,
 }
 
 /// One forwarded request.

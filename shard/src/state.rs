@@ -86,6 +86,13 @@ pub struct State {
     pub(crate) slow_ticks: u64,
     /// Client ids handed out here so far.
     next_client: u64,
+    /// Clients blocked on this shard's keys.
+    pub(crate) blocked: crate::blocking::Blocked,
+    /// Replies and unblock requests for other shards, sent by the shard.
+    pub(crate) block_out: Vec<crate::blocking::BlockMsg>,
+    /// While blocked clients are being served (serving runs commands, which must not
+    /// serve again).
+    pub(crate) serving: bool,
 }
 
 impl State {
@@ -117,6 +124,9 @@ impl State {
             reanchor_ticks: clock.from_ns(REANCHOR_MS * 1_000_000),
             slow_ticks: slow_ticks(&clock, config.slowlog_slower_than),
             next_client: 0,
+            blocked: Default::default(),
+            block_out: Vec::new(),
+            serving: false,
             clock,
             config,
         }
@@ -297,7 +307,8 @@ impl State {
         if timeout_ms == 0 {
             return;
         }
-        if now.saturating_sub(c.last_ms) > timeout_ms {
+        // A blocked client is not idle (Redis exempts it from `timeout`).
+        if now.saturating_sub(c.last_ms) > timeout_ms && c.blocked.is_none() {
             self.kill(conn);
         } else {
             self.arm_idle_timer(conn);
@@ -377,6 +388,13 @@ impl State {
             match t {
                 Timer::Key(idx) => self.store.expire(idx, self.now, &mut self.timers),
                 Timer::Conn(slot, gen) => self.idle_timer_fired(ConnId { slot, gen }),
+                Timer::Blocked(lo, hi) => {
+                    let id = u64::from(lo) | u64::from(hi) << 32;
+                    if let Some(w) = self.blocked.get_mut(id) {
+                        w.timer = TimerHandle::NONE;
+                    }
+                    self.end_waiter(id, crate::blocking::Unblock::Timeout);
+                }
             }
         }
         let freeing = self.store.free_some(LAZYFREE_BUDGET);

@@ -117,6 +117,7 @@ impl Keys {
             max_bulk_len: 512 * 1024 * 1024,
             coll: crate::config::CollLimits::default(),
             shared_ints: true,
+            may_block: false,
         };
         let ks = crate::store::Keyspace::new(&mut self.store, &mut self.timers);
         crate::command::run_keyed(

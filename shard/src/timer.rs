@@ -11,6 +11,9 @@ pub enum Timer {
     Key(u32),
     /// This connection (table slot and generation) may have been idle too long.
     Conn(u32, u32),
+    /// The blocked client with this id (low, high 32 bits; see [`crate::blocking`])
+    /// times out.
+    Blocked(u32, u32),
 }
 
 /// A shard's timing wheel.

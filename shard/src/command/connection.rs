@@ -29,7 +29,51 @@ pub(super) const COMMANDS: Registrations = &[
     ("client|help", Route::Local(client_help)),
     ("client|list", Route::Fanout(&CLIENT_LIST)),
     ("client|kill", Route::Fanout(&CLIENT_KILL)),
+    ("client|unblock", Route::Fanout(&CLIENT_UNBLOCK)),
 ];
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: the shard of the client ends its blocked
+/// command, wherever it waits (see [`crate::blocking`]); 1 if it was blocked.
+const CLIENT_UNBLOCK: Fanout = Fanout {
+    check: |ck, args| {
+        if args.len() > 4 {
+            ck.out.err(
+                "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+            );
+            return None;
+        }
+        let Some(id) = parse_i64(args.get(2)) else {
+            ck.out.err(super::errors::NOT_INTEGER);
+            return None;
+        };
+        let how: &[u8] = match args.len() {
+            3 => b"timeout",
+            _ if is(args.get(3), "timeout") => b"timeout",
+            _ if is(args.get(3), "error") => b"error",
+            _ => {
+                ck.out
+                    .err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+                return None;
+            }
+        };
+        Some(Plan {
+            args: OwnedArgs::from_slices(&[id.to_string().as_bytes(), how]),
+            ..Plan::all()
+        })
+    },
+    part: |sh, args, out| {
+        let id = parse_i64(args.get(0)).unwrap_or(-1);
+        let how = crate::blocking::Unblock::parse(args.get(1));
+        let conn = sh.conns.ids().into_iter().find(|&c| {
+            sh.conns
+                .get(c)
+                .is_some_and(|c| c.id as i64 == id && c.blocked.is_some())
+        });
+        let unblocked = conn.is_some_and(|c| sh.unblock_client(c, how));
+        out.int(i64::from(unblocked));
+    },
+    merge: sum,
+};
 
 /// PING [message]
 fn ping(l: &mut Local, args: Args) -> Flow {
@@ -440,11 +484,12 @@ pub fn client_line(c: &Client, now: u64, out: &mut Vec<u8>) {
          user=default redir=-1 resp={} lib-name=",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_ms) / 1000,
-        match (c.tx.is_some(), c.is_subscriber()) {
-            (true, true) => "xP",
-            (true, false) => "x",
-            (false, true) => "P",
-            (false, false) => "N",
+        match (c.tx.is_some(), c.is_subscriber(), c.blocked.is_some()) {
+            (_, _, true) => "b",
+            (true, true, _) => "xP",
+            (true, false, _) => "x",
+            (false, true, _) => "P",
+            (false, false, _) => "N",
         },
         count(Kind::Channel),
         count(Kind::Pattern),

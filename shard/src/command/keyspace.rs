@@ -45,16 +45,19 @@ const COUNT: Split = Split {
 const RENAME: Coordinated = Coordinated {
     kind: Coord::Rename,
     check: no_check,
+    blocking: None,
 };
 
 const RENAMENX: Coordinated = Coordinated {
     kind: Coord::RenameNx,
     check: no_check,
+    blocking: None,
 };
 
 const COPY: Coordinated = Coordinated {
     kind: Coord::Copy,
     check: copy_check,
+    blocking: None,
 };
 
 fn no_check(_: &mut Reply, _: &'static str, _: Args) -> Option<bool> {

@@ -13,8 +13,9 @@ use corekv_protocol::frame::Frame;
 use corekv_protocol::number::parse_i64;
 use corekv_protocol::Reply;
 
-use super::{errors, is, Args, Coordinated, Ctx, OwnedArgs, Registrations, Route};
+use super::{errors, is, Args, Block, Coordinated, Ctx, OwnedArgs, Registrations, Route};
 use crate::coord::{Coord, Gather, Writes};
+use crate::float::timeout_ms;
 use crate::notify::{GENERIC, LIST as LIST_EVENTS};
 use crate::store::{List, Value};
 
@@ -37,6 +38,11 @@ pub(super) const COMMANDS: Registrations = &[
     ("lmove", Route::coordinated(lmove, &LMOVE)),
     ("rpoplpush", Route::coordinated(rpoplpush, &RPOPLPUSH)),
     ("lmpop", Route::coordinated(lmpop, &LMPOP)),
+    ("blpop", Route::coordinated(blpop, &BLPOP)),
+    ("brpop", Route::coordinated(brpop, &BRPOP)),
+    ("blmove", Route::coordinated(blmove, &BLMOVE)),
+    ("brpoplpush", Route::coordinated(brpoplpush, &BRPOPLPUSH)),
+    ("blmpop", Route::coordinated(blmpop, &BLMPOP)),
 ];
 
 /// An end of a list.
@@ -699,6 +705,114 @@ pub fn lmpop(ctx: &mut Ctx, args: Args) {
     }
 }
 
+// ---- blocking ---------------------------------------------------------------------------
+
+/// A blocking command found nothing: it blocks on the keys at `keys` until `timeout_ms`
+/// from now (0: forever; a timeout replies with a null array, as Redis 7.0 answers
+/// every list command's), or, where it may not block (MULTI/EXEC), replies a null
+/// array, or a null bulk string for BLMOVE and BRPOPLPUSH (`null_array` false).
+fn block(ctx: &mut Ctx, timeout_ms: u64, keys: Vec<usize>, null_array: bool) {
+    if !ctx.may_block {
+        return if null_array {
+            ctx.out.null_array()
+        } else {
+            ctx.out.null()
+        };
+    }
+    let deadline = if timeout_ms == 0 {
+        0
+    } else {
+        ctx.now.saturating_add(timeout_ms)
+    };
+    ctx.block = Some(Block {
+        deadline,
+        keys,
+        null_array: true,
+    });
+}
+
+/// The timeout argument at `at`, or Redis's error for it.
+fn timeout_arg(ctx: &mut Ctx, args: Args, at: usize) -> Option<u64> {
+    match timeout_ms(args.get(at)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            ctx.out.err(e.text());
+            None
+        }
+    }
+}
+
+fn bpop(ctx: &mut Ctx, args: Args, end: End) {
+    let last = args.len() - 1;
+    let Some(timeout) = timeout_arg(ctx, args, last) else {
+        return;
+    };
+    for i in 1..last {
+        let key = args.get(i);
+        let Ok(found) = lookup(ctx, key, false) else {
+            return;
+        };
+        if let Some(idx) = found {
+            let e = pop(ctx, idx, key, end, 1);
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.bulk(&e[0]);
+            return;
+        }
+    }
+    block(ctx, timeout, (1..last).collect(), true);
+}
+
+/// BLPOP key [key ...] timeout
+pub fn blpop(ctx: &mut Ctx, args: Args) {
+    bpop(ctx, args, End::Left);
+}
+
+/// BRPOP key [key ...] timeout
+pub fn brpop(ctx: &mut Ctx, args: Args) {
+    bpop(ctx, args, End::Right);
+}
+
+fn bmove(ctx: &mut Ctx, args: Args, from: End, to: End, timeout_at: usize) {
+    let Some(timeout) = timeout_arg(ctx, args, timeout_at) else {
+        return;
+    };
+    let Ok(found) = lookup(ctx, args.get(1), false) else {
+        return;
+    };
+    if found.is_none() {
+        return block(ctx, timeout, vec![1], false);
+    }
+    move_element(ctx, args.get(1), args.get(2), from, to);
+}
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
+pub fn blmove(ctx: &mut Ctx, args: Args) {
+    let (Some(from), Some(to)) = (End::parse(args.get(3)), End::parse(args.get(4))) else {
+        return ctx.out.err(errors::SYNTAX);
+    };
+    bmove(ctx, args, from, to, 5);
+}
+
+/// BRPOPLPUSH source destination timeout
+pub fn brpoplpush(ctx: &mut Ctx, args: Args) {
+    bmove(ctx, args, End::Right, End::Left, 3);
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+pub fn blmpop(ctx: &mut Ctx, args: Args) {
+    let Some(timeout) = timeout_arg(ctx, args, 1) else {
+        return;
+    };
+    let Some((numkeys, end, count)) = mpop_args(&mut ctx.out, args, 2) else {
+        return;
+    };
+    // Ok(true): popped; Err: WRONGTYPE written.
+    if let Ok(false) = mpop_here(ctx, args.iter().skip(3).take(numkeys), end, count) {
+        block(ctx, timeout, (3..3 + numkeys).collect(), true);
+    }
+}
+
 // ---- across shards ----------------------------------------------------------------------
 
 fn check_move(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
@@ -764,6 +878,7 @@ const LMOVE: Coordinated = Coordinated {
         },
     }),
     check: check_move,
+    blocking: None,
 };
 
 /// RPOPLPUSH across shards.
@@ -774,6 +889,7 @@ const RPOPLPUSH: Coordinated = Coordinated {
         compute: |a, frames, out| move_compute(a, frames, out, End::Right, End::Left),
     }),
     check: check_move,
+    blocking: None,
 };
 
 fn check_mpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
@@ -841,6 +957,134 @@ const LMPOP: Coordinated = Coordinated {
         },
     }),
     check: check_mpop,
+    blocking: None,
+};
+
+// ---- blocking across shards ------------------------------------------------------------
+
+/// The timeout of a blocking request `check` accepted, at argument `at`.
+fn timeout_at(args: Args, at: usize) -> u64 {
+    timeout_ms(args.get(at)).unwrap_or(0)
+}
+
+fn check_timeout(out: &mut Reply, args: Args, at: usize) -> Option<bool> {
+    match timeout_ms(args.get(at)) {
+        Ok(_) => Some(false),
+        Err(e) => {
+            out.err(e.text());
+            None
+        }
+    }
+}
+
+/// The reads of a pop over several keys: each key's type.
+fn types_of(args: Args, pos: usize) -> Vec<OwnedArgs> {
+    vec![OwnedArgs::from_slices(&[&b"TYPE"[..], args.get(pos)])]
+}
+
+/// BLPOP/BRPOP across shards, without waiting: the first key holding a list is popped
+/// by the same command with that key alone on its owner (whose reply is the client's).
+fn bpop_compute(args: Args, frames: &[Frame], out: &mut Reply) -> Writes {
+    for (k, ty) in frames.iter().enumerate() {
+        let ty = ty.as_bytes().unwrap_or_default();
+        if ty == b"none" {
+            continue;
+        }
+        if ty != b"list" {
+            out.error(errors::WRONGTYPE);
+            return Vec::new();
+        }
+        let pos = 1 + k;
+        return vec![(
+            pos,
+            OwnedArgs::from_slices(&[args.get(0), args.get(pos), b"0"]),
+        )];
+    }
+    out.null_array();
+    Vec::new()
+}
+
+fn check_bpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
+    check_timeout(out, args, args.len() - 1)
+}
+
+/// BLPOP and BRPOP across shards.
+const BPOP: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "bpop",
+        reads: types_of,
+        compute: bpop_compute,
+    }),
+    check: check_bpop,
+    blocking: Some(super::Blocking {
+        timeout: |a| timeout_at(a, a.len() - 1),
+        keys: |a| (1..a.len() - 1).collect(),
+        null_array: true,
+    }),
+};
+const BLPOP: Coordinated = BPOP;
+const BRPOP: Coordinated = BPOP;
+
+/// BLMOVE across shards.
+const BLMOVE: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "blmove",
+        reads: |a, p| move_reads(a, p, lmove_ends(a).0),
+        compute: |a, frames, out| {
+            let (from, to) = lmove_ends(a);
+            move_compute(a, frames, out, from, to)
+        },
+    }),
+    check: |out, name, args| {
+        check_move(out, name, args.slice(0, 5))?;
+        check_timeout(out, args, 5)
+    },
+    blocking: Some(super::Blocking {
+        timeout: |a| timeout_at(a, 5),
+        keys: |_| vec![1],
+        null_array: true,
+    }),
+};
+
+/// BRPOPLPUSH across shards.
+const BRPOPLPUSH: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "brpoplpush",
+        reads: |a, p| move_reads(a, p, End::Right),
+        compute: |a, frames, out| move_compute(a, frames, out, End::Right, End::Left),
+    }),
+    check: |out, _, args| check_timeout(out, args, 3),
+    blocking: Some(super::Blocking {
+        timeout: |a| timeout_at(a, 3),
+        keys: |_| vec![1],
+        null_array: true,
+    }),
+};
+
+/// BLMPOP across shards.
+const BLMPOP: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "blmpop",
+        reads: |a, p| mpop_reads(a, p),
+        compute: |a, frames, out| {
+            mpop_compute(a, frames, out, 2).unwrap_or_else(|| {
+                out.null_array();
+                Vec::new()
+            })
+        },
+    }),
+    check: |out, _, args| {
+        check_timeout(out, args, 1)?;
+        mpop_args(out, args, 2).map(|_| false)
+    },
+    blocking: Some(super::Blocking {
+        timeout: |a| timeout_at(a, 1),
+        keys: |a| {
+            let n = parse_i64(a.get(2)).unwrap_or(0).max(0) as usize;
+            (3..(3 + n).min(a.len())).collect()
+        },
+        null_array: true,
+    }),
 };
 
 #[cfg(test)]

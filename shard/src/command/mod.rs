@@ -60,6 +60,23 @@ pub struct Ctx<'a> {
     pub shared_ints: bool,
     /// The command's full name, for error texts that quote it.
     pub name: &'static str,
+    /// Whether a blocking command may block (not inside MULTI/EXEC or a coordinated
+    /// command's step, where it behaves as its non-blocking form).
+    pub may_block: bool,
+    /// Set by a blocking command that found nothing to serve and blocks (it wrote no
+    /// reply): see [`crate::blocking`].
+    pub block: Option<Block>,
+}
+
+/// A blocking command's request to wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// When it times out (Unix ms), 0 for never.
+    pub deadline: u64,
+    /// The argument positions of the keys it waits on.
+    pub keys: Vec<usize>,
+    /// Whether it times out with a null array (else a null bulk string).
+    pub null_array: bool,
 }
 
 /// A keyed command.
@@ -77,10 +94,13 @@ pub struct Env {
     pub coll: crate::config::CollLimits,
     /// See [`Ctx::shared_ints`].
     pub shared_ints: bool,
+    /// See [`Ctx::may_block`].
+    pub may_block: bool,
 }
 
 /// Runs keyed command `f` (named `name`) on a shard's keyspace, appending its reply to
-/// `out` in `proto`. Returns whether the reply is an error.
+/// `out` in `proto`. Returns whether the reply is an error, and a blocking command's
+/// request to block.
 pub fn run_keyed(
     f: KeyFn,
     name: &'static str,
@@ -89,7 +109,7 @@ pub fn run_keyed(
     env: Env,
     out: &mut Vec<u8>,
     proto: corekv_protocol::Proto,
-) -> bool {
+) -> (bool, Option<Block>) {
     let start = out.len();
     let mut ctx = Ctx {
         store,
@@ -99,9 +119,12 @@ pub fn run_keyed(
         coll: env.coll,
         shared_ints: env.shared_ints,
         name,
+        may_block: env.may_block,
+        block: None,
     };
     f(&mut ctx, args);
-    out.get(start) == Some(&b'-')
+    let block = ctx.block.take();
+    (out.get(start) == Some(&b'-'), block)
 }
 
 pub use crate::coord::Coord;
@@ -133,6 +156,20 @@ pub struct Coordinated {
     /// returns `None` when the request is wrong, else whether to replace the
     /// destination (COPY's REPLACE).
     pub check: fn(&mut Reply, &'static str, Args) -> Option<bool>,
+    /// For a blocking command: how it waits when its keys span shards and the gather
+    /// found nothing (see [`crate::blocking`]).
+    pub blocking: Option<Blocking>,
+}
+
+/// How a blocking command whose keys span shards waits.
+#[derive(Clone, Copy, Debug)]
+pub struct Blocking {
+    /// Its timeout in milliseconds (0: forever), from a request `check` accepted.
+    pub timeout: fn(Args) -> u64,
+    /// The argument positions of the keys it waits on.
+    pub keys: fn(Args) -> Vec<usize>,
+    /// Whether it times out with a null array (else a null bulk string).
+    pub null_array: bool,
 }
 
 /// What a local command tells the connection to do next.
@@ -320,6 +357,8 @@ pub struct Spec {
     pub route: Route,
     /// Whether it may change the keyspace (flag `write`).
     pub write: bool,
+    /// It may block the client (BLPOP and the like).
+    pub blocking: bool,
     /// Whether it may grow memory, so `maxmemory` applies (flag `denyoom`).
     pub denyoom: bool,
     /// Whether a client may run it before authenticating (flag `no_auth`).
@@ -779,6 +818,7 @@ fn build_spec(
         step: info.at(5).int(),
         route,
         write: flag("write"),
+        blocking: flag("blocking"),
         denyoom: flag("denyoom"),
         no_auth: flag("no_auth"),
         info,

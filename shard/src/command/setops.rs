@@ -445,6 +445,7 @@ const fn gathered_by(g: &'static Gather) -> Coordinated {
     Coordinated {
         kind: Coord::Gather(g),
         check: no_check,
+        blocking: None,
     }
 }
 
@@ -499,6 +500,7 @@ const SINTERCARD: Coordinated = Coordinated {
         },
     }),
     check: |out, _, args| card_args(out, args).map(|_| false),
+    blocking: None,
 };
 
 /// SMOVE across shards: the types of both keys and whether the source has the member;

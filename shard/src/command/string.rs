@@ -52,6 +52,7 @@ const MSET: Split = Split {
 const MSETNX: Coordinated = Coordinated {
     kind: Coord::Msetnx,
     check: pairs_check,
+    blocking: None,
 };
 
 /// MSETNX's request must be key-value pairs.

@@ -13,6 +13,7 @@
 //! a pipeline costs one write per round, not per request. A request is only ever held
 //! back (not yet executed) while the shard is paused by a coordinated command.
 
+mod blocking;
 mod coordinate;
 mod read_buf;
 mod transaction;
@@ -21,6 +22,7 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::task::Poll;
 
+pub use blocking::MultiBlock;
 pub use coordinate::{coordinate, wait_ready, wait_unpaused};
 
 use corekv_protocol::{ProtocolError, RequestParser};
@@ -51,6 +53,10 @@ pub enum RoundEnd {
     CloseAfterWrite,
     /// Close without writing anything more.
     CloseNow,
+    /// A blocking command waits for its reply: wait with
+    /// [`Session::blocked_reply`] (watching the socket for a close), then write, then
+    /// run another round on what is buffered.
+    Blocked,
 }
 
 /// What to do with a round's output.
@@ -162,10 +168,41 @@ impl Session {
     /// the round to arrive.
     pub async fn round(&mut self, shard: &RefCell<Shard>) -> RoundEnd {
         let end = self.dispatch_all(shard).await;
-        if end != RoundEnd::CloseNow {
+        if end != RoundEnd::CloseNow && end != RoundEnd::Blocked {
             wait_ready(shard, self.conn).await;
         }
         end
+    }
+
+    /// After a round that ended [`RoundEnd::Blocked`]: waits until every reply of the
+    /// round is in (true), or until the shard closes the connection (false: CLIENT
+    /// KILL, shutdown). The I/O layer races this with a read, to see the client go.
+    pub async fn blocked_reply(shard: &RefCell<Shard>, conn: ConnId) -> bool {
+        let multi = shard
+            .borrow_mut()
+            .state_mut()
+            .conns
+            .get_mut(conn)
+            .and_then(|c| c.multi_block.pending.take());
+        if let Some(mb) = multi {
+            let reply = blocking::drive(shard, conn, *mb).await;
+            if reply.is_empty() {
+                return false;
+            }
+            shard.borrow_mut().push_reply(conn, &reply);
+        }
+        poll_fn(|cx| {
+            let mut sh = shard.borrow_mut();
+            if sh.state_mut().poll_killed(conn, cx.waker()) {
+                return Poll::Ready(false);
+            }
+            if sh.output_ready(conn, cx.waker()) {
+                Poll::Ready(true)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     async fn dispatch_all(&mut self, shard: &RefCell<Shard>) -> RoundEnd {
@@ -216,6 +253,7 @@ impl Session {
                             processed += 1;
                             break Step::Exec(tx);
                         }
+                        Outcome::Block => break Step::End(RoundEnd::Blocked),
                         Outcome::Quit => break Step::End(RoundEnd::CloseAfterWrite),
                         Outcome::Close => break Step::End(RoundEnd::CloseNow),
                     }
@@ -312,7 +350,7 @@ impl Session {
                 self.rbuf.trim(&mut sh.state_mut().read_pool);
                 Next::Read
             }
-            RoundEnd::MoreBuffered => Next::Round,
+            RoundEnd::MoreBuffered | RoundEnd::Blocked => Next::Round,
             RoundEnd::CloseAfterWrite | RoundEnd::CloseNow => Next::Close,
         }
     }
@@ -362,6 +400,7 @@ impl Session {
     /// pools (freed if grown or the pool is full).
     pub fn close(self, sh: &mut Shard) {
         sh.unwatch_all(self.conn);
+        sh.unblock_closed(self.conn);
         let st = sh.state_mut();
         st.disconnect(self.conn);
         st.read_pool.give(self.rbuf.into_buf());

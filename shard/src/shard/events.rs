@@ -6,8 +6,9 @@
 use corekv_protocol::Proto;
 
 use super::Shard;
+use crate::blocking::BlockMsg;
 use crate::command::pubsub::deliver;
-use crate::message::{Op, Ticket};
+use crate::message::{Msg, Op, Ticket};
 use crate::notify::{KEYEVENT, KEYSPACE};
 use crate::pubsub::Kind;
 
@@ -19,11 +20,38 @@ const NOBODY: Ticket = Ticket {
 };
 
 impl Shard {
-    /// Publishes the keyspace notifications recorded since the last call, if any.
+    /// Publishes the keyspace notifications recorded since the last call, if any, and
+    /// sends what blocked clients need from other shards.
     #[inline]
     pub(super) fn publish_pending(&mut self) {
         if !self.state.store.events.list.is_empty() {
             self.publish_events();
+        }
+        if !self.state.block_out.is_empty() {
+            self.send_blocking();
+        }
+    }
+
+    /// Sends blocked clients' replies to their shards, and ends blocked commands of this
+    /// shard's connections that wait on other shards.
+    #[cold]
+    fn send_blocking(&mut self) {
+        for msg in std::mem::take(&mut self.state.block_out) {
+            match msg {
+                BlockMsg::Reply(shard, ticket, bytes) => {
+                    let batch = self.links.single_reply(ticket, &bytes);
+                    self.links.send(shard, Msg::Replies(batch));
+                }
+                BlockMsg::Unblock(shard, conn, proto, how) => {
+                    let ticket = Ticket {
+                        conn: conn.slot,
+                        gen: conn.gen,
+                        hole: u32::MAX,
+                    };
+                    self.links
+                        .enqueue(shard, ticket, proto, Op::Unblock, [how.word()]);
+                }
+            }
         }
     }
 

@@ -22,6 +22,7 @@
 //! to wait. This module names no command. Work that arrives from other shards (batches,
 //! replies, a coordinator's pause and steps) is in `peers.rs`.
 
+mod blocking;
 mod events;
 mod peers;
 mod transaction;
@@ -61,6 +62,10 @@ pub enum Outcome {
     /// EXEC of a transaction over several shards: wait for this connection's holes,
     /// then drive it.
     Exec(Box<ExecPlan>),
+    /// A blocking command went out: its reply may take until it is served or times
+    /// out, and no later request of the connection runs before it (Redis's blocked
+    /// client). See [`crate::blocking`].
+    Block,
     /// QUIT: write what was produced, then close.
     Quit,
     /// Close at once without a reply (Redis's answer to HTTP requests).
@@ -79,7 +84,7 @@ enum Ran {
 }
 
 /// How a keyed command's run through [`execute`] ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Executed {
     /// Refused before it ran (over `maxmemory`); Redis's OOM error was written.
     Refused,
@@ -88,6 +93,9 @@ pub enum Executed {
         /// The reply is an error.
         error: bool,
     },
+    /// A blocking command found nothing and wrote no reply: the caller makes it wait
+    /// (see [`crate::blocking`]).
+    Blocked(command::Block),
 }
 
 /// The one path every keyed command runs through, on whichever shard it runs (for this
@@ -95,6 +103,8 @@ pub enum Executed {
 /// admission under `maxmemory`, then the command. This is where an append-only log and
 /// replication will see writes: `spec.write` with a non-error reply changed the keys at
 /// `spec.key_positions`.
+/// `may_block`: a blocking command may block (see [`command::Ctx::may_block`]); after
+/// such a command, clients blocked on keys it made ready are served.
 pub fn execute(
     state: &mut State,
     spec: &Spec,
@@ -102,6 +112,7 @@ pub fn execute(
     args: Args,
     out: &mut Vec<u8>,
     proto: Proto,
+    may_block: bool,
 ) -> Executed {
     if spec.denyoom && !state.admit() {
         Reply::new(out, proto).error(OOM);
@@ -112,10 +123,17 @@ pub fn execute(
         max_bulk_len: state.config.limits.max_bulk_len,
         coll: state.config.coll,
         shared_ints: state.config.shared_ints(),
+        may_block,
     };
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
-    let error = run_keyed(f, spec.name, args, keyspace, env, out, proto);
-    Executed::Ran { error }
+    let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto);
+    if may_block && !state.store.ready.is_empty() {
+        state.serve_ready();
+    }
+    match block {
+        Some(b) => Executed::Blocked(b),
+        None => Executed::Ran { error },
+    }
 }
 
 /// One core's state and request router. See the module docs.
@@ -144,6 +162,8 @@ pub struct Shard {
     /// Steps that arrived right behind their coordinator's pause, before it was granted
     /// (an EXEC sends its last shard's pause and steps together).
     early_steps: Vec<ControlMsg>,
+    /// While a transaction's commands run here: blocking commands do not block.
+    in_exec: bool,
 }
 
 impl Shard {
@@ -161,6 +181,7 @@ impl Shard {
             scratch: Vec::new(),
             exec: None,
             early_steps: Vec::new(),
+            in_exec: false,
             publish_stat: match commands.lookup(OwnedArgs::from_slices(&["PUBLISH"]).args()) {
                 Lookup::Found(spec) => spec.stat as u16,
                 _ => 0,
@@ -178,6 +199,11 @@ impl Shard {
     #[inline]
     pub fn state_mut(&mut self) -> &mut State {
         &mut self.state
+    }
+
+    /// Whether a blocking command run now may block (not inside a transaction).
+    fn may_block(&self) -> bool {
+        !self.in_exec
     }
 
     /// This shard's index.
@@ -415,6 +441,22 @@ impl Shard {
             .next()
             .map_or(self.state.id, |p| self.map.shard_of(args.get(p)));
         let single = positions.all(|p| self.map.shard_of(args.get(p)) == owner);
+        if spec.blocking && single && self.may_block() {
+            // The client waits for this reply before its next command runs, as in Redis;
+            // the owner keeps the request while it blocks.
+            if let Some(c) = self.state.conns.get_mut(conn) {
+                c.blocked = Some(owner as u16);
+            }
+            if owner != self.state.id {
+                self.forward(conn, owner, Op::Key, args, proto);
+                return Outcome::Block;
+            }
+            if self.held() {
+                return Outcome::Blocked;
+            }
+            self.run_here(conn, spec, f, args, proto);
+            return Outcome::Block;
+        }
         match multi {
             _ if single && owner != self.state.id => {
                 self.forward(conn, owner, Op::Key, args, proto);
@@ -435,16 +477,25 @@ impl Shard {
 
     /// Runs a keyed command of this shard's client here, its reply appended to the
     /// connection's output.
-    fn run_here(&mut self, conn: ConnId, spec: &Spec, f: KeyFn, args: Args, proto: Proto) {
+    fn run_here(&mut self, conn: ConnId, spec: &'static Spec, f: KeyFn, args: Args, proto: Proto) {
         let Some(c) = self.state.conns.get_mut(conn) else {
             return;
         };
         let mut out = std::mem::take(&mut c.replies.local);
-        let done = execute(&mut self.state, spec, f, args, &mut out, proto);
+        let may_block = self.may_block();
+        let done = execute(&mut self.state, spec, f, args, &mut out, proto, may_block);
         if let Some(c) = self.state.conns.get_mut(conn) {
             c.replies.local = out;
         }
         match done {
+            Executed::Blocked(block) => {
+                let Some(c) = self.state.conns.get_mut(conn) else {
+                    return;
+                };
+                let hole = c.replies.push_hole();
+                let reply_to = crate::blocking::ReplyTo::Local(conn, hole);
+                self.state.add_waiter(reply_to, proto, spec, f, args, block);
+            }
             Executed::Refused => {
                 // Refused before it runs, as Redis does: a rejected call, not a failed one.
                 self.ran = Ran::Rejected;
@@ -579,7 +630,16 @@ impl Shard {
             }
             if s == self.state.id {
                 let mut buf = self.take_scratch();
-                execute(&mut self.state, spec, f, part.args(), &mut buf, proto);
+                let may_block = self.may_block();
+                execute(
+                    &mut self.state,
+                    spec,
+                    f,
+                    part.args(),
+                    &mut buf,
+                    proto,
+                    may_block,
+                );
                 self.gather_here(conn, &mut g, buf);
             } else {
                 self.gather_from(conn, &mut g, s, Op::Key, part.args(), proto);
@@ -613,11 +673,40 @@ impl Shard {
             self.state.stats.error_replies += 1;
             return Outcome::Done;
         };
-        let owners = spec
+        let owners: Vec<(usize, usize)> = spec
             .key_positions(args)
             .map(|p| (p, self.map.shard_of(args.get(p))))
             .collect();
         let owned = OwnedArgs::from_args(args);
+        if let Some(b) = how.blocking.filter(|_| spec.blocking && self.may_block()) {
+            let timeout = (b.timeout)(args);
+            let deadline = if timeout == 0 {
+                0
+            } else {
+                self.state.now().saturating_add(timeout)
+            };
+            let mut waits: Vec<(usize, OwnedArgs)> = Vec::new();
+            for p in (b.keys)(args) {
+                let owner = self.map.shard_of(args.get(p));
+                match waits.iter_mut().find(|(s, _)| *s == owner) {
+                    Some((_, keys)) => keys.push(args.get(p)),
+                    None => waits.push((owner, OwnedArgs::from_slices(&[args.get(p)]))),
+                }
+            }
+            let mb = crate::session::MultiBlock {
+                kind: how.kind,
+                args: owned,
+                owners,
+                proto,
+                deadline,
+                null_array: b.null_array,
+                waits,
+            };
+            // Counted as blocked once it waits (see `await_keys`).
+            let c = self.state.conns.get_mut(conn).expect("a live connection");
+            c.multi_block.pending = Some(Box::new(mb));
+            return Outcome::Block;
+        }
         Outcome::Coordinate(Box::new(CoordPlan::new(
             how.kind, owned, owners, proto, replace,
         )))
@@ -724,7 +813,16 @@ impl Shard {
         } = &mut self.state;
         if let Some(c) = conns.get_mut(conn) {
             c.replies.finish(out, &mut MergeCtx { config, rng });
+            c.blocked = None;
         }
+    }
+
+    /// Connection `conn` closed: a blocked command of it stops waiting, here or on the
+    /// shard it waits on.
+    pub fn unblock_closed(&mut self, conn: ConnId) {
+        self.state
+            .unblock_client(conn, crate::blocking::Unblock::Close);
+        self.publish_pending();
     }
 
     /// Appends an already encoded reply (a coordinated command's) to a connection's output.

@@ -19,18 +19,40 @@ use crate::store::watch::Watcher;
 
 impl Shard {
     /// Runs a keyed command sent by another shard (or by a coordinator), reply in `out`.
-    pub(super) fn run_key(&mut self, args: Args, out: &mut Reply) {
+    /// A blocking command may block only when `may_block`; then it wrote no reply and
+    /// the request to block is returned.
+    pub(super) fn run_key(
+        &mut self,
+        args: Args,
+        out: &mut Reply,
+        may_block: bool,
+    ) -> Option<(&'static command::Spec, command::KeyFn, command::Block)> {
         let commands = self.commands;
         let (spec, f) = match commands.lookup(args) {
             Lookup::Found(spec) => match spec.route {
                 Route::Keyed(f, _) => (spec, f),
-                _ => return out.err("internal error: forwarded a command without keys"),
+                _ => {
+                    out.err("internal error: forwarded a command without keys");
+                    return None;
+                }
             },
-            _ => return out.err("internal error: forwarded an unknown command"),
+            _ => {
+                out.err("internal error: forwarded an unknown command");
+                return None;
+            }
         };
         let proto = out.proto();
         let start = out.buffer().len();
-        match execute(&mut self.state, spec, f, args, out.buffer(), proto) {
+        match execute(
+            &mut self.state,
+            spec,
+            f,
+            args,
+            out.buffer(),
+            proto,
+            may_block,
+        ) {
+            Executed::Blocked(block) => return Some((spec, f, block)),
             Executed::Refused => {
                 // Counted here as a rejected call (the client's shard counted the call).
                 self.state.cmdstats.error(OOM);
@@ -41,13 +63,54 @@ impl Shard {
                 self.record_remote(spec, args, ticks, &out.buffer()[start..]);
             }
         }
+        None
     }
 
-    /// Runs one request from another shard (for its connection `from`): a keyed
-    /// command, a fan-out's part, a WATCH or UNWATCH.
-    fn run_request(&mut self, from: Watcher, op: Op, args: Args, out: &mut Reply) {
+    /// Runs one request from another shard (for its connection `from`, whose reply goes
+    /// to `ticket`): a keyed command, a fan-out's part, a WATCH or UNWATCH. Returns
+    /// false when it wrote no reply: a blocking command that blocks (its reply goes out
+    /// when it is served or times out).
+    fn run_request(
+        &mut self,
+        from: Watcher,
+        ticket: Ticket,
+        op: Op,
+        args: Args,
+        out: &mut Reply,
+    ) -> bool {
         match op {
-            Op::Key => self.run_key(args, out),
+            Op::Key => {
+                let may_block = !self.in_exec;
+                if let Some((spec, f, block)) = self.run_key(args, out, may_block) {
+                    let reply_to = crate::blocking::ReplyTo::Remote(from.shard as usize, ticket);
+                    self.state
+                        .add_waiter(reply_to, out.proto(), spec, f, args, block);
+                    return false;
+                }
+            }
+            Op::Await => {
+                let deadline = corekv_protocol::number::parse_i64(args.get(0)).unwrap_or(0);
+                let reply_to = crate::blocking::ReplyTo::Remote(from.shard as usize, ticket);
+                let keys = args.slice(2, args.len().saturating_sub(2));
+                let null_array = args.get(1) == b"1";
+                self.state.add_notify_waiter(
+                    reply_to,
+                    out.proto(),
+                    keys,
+                    deadline.max(0) as u64,
+                    null_array,
+                );
+                return false;
+            }
+            Op::Unblock => {
+                let conn = ConnId {
+                    slot: from.slot,
+                    gen: from.gen,
+                };
+                let how = crate::blocking::Unblock::parse(args.get(0));
+                self.state.unblock_conn(from.shard as usize, conn, how);
+                out.ok();
+            }
             Op::Part(stat) => self.run_part(stat, args, out),
             Op::Watch => {
                 for key in args.iter() {
@@ -61,6 +124,7 @@ impl Shard {
             }
             Op::Exec => self.exec_here(from, args, out),
         }
+        true
     }
 
     /// Runs this shard's part of a fan-out command.
@@ -107,13 +171,16 @@ impl Shard {
                 slot: req.ticket.conn,
                 gen: req.ticket.gen,
             };
-            self.run_request(
+            let replied = self.run_request(
                 from,
+                req.ticket,
                 req.op,
                 args,
                 &mut Reply::new(&mut reply.buf, req.proto),
             );
-            reply.replies.push((req.ticket, start, reply.buf.len()));
+            if replied {
+                reply.replies.push((req.ticket, start, reply.buf.len()));
+            }
         }
         self.state.stats.hops_in += reqs.len() as u64;
         self.state.stats.batches_in += 1;
@@ -143,7 +210,7 @@ impl Shard {
                 gen: t.gen,
             };
             if let Some(c) = self.state.conns.get_mut(id) {
-                c.replies.fill(t.hole, &batch.buf[s..e]);
+                c.fill(t.hole, &batch.buf[s..e]);
             }
         }
         self.links.delivered(batch);
@@ -316,7 +383,9 @@ impl Shard {
         let mut reply = Reply::new(out, proto);
         let now = self.state.now();
         match op {
-            StepOp::Run(args) => self.run_key(args.args(), &mut reply),
+            StepOp::Run(args) => {
+                self.run_key(args.args(), &mut reply, false);
+            }
             StepOp::Part(stat, args) => self.run_part(*stat, args.args(), &mut reply),
             StepOp::Unwatch(keys) => {
                 let dirty = self.unwatch_here(from, keys.args());

@@ -305,8 +305,9 @@ impl Shard {
         }
         out.array(cmds.len());
         for cmd in cmds {
-            self.run_key(cmd, out);
+            self.run_key(cmd, out, false);
         }
+        self.state.serve_ready();
     }
 
     /// The watched keys of `conn`, by owner; the connection watches nothing afterwards.
@@ -377,6 +378,7 @@ impl Shard {
     /// `token` when it paused shards.
     pub fn exec_begin(&mut self, conn: ConnId, token: Option<Token>, n: usize) {
         self.exec = token;
+        self.in_exec = true;
         if let Some(c) = self.state.conns.get_mut(conn) {
             Reply::new(&mut c.replies.local, c.proto).array(n);
         }
@@ -385,5 +387,8 @@ impl Shard {
     /// The queued commands were dispatched.
     pub fn exec_end(&mut self) {
         self.exec = None;
+        self.in_exec = false;
+        // Clients blocked on keys the transaction pushed to are served after it.
+        self.state.serve_ready();
     }
 }

@@ -136,7 +136,7 @@ pub struct Store {
     /// Keyspace notifications not yet published.
     pub events: crate::notify::Events,
     /// Keys clients are blocked on (BLPOP and the like), with how many wait on each.
-    pub waited: hashbrown::HashMap<Box<[u8]>, u32, RandomState>,
+    pub waited: crate::blocking::Queues,
     /// Keys of `waited` a write may have made ready, in the order they became so.
     pub ready: Vec<Box<[u8]>>,
 }
@@ -1335,7 +1335,7 @@ mod tests {
             for t in fired {
                 match t {
                     Timer::Key(idx) => self.st.expire(idx, now, &mut self.w),
-                    Timer::Conn(..) => unreachable!("no connection timers here"),
+                    Timer::Conn(..) | Timer::Blocked(..) => unreachable!("only keys here"),
                 }
             }
             more

@@ -48,7 +48,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 29;
+const INFO_FIELDS: usize = 31;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -109,6 +109,8 @@ fn info_part(sh: &State, out: &mut Reply) {
         st.late_ticks as i64,
         sh.store.lazyfree_pending() as i64,
         ks.lazyfreed as i64,
+        sh.blocked_clients().0 as i64,
+        sh.blocked_clients().1 as i64,
     ];
     out.array(fields.len() + 3);
     for f in fields {
@@ -336,9 +338,11 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
             format!(
                 "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n\
-                 blocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                 blocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
                 sum(2),
-                config.maxclients
+                config.maxclients,
+                sum(29),
+                sum(30)
             ),
         );
     }
