@@ -173,6 +173,18 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub list_compress_depth: u64,
 
+    /// A sorted set with more members than this leaves its compact listpack.
+    #[arg(
+        long,
+        default_value_t = 128,
+        visible_alias = "zset-max-ziplist-entries"
+    )]
+    pub zset_max_listpack_entries: u64,
+
+    /// A sorted set with a member longer than this leaves its compact listpack.
+    #[arg(long, default_value_t = 64, visible_alias = "zset-max-ziplist-value")]
+    pub zset_max_listpack_value: u64,
+
     /// Keyspace notifications: Redis's class letters (`KEA`, `Ex`, ...); empty is off.
     #[arg(long, default_value = "", value_parser = parse_notify)]
     pub notify_keyspace_events: u16,

@@ -160,6 +160,8 @@ fn run(args: cli::Args) -> Result<(), String> {
             set_intset: args.set_max_intset_entries,
             list_fill: args.list_max_listpack_size,
             list_compress: args.list_compress_depth,
+            zset_entries: args.zset_max_listpack_entries,
+            zset_value: args.zset_max_listpack_value,
         },
         notify_keyspace_events: args.notify_keyspace_events,
         os: os_name(),

@@ -1328,6 +1328,140 @@ fn list_cases() -> Vec<Vec<Vec<String>>> {
     ]
 }
 
+/// Sorted-set commands: replies, errors, score formats, both encodings.
+fn zset_cases() -> Vec<Vec<Vec<String>>> {
+    let mut big = vec!["ZADD".to_string(), "big".to_string()];
+    for i in 0..200 {
+        big.push(format!("{}.5", i % 17));
+        big.push(format!("m{i}"));
+    }
+    let long = "x".repeat(65);
+    vec![
+        case(&[
+            "zadd z 1 a 2 b 3 c",
+            "zadd z 1.5 x -inf lo +inf hi",
+            "zrange z 0 -1 withscores",
+            "zrange z 0 1 limit 0 -1",
+            "zrange z 0 1 limit 1 -1",
+            "zrange z 0 1 limit 0 -2",
+            "zrangebyscore z -inf +inf limit -1 2",
+            "zrangebyscore z -inf +inf limit 1 0",
+            "zrangebyscore z (1 3 withscores limit 1 2",
+            "zrange z (1 3 byscore rev",
+            "zrange z 3 (1 byscore rev",
+            "zrevrangebyscore z 3 (1 withscores",
+            "zrevrange z 0 2 withscores",
+            "zrevrange z -2 -1",
+            "zrange z 0 0 rev",
+            "zadd z nx xx 1 a",
+            "zadd z gt lt 1 a",
+            "zadd z nx gt 1 a",
+            "zadd z incr 1 a 2 b",
+            "zadd z ch gt 0 a 5 b 1 new",
+            "zadd z xx incr 1 nope",
+            "zadd z gt incr -10 b",
+            "zadd z lt incr -10 b",
+            "zincrby z x a",
+            "zincrby z 1 s",
+            "zadd z x a",
+            "zadd z 1 a 2",
+            "zadd inf1 +inf a",
+            "zincrby inf1 -inf a",
+            "zadd z 0x10 hex 1e-320 tiny 1.1 dec",
+            "zscore z dec",
+            "zscore z tiny",
+            "zmscore z dec nope hex",
+            "zmscore nokey a b",
+            "zrank z dec",
+            "zrevrank z dec",
+            "zrank z nope",
+            "zcard z",
+            "zcard nokey",
+            "zcount z -inf +inf",
+            "zcount z (1 (3",
+            "zcount z x 1",
+            "zadd lex 0 a 0 b 0 c 0 d 0 e",
+            "zrangebylex lex - +",
+            "zrangebylex lex [b (d",
+            "zrangebylex lex (b [d limit 1 5",
+            "zrevrangebylex lex + - limit 0 2",
+            "zrangebylex lex - + withscores",
+            "zrangebylex lex a b",
+            "zlexcount lex [b +",
+            "zlexcount lex x y",
+            "zrange lex [e [a bylex rev",
+            "zremrangebylex lex [b [c",
+            "zrange lex 0 -1",
+            "zremrangebyrank z 0 1",
+            "zremrangebyrank z x 1",
+            "zremrangebyscore z (1 5",
+            "zremrangebyscore z x 1",
+            "zrange z 0 -1 withscores",
+            "zpopmin z",
+            "zpopmax z 2",
+            "zpopmin z 0",
+            "zpopmin z -1",
+            "zpopmin nokey",
+            "zpopmin nokey 3",
+            "zpopmax z 100",
+            "exists z",
+            "set s x",
+            "zadd s 1 a",
+            "zrange s 0 1",
+            "zscore s a",
+            "zrem z a",
+            "zadd z 1 a 2 b",
+            "zrem z a b c",
+            "exists z",
+            "object encoding lex",
+            "zrange z 0 -1 foo",
+            "zrange z 0 -1 rev rev",
+            "zrevrange z 0 -1 rev",
+            "zrangebyscore z 0 1 byscore",
+        ]),
+        vec![big],
+        case(&[
+            "OBJECT ENCODING big",
+            "ZRANGE big 0 5 WITHSCORES",
+            "ZRANGE big 100 105 REV WITHSCORES",
+            "ZRANGEBYSCORE big (3 5 LIMIT 3 4 WITHSCORES",
+            "ZREVRANGEBYSCORE big 5 (3 LIMIT 3 4",
+            "ZRANK big m150",
+            "ZREVRANK big m150",
+            "ZSCORE big m150",
+            "ZCOUNT big 2 9",
+            "ZPOPMIN big 3",
+            "ZPOPMAX big",
+            "ZREMRANGEBYRANK big 10 20",
+            "ZREMRANGEBYSCORE big 4 6",
+            "ZINCRBY big 100 m5",
+            "ZMSCORE big m5 m6 nope",
+            "ZCARD big",
+            "ZRANGE big -3 -1 WITHSCORES",
+            "ZADD big -0 negzero",
+            "ZSCORE big negzero",
+            "ZADD small -0 a",
+            "ZSCORE small a",
+        ]),
+        vec![
+            vec!["ZADD".into(), "lp".into(), "1".into(), "a".into()],
+            vec!["ZADD".into(), "lp".into(), "2".into(), long.clone()],
+            vec!["OBJECT".into(), "ENCODING".into(), "lp".into()],
+            vec!["ZREM".into(), "lp".into(), long],
+            vec!["OBJECT".into(), "ENCODING".into(), "lp".into()],
+        ],
+    ]
+}
+
+#[test]
+fn zset_cases_match_redis() {
+    let mut cases = zset_cases();
+    // The big set is built by the second case and read by the third: run them as one.
+    let read = cases.remove(2);
+    cases[1].extend(read);
+    compare(&cases, &|i| format!("zset case {i}"));
+}
+
 #[test]
 fn list_cases_match_redis() {
     let mut cases = list_cases();
@@ -1360,6 +1494,22 @@ fn resp3_cases_match_redis() {
         r.call(&["HELLO", "3", "SETNAME", "x"]);
         k.call(&["HELLO", "3", "SETNAME", "x"]);
         let cmds = case(&[
+            "ZADD z 1.5 a 2 b inf c",
+            "ZSCORE z a",
+            "ZSCORE z nope",
+            "ZMSCORE z a nope c",
+            "ZRANGE z 0 -1 WITHSCORES",
+            "ZRANGE z 0 -1",
+            "ZINCRBY z 1 a",
+            "ZADD z INCR 1 b",
+            "ZPOPMIN z",
+            "ZPOPMAX z 2",
+            "ZPOPMIN z 2",
+            "RPUSH l a b",
+            "LPOP l 0",
+            "LPOP nol 1",
+            "LPOP nol",
+            "LMPOP 1 nol LEFT",
             "GET nope",
             "MGET a b c d",
             "MSET a 1 c 3",
@@ -1418,7 +1568,7 @@ impl Gen {
 
     fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let words: Vec<String> = match self.rng.u8(..82) {
+        let words: Vec<String> = match self.rng.u8(..91) {
             0 => vec!["SET".into(), k, self.value()],
             1 => {
                 let opt =
@@ -1709,6 +1859,63 @@ impl Gen {
                 w
             }
             81 => vec!["LLEN".into(), k],
+            82..=84 => {
+                let mut w = vec!["ZADD".into(), k];
+                if self.rng.u8(..4) == 0 {
+                    w.push(["NX", "XX", "GT", "LT", "CH", "INCR"][self.rng.usize(..6)].into());
+                }
+                for _ in 0..self.rng.usize(1..4) {
+                    w.push(["1", "2.5", "-1", "inf", "0", "x"][self.rng.usize(..6)].into());
+                    w.push(self.member());
+                }
+                w
+            }
+            85 => vec![
+                "ZINCRBY".into(),
+                k,
+                ["1", "-2.5", "x"][self.rng.usize(..3)].into(),
+                self.member(),
+            ],
+            86 => vec!["ZREM".into(), k, self.member(), self.member()],
+            87 => {
+                let cmd = ["ZSCORE", "ZRANK", "ZREVRANK", "ZMSCORE"][self.rng.usize(..4)];
+                vec![cmd.into(), k, self.member()]
+            }
+            88 => {
+                let mut w = match self.rng.u8(..4) {
+                    0 => vec!["ZRANGE".into(), k, "0".into(), "-1".into()],
+                    1 => vec![
+                        "ZRANGE".into(),
+                        k,
+                        "(1".into(),
+                        "+inf".into(),
+                        "BYSCORE".into(),
+                    ],
+                    2 => vec!["ZREVRANGEBYSCORE".into(), k, "inf".into(), "-1".into()],
+                    _ => vec!["ZRANGE".into(), k, "-".into(), "[y".into(), "BYLEX".into()],
+                };
+                if self.rng.bool() && w.len() == 4 {
+                    w.push("WITHSCORES".into());
+                }
+                w
+            }
+            89 => {
+                let cmd = ["ZCARD", "ZPOPMIN", "ZPOPMAX"][self.rng.usize(..3)];
+                let mut w = vec![cmd.into(), k];
+                if cmd != "ZCARD" && self.rng.bool() {
+                    w.push(["0", "2", "-1"][self.rng.usize(..3)].into());
+                }
+                w
+            }
+            90 => {
+                let cmd = ["ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZCOUNT"][self.rng.usize(..3)];
+                vec![
+                    cmd.into(),
+                    k,
+                    "0".into(),
+                    ["1", "2.5", "-1"][self.rng.usize(..3)].into(),
+                ]
+            }
             _ => vec!["FLUSHDB".into()],
         };
         words

@@ -79,3 +79,42 @@ int corekv_timeout_ms(const char *s, size_t slen, long long *ms) {
     *ms = tval;
     return 0;
 }
+
+/* A double argument as Redis 7.0's getDoubleFromObject reads it (string2d): strtod, no
+ * leading space, the whole string, not NaN, not out of range (denormals are fine).
+ * Returns 1 with the value in *out, else 0. */
+int corekv_strtod(const char *s, size_t slen, double *out) {
+    char buf[MAX_LONG_DOUBLE_CHARS];
+    char *eptr;
+    if (slen == 0 || slen >= sizeof(buf)) return 0;
+    memcpy(buf, s, slen);
+    buf[slen] = '\0';
+    errno = 0;
+    double value = strtod(buf, &eptr);
+    if (isspace((unsigned char)buf[0]) || eptr[0] != '\0' || (size_t)(eptr - buf) != slen ||
+        (errno == ERANGE && (value == HUGE_VAL || value == -HUGE_VAL || fpclassify(value) == FP_ZERO)) ||
+        isnan(value))
+        return 0;
+    *out = value;
+    return 1;
+}
+
+/* A finite double as Redis 7.0 replies it: "%.17g". Writes at most 32 bytes; returns
+ * the length. */
+int corekv_fmt_double(double d, char *out) {
+    return snprintf(out, 32, "%.17g", d);
+}
+
+/* A score range bound as Redis 7.0's zslParseRange reads it: plain strtod (leading
+ * space, overflow to inf and "" as 0 are accepted), the whole string, not NaN. */
+int corekv_strtod_loose(const char *s, size_t slen, double *out) {
+    char buf[MAX_LONG_DOUBLE_CHARS];
+    char *eptr;
+    if (slen >= sizeof(buf)) return 0;
+    memcpy(buf, s, slen);
+    buf[slen] = '\0';
+    double value = strtod(buf, &eptr);
+    if (eptr[0] != '\0' || (size_t)(eptr - buf) != slen || isnan(value)) return 0;
+    *out = value;
+    return 1;
+}

@@ -272,11 +272,9 @@ impl State {
         null_array: bool,
     ) {
         let now = self.now();
-        let ready = keys.iter().any(|k| {
-            self.store
-                .find_read(k, now, &mut self.timers)
-                .is_some_and(|idx| self.store.list(idx).is_some_and(|l| !l.is_empty()))
-        });
+        let ready = keys
+            .iter()
+            .any(|k| self.store.has_elements(k, now, &mut self.timers));
         if ready {
             return self.send_blocked_reply(reply_to, b"+READY\r\n".to_vec());
         }
@@ -322,11 +320,7 @@ impl State {
                 .and_then(|q| q.iter().copied().find(|id| !tried.contains(id)))
             {
                 let now = self.now();
-                let has_elements = match self.store.find_read(&key, now, &mut self.timers) {
-                    Some(idx) => self.store.list(idx).is_some_and(|l| !l.is_empty()),
-                    None => false,
-                };
-                if !has_elements {
+                if !self.store.has_elements(&key, now, &mut self.timers) {
                     break;
                 }
                 let Some(w) = self.blocked.get(id) else {

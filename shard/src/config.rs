@@ -303,6 +303,10 @@ pub struct CollLimits {
     pub list_fill: i64,
     /// `list-compress-depth`: accepted and shown; nodes are not compressed.
     pub list_compress: u64,
+    /// `zset-max-listpack-entries`: most members of a compact sorted set.
+    pub zset_entries: u64,
+    /// `zset-max-listpack-value`: longest member of a compact sorted set.
+    pub zset_value: u64,
 }
 
 impl Default for CollLimits {
@@ -313,6 +317,8 @@ impl Default for CollLimits {
             set_intset: 512,
             list_fill: crate::store::list::DEFAULT_FILL,
             list_compress: 0,
+            zset_entries: 128,
+            zset_value: 64,
         }
     }
 }
@@ -354,6 +360,10 @@ pub enum Setting {
     ListMaxSize(i64),
     /// `list-compress-depth`.
     ListCompressDepth(u64),
+    /// `zset-max-listpack-entries`.
+    ZsetMaxEntries(u64),
+    /// `zset-max-listpack-value`.
+    ZsetMaxValue(u64),
     /// `notify-keyspace-events`, as [`crate::notify`] flags.
     NotifyKeyspaceEvents(u16),
 }
@@ -443,6 +453,12 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             i64::from(i32::MAX),
         )
         .map(Setting::ListMaxSize),
+        "zset-max-listpack-entries" | "zset-max-ziplist-entries" => {
+            count("zset-max-listpack-entries", 0, i64::MAX).map(Setting::ZsetMaxEntries)
+        }
+        "zset-max-listpack-value" | "zset-max-ziplist-value" => {
+            count("zset-max-listpack-value", 0, i64::MAX).map(Setting::ZsetMaxValue)
+        }
         "list-compress-depth" => {
             count("list-compress-depth", 0, i64::from(i32::MAX)).map(Setting::ListCompressDepth)
         }
@@ -532,6 +548,16 @@ impl Config {
             ("list-max-ziplist-size", self.coll.list_fill.to_string()),
             ("list-compress-depth", self.coll.list_compress.to_string()),
             (
+                "zset-max-listpack-entries",
+                self.coll.zset_entries.to_string(),
+            ),
+            (
+                "zset-max-ziplist-entries",
+                self.coll.zset_entries.to_string(),
+            ),
+            ("zset-max-listpack-value", self.coll.zset_value.to_string()),
+            ("zset-max-ziplist-value", self.coll.zset_value.to_string()),
+            (
                 "notify-keyspace-events",
                 crate::notify::format(self.notify_keyspace_events),
             ),
@@ -558,6 +584,8 @@ impl Config {
             Setting::SetMaxIntset(v) => self.coll.set_intset = v,
             Setting::ListMaxSize(v) => self.coll.list_fill = v,
             Setting::ListCompressDepth(v) => self.coll.list_compress = v,
+            Setting::ZsetMaxEntries(v) => self.coll.zset_entries = v,
+            Setting::ZsetMaxValue(v) => self.coll.zset_value = v,
             Setting::NotifyKeyspaceEvents(v) => self.notify_keyspace_events = v,
         }
     }

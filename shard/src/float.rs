@@ -7,6 +7,9 @@ use std::os::raw::{c_char, c_int};
 const OUT_CAP: usize = 5 * 1024;
 
 extern "C" {
+    fn corekv_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
+    fn corekv_strtod_loose(s: *const c_char, len: usize, out: *mut f64) -> c_int;
+    fn corekv_fmt_double(d: f64, out: *mut c_char) -> c_int;
     fn corekv_timeout_ms(s: *const c_char, len: usize, ms: *mut i64) -> c_int;
     fn corekv_incrbyfloat(
         cur: *const c_char,
@@ -58,6 +61,36 @@ pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, Flo
     }
 }
 
+/// A double argument as Redis reads it (C's `strtod`: `1e3`, `inf`, `0x10`; no NaN, no
+/// leading space, nothing after, no overflow), or `None`.
+pub fn parse_double(arg: &[u8]) -> Option<f64> {
+    let mut v = 0f64;
+    // SAFETY: `arg` is valid for its length; `v` is a valid place for a double.
+    let ok = unsafe { corekv_strtod(arg.as_ptr().cast(), arg.len(), &mut v) };
+    (ok == 1).then_some(v)
+}
+
+/// A score range bound as Redis reads it (plain `strtod`: leading space, overflow to
+/// infinity and the empty string as 0 pass; NaN and trailing bytes do not).
+pub fn parse_double_loose(arg: &[u8]) -> Option<f64> {
+    let mut v = 0f64;
+    // SAFETY: `arg` is valid for its length; `v` is a valid place for a double.
+    let ok = unsafe { corekv_strtod_loose(arg.as_ptr().cast(), arg.len(), &mut v) };
+    (ok == 1).then_some(v)
+}
+
+/// Appends a double as Redis prints it: `inf`, `-inf`, or C's `%.17g`.
+pub fn format_double(d: f64, out: &mut Vec<u8>) {
+    if d.is_infinite() {
+        out.extend_from_slice(if d > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    let mut buf = [0u8; 32];
+    // SAFETY: `buf` holds the 32 bytes the C side writes at most.
+    let n = unsafe { corekv_fmt_double(d, buf.as_mut_ptr().cast()) };
+    out.extend_from_slice(&buf[..n.clamp(0, 31) as usize]);
+}
+
 /// Why a blocking command's timeout was refused; each maps to one Redis error text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutError {
@@ -92,6 +125,27 @@ pub fn timeout_ms(arg: &[u8]) -> Result<u64, TimeoutError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn doubles_read_and_print_as_redis_does() {
+        use super::{format_double, parse_double};
+        let show = |d: f64| {
+            let mut v = Vec::new();
+            format_double(d, &mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(parse_double(b"0x10"), Some(16.0));
+        assert_eq!(parse_double(b"1e-320").map(|d| d > 0.0), Some(true));
+        assert_eq!(parse_double(b"1e400"), None);
+        assert_eq!(parse_double(b"nan"), None);
+        assert_eq!(parse_double(b" 1"), None);
+        assert_eq!(parse_double(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(show(1.1), "1.1000000000000001");
+        assert_eq!(show(2.0), "2");
+        assert_eq!(show(f64::INFINITY), "inf");
+        assert_eq!(show(-0.0), "-0");
+        assert_eq!(show(1e-320), "9.9998886718268301e-321");
+    }
+
     #[test]
     fn timeouts_read_as_redis_reads_them() {
         use super::{timeout_ms, TimeoutError::*};

@@ -559,6 +559,8 @@ pub fn object_encoding(ctx: &mut Ctx, args: Args) {
         Value::Str(_) => "raw",
         Value::Coll(c) if c.is_hash() => super::hash::encoding_name(c),
         Value::Coll(c) if c.is_list() => "quicklist",
+        Value::Coll(c) if c.is_zset() && c.is_table() => "skiplist",
+        Value::Coll(c) if c.is_zset() => "listpack",
         Value::Coll(c) => super::set::encoding_name(c),
     };
     ctx.out.bulk(name.as_bytes());

@@ -30,6 +30,7 @@ pub mod set;
 pub mod setops;
 pub mod string;
 pub mod transaction;
+pub mod zset;
 
 use ahash::RandomState;
 use corekv_protocol::Reply;
@@ -333,6 +334,7 @@ const FAMILIES: &[Registrations] = &[
     set::COMMANDS,
     setops::COMMANDS,
     list::COMMANDS,
+    zset::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transaction::COMMANDS,

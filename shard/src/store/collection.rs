@@ -28,6 +28,9 @@ pub const SET: u8 = 0x20;
 /// The type half of a collection's kind byte: a list (always a [`super::list::List`] in
 /// the store's slab).
 pub const LIST: u8 = 0x30;
+/// The type half of a collection's kind byte: a sorted set (compact inline, or a
+/// [`super::zset::ZSet`] in the store's slab).
+pub const ZSET: u8 = 0x40;
 /// The encoding half: inline (listpack or intset).
 pub const COMPACT: u8 = 0x00;
 /// The encoding half: a table in the store.

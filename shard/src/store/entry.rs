@@ -116,6 +116,11 @@ impl Coll<'_> {
         self.ty() == super::collection::LIST
     }
 
+    /// Whether it is a sorted set.
+    pub fn is_zset(&self) -> bool {
+        self.ty() == super::collection::ZSET
+    }
+
     /// Whether it is a table in the store (else inline).
     pub fn is_table(&self) -> bool {
         self.kind & super::collection::TABLE != 0
@@ -143,6 +148,7 @@ impl Value<'_> {
             Value::Str(_) => "string",
             Value::Coll(c) if c.is_hash() => "hash",
             Value::Coll(c) if c.is_list() => "list",
+            Value::Coll(c) if c.is_zset() => "zset",
             Value::Coll(_) => "set",
         }
     }

@@ -26,6 +26,7 @@ pub mod collection;
 pub mod entry;
 pub mod list;
 pub mod watch;
+pub mod zset;
 
 use crate::notify;
 
@@ -35,6 +36,7 @@ use hashbrown::HashTable;
 pub use collection::Table;
 pub use entry::{Coll, Entry, Str, Value};
 pub use list::List;
+pub use zset::ZSet;
 
 use crate::pool::ShrinkGate;
 use crate::timer::{Timer, Timers};
@@ -141,6 +143,15 @@ pub struct Store {
     pub ready: Vec<Box<[u8]>>,
 }
 
+/// A sorted set as the zset family reads it.
+#[derive(Clone, Copy, Debug)]
+pub enum ZRef<'a> {
+    /// The compact encoding (see [`zset`]).
+    Compact(&'a [u8]),
+    /// A large one.
+    Big(&'a ZSet),
+}
+
 /// A collection as the families read it.
 #[derive(Clone, Copy, Debug)]
 pub enum CollRef<'a> {
@@ -157,6 +168,7 @@ pub enum CollRef<'a> {
 enum Big {
     Table(Table),
     List(List),
+    ZSet(ZSet),
 }
 
 impl Big {
@@ -164,6 +176,7 @@ impl Big {
         match self {
             Big::Table(t) => t.bytes(),
             Big::List(l) => l.bytes(),
+            Big::ZSet(z) => z.bytes(),
         }
     }
 
@@ -171,6 +184,7 @@ impl Big {
         match self {
             Big::Table(t) => t.len(),
             Big::List(l) => l.len(),
+            Big::ZSet(z) => z.len(),
         }
     }
 
@@ -178,6 +192,7 @@ impl Big {
         match self {
             Big::Table(t) => t.drain_some(budget),
             Big::List(l) => l.drain_some(budget),
+            Big::ZSet(z) => z.drain_some(budget),
         }
     }
 }
@@ -659,7 +674,7 @@ impl Store {
     pub fn table(&self, id: u32) -> &Table {
         match self.big(id) {
             Big::Table(t) => t,
-            Big::List(_) => panic!("table {id} is a list"),
+            _ => panic!("table {id} is not a hash or set"),
         }
     }
 
@@ -668,7 +683,7 @@ impl Store {
         match self.entry(idx).value() {
             Value::Coll(c) if c.is_list() => match self.big(c.table_id()) {
                 Big::List(l) => Some(l),
-                Big::Table(_) => None,
+                _ => None,
             },
             _ => None,
         }
@@ -689,6 +704,58 @@ impl Store {
         self.grew(after);
         self.touch(idx);
         r
+    }
+
+    /// Whether `key` holds a list or a sorted set with elements (not counted as a read).
+    pub fn has_elements(&mut self, key: &[u8], now: u64, timers: &mut Timers) -> bool {
+        match self.find(key, now, timers) {
+            Some(idx) => self.list(idx).is_some_and(|l| !l.is_empty()) || self.zset(idx).is_some(),
+            None => false,
+        }
+    }
+
+    /// The sorted set at `idx`, if the entry holds one.
+    pub fn zset(&self, idx: u32) -> Option<ZRef<'_>> {
+        match self.entry(idx).value() {
+            Value::Coll(c) if c.is_zset() && c.is_table() => match self.big(c.table_id()) {
+                Big::ZSet(z) => Some(ZRef::Big(z)),
+                _ => None,
+            },
+            Value::Coll(c) if c.is_zset() => Some(ZRef::Compact(c.bytes)),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the large sorted set at `idx` (which must hold one), keeping the
+    /// memory accounting right; the key counts as changed (WATCH).
+    pub fn with_zset<R>(&mut self, idx: u32, f: impl FnOnce(&mut ZSet) -> R) -> R {
+        let id = self.table_of(idx).expect("a large sorted set");
+        let Some(Big::ZSet(z)) = self.tables[id as usize].as_mut() else {
+            panic!("entry {idx} holds no large sorted set");
+        };
+        let before = z.bytes();
+        let r = f(z);
+        let after = z.bytes();
+        self.used -= before;
+        self.grew(after);
+        self.touch(idx);
+        r
+    }
+
+    /// Makes the value at `idx` (or a new key, `key` absent) the large sorted set `z`.
+    pub fn put_zset(&mut self, idx: Option<u32>, key: &[u8], z: ZSet, timers: &mut Timers) -> u32 {
+        let id = self.add_big(Big::ZSet(z));
+        let value = Value::Coll(Coll {
+            kind: collection::ZSET | collection::TABLE,
+            bytes: &id.to_le_bytes(),
+        });
+        match idx {
+            Some(idx) => {
+                self.set_value(idx, value);
+                idx
+            }
+            None => self.insert(key, value, 0, timers),
+        }
     }
 
     /// Inserts `key`, which must be absent, holding `list`.
@@ -790,7 +857,7 @@ impl Store {
     /// The collection at `idx`, if the entry holds one.
     pub fn coll(&self, idx: u32) -> Option<CollRef<'_>> {
         match self.entry(idx).value() {
-            Value::Coll(c) if c.is_list() => None,
+            Value::Coll(c) if c.is_list() || c.is_zset() => None,
             Value::Coll(c) if c.is_table() => Some(CollRef::Table(self.table(c.table_id()))),
             Value::Coll(c) if c.is_hash() => Some(CollRef::Listpack(c.bytes)),
             Value::Coll(c) => Some(CollRef::Intset(c.bytes)),
@@ -838,6 +905,10 @@ impl Store {
                     Big::List(l) => {
                         collection::listpack_build(out, l.len(), l.iter().map(|e| (e, &b""[..])))
                     }
+                    Big::ZSet(z) => {
+                        let pairs: Vec<(f64, &[u8])> = z.iter_from(0, false).collect();
+                        zset::compact_build(out, &pairs);
+                    }
                 }
             }
             Value::Coll(c) => {
@@ -881,6 +952,13 @@ impl Store {
             return Some(idx);
         }
         let (&kind, content) = payload.split_first()?;
+        if kind & collection::TYPE_MASK == collection::ZSET && kind & collection::TABLE != 0 {
+            let mut z = ZSet::new();
+            for (score, m) in zset::compact_iter(content) {
+                z.insert(m, score);
+            }
+            return Some(self.put_zset(None, key, z, timers));
+        }
         if kind & collection::TYPE_MASK == collection::LIST {
             let mut l = List::new();
             for (e, _) in collection::listpack_iter(content) {
@@ -1271,6 +1349,27 @@ impl<'a> Keyspace<'a> {
     /// [`Store::list`].
     pub fn list(&self, idx: u32) -> Option<&List> {
         self.store.list(idx)
+    }
+
+    /// [`Store::zset`].
+    pub fn zset(&self, idx: u32) -> Option<ZRef<'_>> {
+        self.store.zset(idx)
+    }
+
+    /// [`Store::with_zset`].
+    pub fn with_zset<R>(&mut self, idx: u32, f: impl FnOnce(&mut ZSet) -> R) -> R {
+        self.store.with_zset(idx, f)
+    }
+
+    /// [`Store::put_zset`].
+    pub fn put_zset(&mut self, idx: Option<u32>, key: &[u8], z: ZSet) -> u32 {
+        self.store.put_zset(idx, key, z, self.timers)
+    }
+
+    /// Whether `key` holds a list or sorted set with elements (a blocked client could
+    /// be served).
+    pub fn has_elements(&mut self, key: &[u8], now: u64) -> bool {
+        self.store.has_elements(key, now, self.timers)
     }
 
     /// [`Store::with_list`].
