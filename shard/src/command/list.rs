@@ -711,7 +711,7 @@ pub fn lmpop(ctx: &mut Ctx, args: Args) {
 /// from now (0: forever; a timeout replies with a null array, as Redis 7.0 answers
 /// every list command's), or, where it may not block (MULTI/EXEC), replies a null
 /// array, or a null bulk string for BLMOVE and BRPOPLPUSH (`null_array` false).
-fn block(ctx: &mut Ctx, timeout_ms: u64, keys: Vec<usize>, null_array: bool) {
+pub(super) fn block(ctx: &mut Ctx, timeout_ms: u64, keys: Vec<usize>, null_array: bool) {
     if !ctx.may_block {
         return if null_array {
             ctx.out.null_array()
@@ -732,7 +732,7 @@ fn block(ctx: &mut Ctx, timeout_ms: u64, keys: Vec<usize>, null_array: bool) {
 }
 
 /// The timeout argument at `at`, or Redis's error for it.
-fn timeout_arg(ctx: &mut Ctx, args: Args, at: usize) -> Option<u64> {
+pub(super) fn timeout_arg(ctx: &mut Ctx, args: Args, at: usize) -> Option<u64> {
     match timeout_ms(args.get(at)) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -963,11 +963,11 @@ const LMPOP: Coordinated = Coordinated {
 // ---- blocking across shards ------------------------------------------------------------
 
 /// The timeout of a blocking request `check` accepted, at argument `at`.
-fn timeout_at(args: Args, at: usize) -> u64 {
+pub(super) fn timeout_at(args: Args, at: usize) -> u64 {
     timeout_ms(args.get(at)).unwrap_or(0)
 }
 
-fn check_timeout(out: &mut Reply, args: Args, at: usize) -> Option<bool> {
+pub(super) fn check_timeout(out: &mut Reply, args: Args, at: usize) -> Option<bool> {
     match timeout_ms(args.get(at)) {
         Ok(_) => Some(false),
         Err(e) => {
@@ -978,19 +978,27 @@ fn check_timeout(out: &mut Reply, args: Args, at: usize) -> Option<bool> {
 }
 
 /// The reads of a pop over several keys: each key's type.
-fn types_of(args: Args, pos: usize) -> Vec<OwnedArgs> {
+pub(super) fn types_of(args: Args, pos: usize) -> Vec<OwnedArgs> {
     vec![OwnedArgs::from_slices(&[&b"TYPE"[..], args.get(pos)])]
 }
 
 /// BLPOP/BRPOP across shards, without waiting: the first key holding a list is popped
 /// by the same command with that key alone on its owner (whose reply is the client's).
 fn bpop_compute(args: Args, frames: &[Frame], out: &mut Reply) -> Writes {
+    pop_first_of(args, frames, out, b"list")
+}
+
+/// A blocking pop over keys `1..len-1` across shards, without waiting (BLPOP,
+/// BZPOPMIN): the first key holding a `ty` is popped by the same command with that key
+/// alone on its owner; WRONGTYPE for a key of another type met first; a null array when
+/// none holds one.
+pub(super) fn pop_first_of(args: Args, frames: &[Frame], out: &mut Reply, want: &[u8]) -> Writes {
     for (k, ty) in frames.iter().enumerate() {
         let ty = ty.as_bytes().unwrap_or_default();
         if ty == b"none" {
             continue;
         }
-        if ty != b"list" {
+        if ty != want {
             out.error(errors::WRONGTYPE);
             return Vec::new();
         }
@@ -1004,7 +1012,7 @@ fn bpop_compute(args: Args, frames: &[Frame], out: &mut Reply) -> Writes {
     Vec::new()
 }
 
-fn check_bpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
+pub(super) fn check_bpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
     check_timeout(out, args, args.len() - 1)
 }
 

@@ -12,7 +12,13 @@
 use corekv_protocol::number::parse_i64;
 use corekv_protocol::{Proto, Reply};
 
-use super::{errors, is, Args, Ctx, Registrations, Route};
+use corekv_protocol::frame::Frame;
+
+use super::list::{
+    block, check_bpop, check_timeout, pop_first_of, timeout_arg, timeout_at, types_of,
+};
+use super::{errors, is, Args, Blocking, Coordinated, Ctx, OwnedArgs, Registrations, Route};
+use crate::coord::{Coord, Gather, Writes};
 use crate::float::{format_double, parse_double, parse_double_loose};
 use crate::notify::{GENERIC, ZSET as ZSET_EVENTS};
 use crate::store::zset::{compact_build, compact_iter, order};
@@ -41,6 +47,10 @@ pub(super) const COMMANDS: Registrations = &[
     ("zremrangebylex", Route::keyed(zremrangebylex)),
     ("zpopmin", Route::keyed(zpopmin)),
     ("zpopmax", Route::keyed(zpopmax)),
+    ("zmpop", Route::coordinated(zmpop, &ZMPOP)),
+    ("bzpopmin", Route::coordinated(bzpopmin, &BZPOP)),
+    ("bzpopmax", Route::coordinated(bzpopmax, &BZPOP)),
+    ("bzmpop", Route::coordinated(bzmpop, &BZMPOP)),
 ];
 
 const NOT_A_FLOAT: &str = "value is not a valid float";
@@ -1032,6 +1042,222 @@ pub fn zpopmin(ctx: &mut Ctx, args: Args) {
 pub fn zpopmax(ctx: &mut Ctx, args: Args) {
     zpop_generic(ctx, args, true);
 }
+
+// ---- pops over several keys, and blocking pops ---------------------------------------
+
+/// ZMPOP's and BZMPOP's arguments from `numkeys` at `at`: the key count, whether from the
+/// top (MAX), the count. Redis's error written when wrong.
+fn mpop_args(out: &mut Reply, args: Args, at: usize) -> Option<(usize, bool, usize)> {
+    let numkeys = match parse_i64(args.get(at)) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            out.err("numkeys should be greater than 0");
+            return None;
+        }
+    };
+    let where_at = at + 1 + numkeys;
+    if where_at >= args.len() {
+        out.err(errors::SYNTAX);
+        return None;
+    }
+    let max = if is(args.get(where_at), "min") {
+        false
+    } else if is(args.get(where_at), "max") {
+        true
+    } else {
+        out.err(errors::SYNTAX);
+        return None;
+    };
+    let mut count = 1;
+    let mut i = where_at + 1;
+    let mut seen = false;
+    while i < args.len() {
+        if is(args.get(i), "count") && i + 1 < args.len() && !seen {
+            match parse_i64(args.get(i + 1)) {
+                Some(c) if c > 0 => count = c as usize,
+                _ => {
+                    out.err("count should be greater than 0");
+                    return None;
+                }
+            }
+            seen = true;
+            i += 2;
+        } else {
+            out.err(errors::SYNTAX);
+            return None;
+        }
+    }
+    Some((numkeys, max, count))
+}
+
+/// Pops from the first non-empty sorted set among `keys`, writing ZMPOP's reply:
+/// `Ok(false)` when none holds one (nothing written), `Err` with WRONGTYPE written.
+fn mpop_here<'a>(
+    ctx: &mut Ctx,
+    keys: impl Iterator<Item = &'a [u8]>,
+    max: bool,
+    count: usize,
+) -> Result<bool, ()> {
+    for key in keys {
+        if let Some(idx) = lookup(ctx, key, false)? {
+            let items = pop(ctx, key, idx, max, count);
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.array(items.len());
+            for (s, m) in &items {
+                ctx.out.array(2);
+                ctx.out.bulk(m);
+                reply_score(&mut ctx.out, *s);
+            }
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn zmpop(ctx: &mut Ctx, args: Args) {
+    let Some((numkeys, max, count)) = mpop_args(&mut ctx.out, args, 1) else {
+        return;
+    };
+    if let Ok(false) = mpop_here(ctx, args.iter().skip(2).take(numkeys), max, count) {
+        ctx.out.null_array();
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn bzmpop(ctx: &mut Ctx, args: Args) {
+    let Some(timeout) = timeout_arg(ctx, args, 1) else {
+        return;
+    };
+    let Some((numkeys, max, count)) = mpop_args(&mut ctx.out, args, 2) else {
+        return;
+    };
+    if let Ok(false) = mpop_here(ctx, args.iter().skip(3).take(numkeys), max, count) {
+        block(ctx, timeout, (3..3 + numkeys).collect(), true);
+    }
+}
+
+fn bzpop(ctx: &mut Ctx, args: Args, max: bool) {
+    let last = args.len() - 1;
+    let Some(timeout) = timeout_arg(ctx, args, last) else {
+        return;
+    };
+    for i in 1..last {
+        let key = args.get(i);
+        let Ok(found) = lookup(ctx, key, false) else {
+            return;
+        };
+        if let Some(idx) = found {
+            let items = pop(ctx, key, idx, max, 1);
+            ctx.out.array(3);
+            ctx.out.bulk(key);
+            ctx.out.bulk(&items[0].1);
+            reply_score(&mut ctx.out, items[0].0);
+            return;
+        }
+    }
+    block(ctx, timeout, (1..last).collect(), true);
+}
+
+/// BZPOPMIN key [key ...] timeout
+pub fn bzpopmin(ctx: &mut Ctx, args: Args) {
+    bzpop(ctx, args, false);
+}
+
+/// BZPOPMAX key [key ...] timeout
+pub fn bzpopmax(ctx: &mut Ctx, args: Args) {
+    bzpop(ctx, args, true);
+}
+
+/// A multi-pop over sorted sets across shards: the first key holding one is popped by a
+/// one-key ZMPOP on its owner, whose reply is the client's. `None`: no key holds one.
+fn mpop_compute(args: Args, frames: &[Frame], out: &mut Reply, at: usize) -> Option<Writes> {
+    let mut scratch = Vec::new();
+    let (numkeys, max, count) = mpop_args(&mut Reply::new(&mut scratch, Proto::Resp2), args, at)?;
+    for (k, ty) in frames.iter().take(numkeys).enumerate() {
+        let ty = ty.as_bytes().unwrap_or_default();
+        if ty == b"none" {
+            continue;
+        }
+        if ty != b"zset" {
+            out.error(errors::WRONGTYPE);
+            return Some(Vec::new());
+        }
+        let pos = at + 1 + k;
+        let end: &[u8] = if max { b"MAX" } else { b"MIN" };
+        let n = count.to_string();
+        return Some(vec![(
+            pos,
+            OwnedArgs::from_slices(&[
+                &b"ZMPOP"[..],
+                b"1",
+                args.get(pos),
+                end,
+                b"COUNT",
+                n.as_bytes(),
+            ]),
+        )]);
+    }
+    None
+}
+
+/// ZMPOP across shards.
+const ZMPOP: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "zmpop",
+        reads: types_of,
+        compute: |a, frames, out| {
+            mpop_compute(a, frames, out, 1).unwrap_or_else(|| {
+                out.null_array();
+                Vec::new()
+            })
+        },
+    }),
+    check: |out, _, args| mpop_args(out, args, 1).map(|_| false),
+    blocking: None,
+};
+
+/// BZPOPMIN and BZPOPMAX across shards.
+const BZPOP: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "bzpop",
+        reads: types_of,
+        compute: |a, frames, out| pop_first_of(a, frames, out, b"zset"),
+    }),
+    check: check_bpop,
+    blocking: Some(Blocking {
+        timeout: |a| timeout_at(a, a.len() - 1),
+        keys: |a| (1..a.len() - 1).collect(),
+        null_array: true,
+    }),
+};
+
+/// BZMPOP across shards.
+const BZMPOP: Coordinated = Coordinated {
+    kind: Coord::Gather(&Gather {
+        name: "bzmpop",
+        reads: types_of,
+        compute: |a, frames, out| {
+            mpop_compute(a, frames, out, 2).unwrap_or_else(|| {
+                out.null_array();
+                Vec::new()
+            })
+        },
+    }),
+    check: |out, _, args| {
+        check_timeout(out, args, 1)?;
+        mpop_args(out, args, 2).map(|_| false)
+    },
+    blocking: Some(Blocking {
+        timeout: |a| timeout_at(a, 1),
+        keys: |a| {
+            let n = parse_i64(a.get(2)).unwrap_or(0).max(0) as usize;
+            (3..(3 + n).min(a.len())).collect()
+        },
+        null_array: true,
+    }),
+};
 
 #[cfg(test)]
 mod tests {
