@@ -449,6 +449,34 @@ impl Conn {
                         push_field(w, n_text);
                         (Op::HGet, workload::field_seed(key, n), 0)
                     }
+                    (Workload::List, true) => {
+                        w.extend_from_slice(b"*3\r\n$5\r\nLPUSH\r\n");
+                        push_key(w, name);
+                        push_bulk(w, n_text);
+                        (Op::LPush, key, 0)
+                    }
+                    (Workload::List, false) => {
+                        w.extend_from_slice(b"*2\r\n$4\r\nRPOP\r\n");
+                        push_key(w, name);
+                        (Op::RPop, key, 0)
+                    }
+                    (Workload::Zset, true) => {
+                        w.extend_from_slice(b"*4\r\n$4\r\nZADD\r\n");
+                        push_key(w, name);
+                        push_bulk(w, n_text);
+                        push_field(w, n_text);
+                        (Op::ZAdd, key, 0)
+                    }
+                    (Workload::Zset, false) => {
+                        let mut hi = itoa::Buffer::new();
+                        let hi = hi.format(n + cfg.fields / 10).as_bytes();
+                        w.extend_from_slice(b"*7\r\n$13\r\nZRANGEBYSCORE\r\n");
+                        push_key(w, name);
+                        push_bulk(w, n_text);
+                        push_bulk(w, hi);
+                        w.extend_from_slice(b"$5\r\nLIMIT\r\n$1\r\n0\r\n$2\r\n10\r\n");
+                        (Op::ZRangeByScore, key, 0)
+                    }
                     (_, true) => {
                         w.extend_from_slice(b"*3\r\n$4\r\nSADD\r\n");
                         push_key(w, name);
@@ -626,9 +654,13 @@ impl Conn {
             let good = check(&p, reply, &mut stats);
             if p.measured {
                 match p.op {
-                    Op::Set | Op::HSet | Op::SAdd | Op::Exec => stats.sets += 1,
+                    Op::Set | Op::HSet | Op::SAdd | Op::LPush | Op::ZAdd | Op::Exec => {
+                        stats.sets += 1
+                    }
                     Op::Multi | Op::Queued => {}
-                    Op::Get | Op::HGet | Op::SIsMember => stats.gets += 1,
+                    Op::Get | Op::HGet | Op::SIsMember | Op::RPop | Op::ZRangeByScore => {
+                        stats.gets += 1
+                    }
                     Op::Ping => stats.pings += 1,
                     Op::Echo => stats.echoes += 1,
                 }
@@ -660,7 +692,10 @@ fn check(p: &Pending, reply: &[u8], stats: &mut Stats) -> bool {
     }
     let ok = match p.op {
         Op::Set => reply == b"+OK\r\n",
-        Op::HSet | Op::SAdd | Op::SIsMember => reply == b":0\r\n" || reply == b":1\r\n",
+        Op::HSet | Op::SAdd | Op::SIsMember | Op::ZAdd => reply == b":0\r\n" || reply == b":1\r\n",
+        Op::LPush => reply.first() == Some(&b':'),
+        Op::RPop => reply.first() == Some(&b'$'),
+        Op::ZRangeByScore => reply.first() == Some(&b'*'),
         Op::Ping => reply == b"+PONG\r\n",
         Op::Multi => reply == b"+OK\r\n",
         Op::Queued => reply == b"+QUEUED\r\n",

@@ -39,7 +39,9 @@ pub struct Args {
     /// ratio is write:read. `tx`: every request is `MULTI, INCR, INCR, EXEC` on two keys
     /// of different hash slots (on different shards of a multi-shard server); `tx1`: the
     /// same on two keys sharing a hash tag (one shard). --pipeline counts commands.
-    #[arg(long, default_value = "string", value_parser = ["string", "hash", "set", "tx", "tx1"])]
+    /// `list`: LPUSH key n (writes) and RPOP key (reads); `zset`: ZADD key n field:n
+    /// (writes) and ZRANGEBYSCORE key n n+fields/10 LIMIT 0 10 (reads), n below --fields.
+    #[arg(long, default_value = "string", value_parser = ["string", "hash", "set", "list", "zset", "tx", "tx1"])]
     pub workload: String,
     /// Fields per hash, or members per set, the hash and set workloads draw from.
     #[arg(long, default_value_t = 10)]
@@ -118,6 +120,10 @@ pub enum Workload {
     Tx,
     /// MULTI, INCR, INCR, EXEC on two keys sharing a hash tag.
     TxTagged,
+    /// LPUSH (writes) and RPOP (reads): a queue per key.
+    List,
+    /// ZADD (writes) and ZRANGEBYSCORE ... LIMIT 0 10 (reads).
+    Zset,
 }
 
 /// Wire protocol.
@@ -277,11 +283,14 @@ impl Config {
             "set" => Workload::Set,
             "tx" => Workload::Tx,
             "tx1" => Workload::TxTagged,
+            "list" => Workload::List,
+            "zset" => Workload::Zset,
             _ => Workload::String,
         };
         if workload != Workload::String && (a.ping || protocol == Protocol::Echo) {
             return Err(
-                "--workload hash|set|tx|tx1 goes with --protocol resp and without --ping".into(),
+                "--workload hash|set|list|zset|tx|tx1 goes with --protocol resp and without --ping"
+                    .into(),
             );
         }
         if a.fields == 0 || a.fields > 1 << 20 {

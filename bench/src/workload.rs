@@ -139,6 +139,14 @@ pub enum Op {
     SAdd,
     /// SISMEMBER key member.
     SIsMember,
+    /// LPUSH key element.
+    LPush,
+    /// RPOP key.
+    RPop,
+    /// ZADD key score member.
+    ZAdd,
+    /// ZRANGEBYSCORE key min max LIMIT 0 10.
+    ZRangeByScore,
     /// PING.
     Ping,
     /// A payload for an echo server.

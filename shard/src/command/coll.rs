@@ -99,6 +99,39 @@ pub fn sample_too_large(c: CollRef, count: i64, max_bytes: u64) -> bool {
     u128::from(count.unsigned_abs()) * per > u128::from(max_bytes)
 }
 
+/// HRANDFIELD's and ZRANDMEMBER's count and WITHVALUES/WITHSCORES (`with`), read in
+/// Redis 7.0's order: the count (any `long` but `LONG_MIN`), then the syntax, then the
+/// count's smaller range when pairs are asked for. `None` after writing the error.
+pub fn rand_args(out: &mut Reply, args: Args, with: &str) -> Option<(Option<i64>, bool)> {
+    if args.len() < 3 {
+        return Some((None, false));
+    }
+    let n = match corekv_protocol::number::parse_i64(args.get(2)) {
+        None => {
+            out.err(super::errors::NOT_INTEGER);
+            return None;
+        }
+        Some(i64::MIN) => {
+            out.err(
+                "value is out of range, value must between -9223372036854775807 and \
+                 9223372036854775807",
+            );
+            return None;
+        }
+        Some(n) => n,
+    };
+    if args.len() > 4 || (args.len() == 4 && !super::is(args.get(3), with)) {
+        out.err(super::errors::SYNTAX);
+        return None;
+    }
+    let pairs = args.len() == 4;
+    if pairs && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        out.err("value is out of range");
+        return None;
+    }
+    Some((Some(n), pairs))
+}
+
 /// The error for [`sample_too_large`].
 pub const SAMPLE_TOO_LARGE: &str = "count too large: the reply would exceed proto-max-bulk-len";
 

@@ -10,7 +10,7 @@
 use crate::notify::{GENERIC, HASH as HASH_EVENTS};
 use corekv_protocol::number::parse_i64;
 
-use super::{coll, errors, is, Args, Ctx, Registrations, Route};
+use super::{coll, errors, Args, Ctx, Registrations, Route};
 use crate::float::{incr_by_float, FloatError};
 use crate::store::collection::{self, listpack_get, listpack_iter, listpack_len, HASH};
 use crate::store::{Coll, CollRef, Table, Value};
@@ -458,27 +458,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: Args) {
 
 /// `HRANDFIELD key [count [WITHVALUES]]`
 pub fn hrandfield(ctx: &mut Ctx, args: Args) {
-    let with_values = args.len() == 4;
-    if args.len() > 4 || (with_values && !is(args.get(3), "withvalues")) {
-        ctx.out.err(errors::SYNTAX);
+    let Some((count, with_values)) = coll::rand_args(&mut ctx.out, args, "withvalues") else {
         return;
-    }
-    let count = if args.len() >= 3 {
-        let Some(n) = parse_i64(args.get(2)) else {
-            ctx.out.err(errors::NOT_INTEGER);
-            return;
-        };
-        let range = if with_values { i64::MAX / 2 } else { i64::MAX };
-        if n < -range || n > range {
-            ctx.out.err(&format!(
-                "value is out of range, value must between {} and {range}",
-                -range
-            ));
-            return;
-        }
-        Some(n)
-    } else {
-        None
     };
     let Ok(found) = lookup(ctx, args.get(1), true) else {
         return;

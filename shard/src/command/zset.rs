@@ -51,6 +51,8 @@ pub(super) const COMMANDS: Registrations = &[
     ("bzpopmin", Route::coordinated(bzpopmin, &BZPOP)),
     ("bzpopmax", Route::coordinated(bzpopmax, &BZPOP)),
     ("bzmpop", Route::coordinated(bzmpop, &BZMPOP)),
+    ("zrandmember", Route::keyed(zrandmember)),
+    ("zscan", Route::keyed(zscan)),
 ];
 
 const NOT_A_FLOAT: &str = "value is not a valid float";
@@ -1041,6 +1043,161 @@ pub fn zpopmin(ctx: &mut Ctx, args: Args) {
 /// ZPOPMAX key [count]
 pub fn zpopmax(ctx: &mut Ctx, args: Args) {
     zpop_generic(ctx, args, true);
+}
+
+// ---- sampling and scanning -----------------------------------------------------------
+
+/// ZRANDMEMBER key [count [WITHSCORES]], as Redis 7.0's: without a count one member (or
+/// null); a positive count that many distinct members (all of them, in order, when the
+/// set is not larger); a negative one that many, possibly repeated.
+pub fn zrandmember(ctx: &mut Ctx, args: Args) {
+    let Some((count, withscores)) = super::coll::rand_args(&mut ctx.out, args, "withscores") else {
+        return;
+    };
+    let Ok(found) = lookup(ctx, args.get(1), true) else {
+        return;
+    };
+    let max_bulk_len = ctx.max_bulk_len;
+    let Ctx { store, out, .. } = ctx;
+    let z = found.and_then(|idx| store.zset(idx));
+    let mut rng = fastrand::Rng::new();
+    let pick = |z: &ZRef, rng: &mut fastrand::Rng| -> (f64, Vec<u8>) {
+        match z {
+            ZRef::Compact(b) => {
+                let n = crate::store::zset::compact_len(b);
+                let i = rng.usize(..n);
+                let (s, m) = compact_iter(b).nth(i).expect("within the set");
+                (s, m.to_vec())
+            }
+            ZRef::Big(z) => {
+                let (s, m) = z.slot(z.random(rng)).expect("a used position");
+                (s, m.to_vec())
+            }
+        }
+    };
+    let Some(count) = count else {
+        match z {
+            Some(z) => out.bulk(&pick(&z, &mut rng).1),
+            None => out.null(),
+        }
+        return;
+    };
+    let Some(z) = z else {
+        return out.array(0);
+    };
+    let v = View::of(z);
+    let n = v.len();
+    if count < 0 {
+        let bytes_per = match z {
+            ZRef::Compact(b) => b.len() / n.max(1),
+            ZRef::Big(_) => 32,
+        } + 24;
+        if u128::from(count.unsigned_abs()) * bytes_per as u128 > u128::from(max_bulk_len) {
+            return out.err(super::coll::SAMPLE_TOO_LARGE);
+        }
+    }
+    let items: Vec<(f64, Vec<u8>)> = if count >= 0 && count as usize >= n {
+        // The whole set, highest first (Redis replies a reversed rank range).
+        v.iter_from(n.saturating_sub(1), true)
+            .map(|(s, m)| (s, m.to_vec()))
+            .collect()
+    } else if count < 0 {
+        (0..count.unsigned_abs())
+            .map(|_| pick(&z, &mut rng))
+            .collect()
+    } else {
+        let k = count as usize;
+        match z {
+            ZRef::Big(big) => {
+                let mut seen = std::collections::HashSet::with_capacity(k);
+                let mut out = Vec::with_capacity(k);
+                while out.len() < k {
+                    let pos = big.random(&mut rng);
+                    if seen.insert(pos) {
+                        let (s, m) = big.slot(pos).expect("a used position");
+                        out.push((s, m.to_vec()));
+                    }
+                }
+                out
+            }
+            ZRef::Compact(_) => {
+                let mut order: Vec<usize> = (0..n).collect();
+                (0..k)
+                    .map(|i| {
+                        let j = rng.usize(i..n);
+                        order.swap(i, j);
+                        let (s, m) = v.iter_from(order[i], false).next().expect("within");
+                        (s, m.to_vec())
+                    })
+                    .collect()
+            }
+        }
+    };
+    let refs: Vec<(f64, &[u8])> = items.iter().map(|(s, m)| (*s, &m[..])).collect();
+    reply_members(out, &refs, withscores);
+}
+
+/// ZSCAN key cursor [MATCH pattern] [COUNT count]: a compact set whole with cursor 0, as
+/// Redis; a large one from the slab position the cursor names (positions are stable
+/// while the set lives), at most COUNT members or 10 × COUNT positions per call.
+pub fn zscan(ctx: &mut Ctx, args: Args) {
+    let Some(cursor) = super::keyspace::parse_cursor(args.get(2)) else {
+        return ctx.out.err("invalid cursor");
+    };
+    let Ok(found) = lookup(ctx, args.get(1), true) else {
+        return;
+    };
+    let Some(idx) = found else {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        return ctx.out.array(0);
+    };
+    let Some(req) = super::keyspace::parse_scan_options_from(&mut ctx.out, args, 3, false) else {
+        return;
+    };
+    let matches = |m: &[u8]| {
+        req.pattern
+            .as_deref()
+            .is_none_or(|p| crate::glob::matches(p, m, false))
+    };
+    let mut items: Vec<(f64, Vec<u8>)> = Vec::new();
+    let mut next = 0u64;
+    match ctx.store.zset(idx).expect("lookup checked the type") {
+        ZRef::Compact(b) => {
+            for (s, m) in compact_iter(b) {
+                if matches(m) {
+                    items.push((s, m.to_vec()));
+                }
+            }
+        }
+        ZRef::Big(z) => {
+            let mut pos = usize::try_from(cursor).unwrap_or(usize::MAX);
+            let (mut seen, mut budget) = (0, req.count.saturating_mul(10).max(1));
+            while pos < z.span() && seen < req.count && budget > 0 {
+                budget -= 1;
+                if let Some((s, m)) = z.slot(pos) {
+                    seen += 1;
+                    if matches(m) {
+                        items.push((s, m.to_vec()));
+                    }
+                }
+                pos += 1;
+            }
+            if pos < z.span() {
+                next = pos as u64;
+            }
+        }
+    }
+    let out = &mut ctx.out;
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.array(items.len() * 2);
+    for (s, m) in &items {
+        out.bulk(m);
+        let mut text = Vec::new();
+        format_double(*s, &mut text);
+        out.bulk(&text);
+    }
 }
 
 // ---- pops over several keys, and blocking pops ---------------------------------------

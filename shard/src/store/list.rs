@@ -128,6 +128,14 @@ impl Node {
     fn push_back(&mut self, e: &[u8]) {
         let n = encoded_len(e.len());
         let at = self.buf.len();
+        if at + n > self.buf.capacity() {
+            // Grow by a quarter (at least 32 bytes), not double: still amortized O(1),
+            // and a small list wastes less.
+            let more = (at + n - self.buf.len())
+                .max(self.buf.capacity() / 4)
+                .max(32);
+            self.buf.reserve_exact(more);
+        }
         self.buf.resize(at + n, 0);
         encode(&mut self.buf[at..], e);
         self.count += 1;
@@ -260,6 +268,19 @@ impl List {
             + self.nodes.capacity() * std::mem::size_of::<Node>()
     }
 
+    /// A new node at the front or back; the deque grows by one node at a time while it
+    /// is small (most lists are one node).
+    fn new_node(&mut self, front: bool) {
+        if self.nodes.len() == self.nodes.capacity() && self.nodes.len() < 8 {
+            self.nodes.reserve_exact(1);
+        }
+        if front {
+            self.nodes.push_front(Node::default());
+        } else {
+            self.nodes.push_back(Node::default());
+        }
+    }
+
     /// Runs `f` on node `n`, keeping the heap count; drops the node when it empties.
     fn edit<R>(&mut self, n: usize, f: impl FnOnce(&mut Node) -> R) -> R {
         let node = &mut self.nodes[n];
@@ -277,7 +298,7 @@ impl List {
     pub fn push_front(&mut self, e: &[u8], fill: i64) {
         let n = encoded_len(e.len());
         if !self.nodes.front().is_some_and(|f| f.fits(n, fill)) {
-            self.nodes.push_front(Node::default());
+            self.new_node(true);
         }
         self.edit(0, |node| node.push_front(e));
         self.len += 1;
@@ -287,7 +308,7 @@ impl List {
     pub fn push_back(&mut self, e: &[u8], fill: i64) {
         let n = encoded_len(e.len());
         if !self.nodes.back().is_some_and(|b| b.fits(n, fill)) {
-            self.nodes.push_back(Node::default());
+            self.new_node(false);
         }
         let last = self.nodes.len() - 1;
         self.edit(last, |node| node.push_back(e));

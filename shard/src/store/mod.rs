@@ -163,12 +163,13 @@ pub enum CollRef<'a> {
     Table(&'a Table),
 }
 
-/// A collection kept in the store's slab: a large hash or set, or a list.
+/// A collection kept in the store's slab: a large hash or set, a list, a large sorted
+/// set. Boxed, so a slab slot is 16 bytes whatever the kind.
 #[derive(Clone, Debug)]
 enum Big {
-    Table(Table),
-    List(List),
-    ZSet(ZSet),
+    Table(Box<Table>),
+    List(Box<List>),
+    ZSet(Box<ZSet>),
 }
 
 impl Big {
@@ -744,7 +745,7 @@ impl Store {
 
     /// Makes the value at `idx` (or a new key, `key` absent) the large sorted set `z`.
     pub fn put_zset(&mut self, idx: Option<u32>, key: &[u8], z: ZSet, timers: &mut Timers) -> u32 {
-        let id = self.add_big(Big::ZSet(z));
+        let id = self.add_big(Big::ZSet(Box::new(z)));
         let value = Value::Coll(Coll {
             kind: collection::ZSET | collection::TABLE,
             bytes: &id.to_le_bytes(),
@@ -766,7 +767,7 @@ impl Store {
         expire_at: u64,
         timers: &mut Timers,
     ) -> u32 {
-        let id = self.add_big(Big::List(list));
+        let id = self.add_big(Big::List(Box::new(list)));
         let value = Value::Coll(Coll {
             kind: collection::LIST | collection::TABLE,
             bytes: &id.to_le_bytes(),
@@ -795,7 +796,7 @@ impl Store {
 
     /// Puts `table` in the slab; returns its number.
     fn add_table(&mut self, table: Table) -> u32 {
-        self.add_big(Big::Table(table))
+        self.add_big(Big::Table(Box::new(table)))
     }
 
     /// Puts `table` in the slab; returns its number.
