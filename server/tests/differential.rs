@@ -1473,6 +1473,68 @@ fn zset_cases() -> Vec<Vec<Vec<String>>> {
             "ZRANDMEMBER s",
             "ZSCAN s 0",
         ]),
+        // ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD, ZRANGESTORE: sources of
+        // one shard and of several (with 4 shards), sets as sources.
+        case(&[
+            "zadd za 1 a 2 b 3 c",
+            "zadd zb 10 b 20 c 30 d",
+            "sadd sa a d x",
+            "zunion 2 za zb",
+            "zunion 2 za zb withscores",
+            "zunion 3 za zb sa withscores",
+            "zunion 2 za zb weights 2 0.5 withscores",
+            "zunion 2 za zb aggregate min withscores",
+            "zunion 2 za zb aggregate max withscores",
+            "zunion 2 za zb weights 1 withscores",
+            "zunion 2 za zb aggregate foo",
+            "zunion 0 za",
+            "zunion -1 za",
+            "zunion 5 za",
+            "zunion x za",
+            "zunion 2 za nokey withscores",
+            "zinter 2 za zb withscores",
+            "zinter 3 za zb sa",
+            "zinter 2 za nokey",
+            "zinter 2 za zb weights 1 x",
+            "zdiff 2 za zb withscores",
+            "zdiff 2 za sa",
+            "zdiff 2 za zb weights 1 1",
+            "zdiff 1 nokey",
+            "set str x",
+            "zunion 2 za str",
+            "zunion 2 str za foo",
+            "zunionstore out 2 za zb",
+            "zrange out 0 -1 withscores",
+            "zinterstore out 2 za zb aggregate max",
+            "zrange out 0 -1 withscores",
+            "zdiffstore out 2 za za",
+            "exists out",
+            "zunionstore out 2 za zb withscores",
+            "zunionstore out 0 za",
+            "zintercard 2 za zb",
+            "zintercard 2 za zb limit 1",
+            "zintercard 0 za",
+            "zintercard 3 za zb",
+            "zintercard 2 za zb limit -1",
+            "zintercard 2 za zb foo",
+            "zintercard 2 za str",
+            "zrangestore dst za 0 1",
+            "zrange dst 0 -1 withscores",
+            "zrangestore dst za (1 +inf byscore limit 0 1",
+            "zrange dst 0 -1 withscores",
+            "zrangestore dst nokey 0 -1",
+            "exists dst",
+            "zrangestore dst za 0 -1 withscores",
+            "zrangestore dst str 0 -1",
+            "zadd zi 1 a",
+            "zunion 2 zi zi withscores",
+            "zunionstore zi 2 zi zi",
+            "zrange zi 0 -1 withscores",
+            "zadd inf1 inf a",
+            "zadd inf2 -inf a",
+            "zunion 2 inf1 inf2 withscores",
+            "zinter 2 inf1 inf2 weights 0 1 withscores",
+        ]),
         vec![
             vec!["ZADD".into(), "lp".into(), "1".into(), "a".into()],
             vec!["ZADD".into(), "lp".into(), "2".into(), long.clone()],
@@ -1598,7 +1660,7 @@ impl Gen {
 
     fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let words: Vec<String> = match self.rng.u8(..91) {
+        let words: Vec<String> = match self.rng.u8(..94) {
             0 => vec!["SET".into(), k, self.value()],
             1 => {
                 let opt =
@@ -1934,6 +1996,36 @@ impl Gen {
                 let mut w = vec![cmd.into(), k];
                 if cmd != "ZCARD" && self.rng.bool() {
                     w.push(["0", "2", "-1"][self.rng.usize(..3)].into());
+                }
+                w
+            }
+            91 | 92 => {
+                let n = self.rng.usize(1..4);
+                let cmd = [
+                    "ZUNION",
+                    "ZINTER",
+                    "ZDIFF",
+                    "ZUNIONSTORE",
+                    "ZINTERSTORE",
+                    "ZDIFFSTORE",
+                    "ZINTERCARD",
+                ][self.rng.usize(..7)];
+                let mut w = vec![cmd.into()];
+                if cmd.ends_with("STORE") {
+                    w.push(self.key());
+                }
+                w.push(n.to_string());
+                w.push(k);
+                w.extend(self.keys(n - 1));
+                if matches!(cmd, "ZUNION" | "ZINTER" | "ZDIFF") && self.rng.bool() {
+                    w.push("WITHSCORES".into());
+                }
+                w
+            }
+            93 => {
+                let mut w = vec!["ZRANGESTORE".into(), self.key(), k, "0".into(), "-1".into()];
+                if self.rng.bool() {
+                    w.push("REV".into());
                 }
                 w
             }

@@ -145,7 +145,7 @@ impl Blocked {
 /// How a blocked command ends other than by being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unblock {
-    /// As if it timed out (its timer, or CLIENT UNBLOCK [TIMEOUT]): a null reply.
+    /// As if it timed out (its timer, or CLIENT UNBLOCK \[TIMEOUT\]): a null reply.
     Timeout,
     /// CLIENT UNBLOCK ERROR: Redis's `-UNBLOCKED` error.
     Error,

@@ -48,6 +48,11 @@ pub struct Gather {
     pub compute: ComputeFn,
 }
 
+/// A [`Gather`] read `[DUMP, key]` reads the key's whole value whatever its type, as
+/// `[type, deadline, payload]` (see `Store::dump_value`) or null, where a command could
+/// fail on a type the computation accepts (ZUNION takes sets and sorted sets).
+pub const DUMP: &[u8] = b"\0dump";
+
 /// Writes a [`Gather`] asks for: keyed commands, each with the argument position of the
 /// key whose owner runs it.
 pub type Writes = Vec<(usize, OwnedArgs)>;
@@ -168,7 +173,12 @@ impl CoordPlan {
                 owners.sort_unstable();
                 for (pos, shard) in owners {
                     for read in (g.reads)(self.args.args(), pos) {
-                        ops.push((shard, StepOp::Run(read)));
+                        let op = if read.args().get(0) == DUMP {
+                            StepOp::Dump(read.args().get(1).to_vec())
+                        } else {
+                            StepOp::Run(read)
+                        };
+                        ops.push((shard, op));
                     }
                 }
                 if ops.is_empty() {

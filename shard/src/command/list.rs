@@ -1,6 +1,7 @@
 //! List commands, as Redis 7.0's `t_list.c` behaves: pushes and pops at both ends (with
 //! counts), LLEN, LRANGE, LINDEX, LSET, LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH and
-//! LMPOP. The blocking forms are in [`super::blocking`].
+//! LMPOP, and the blocking forms (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; see
+//! [`crate::blocking`]).
 //!
 //! A list is always a [`List`] in the store's slab (Redis 7.0 reports every list as a
 //! `quicklist`). A command that empties a list deletes its key, as Redis does.
@@ -286,12 +287,12 @@ fn pop_generic(ctx: &mut Ctx, args: Args, end: End) {
     }
 }
 
-/// LPOP key [count]
+/// LPOP key \[count\]
 pub fn lpop(ctx: &mut Ctx, args: Args) {
     pop_generic(ctx, args, End::Left);
 }
 
-/// RPOP key [count]
+/// RPOP key \[count\]
 pub fn rpop(ctx: &mut Ctx, args: Args) {
     pop_generic(ctx, args, End::Right);
 }
