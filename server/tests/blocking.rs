@@ -170,6 +170,23 @@ fn scripts() -> Vec<Vec<Step>> {
             Read(0),
             Call(1, "LRANGE q 0 -1"),
         ],
+        // Served by a push inside a transaction over several shards, and by a
+        // cross-shard LMOVE's push.
+        vec![
+            Send(0, "BLPOP q 0"),
+            Blocked(1),
+            Call(1, "MULTI"),
+            Call(1, "SET a 1"),
+            Call(1, "RPUSH q x"),
+            Call(1, "SET b 2"),
+            Call(1, "EXEC"),
+            Read(0),
+            Call(1, "RPUSH src2 e"),
+            Send(0, "BLPOP q 0"),
+            Blocked(1),
+            Call(1, "LMOVE src2 q LEFT LEFT"),
+            Read(0),
+        ],
         // BLMOVE and BLMPOP served, destination on the same or another shard.
         vec![
             Send(0, "BLMOVE {s}src {s}dst RIGHT LEFT 0"),

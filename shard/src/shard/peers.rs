@@ -250,6 +250,10 @@ impl Shard {
         if !self.pause.end(token) {
             return;
         }
+        // Clients blocked on keys the coordinated command pushed to (a cross-shard EXEC,
+        // LMOVE's push) are served once it is done, before anything else runs here.
+        self.state.serve_ready();
+        self.publish_pending();
         // What other shards sent meanwhile runs before the next coordinated command.
         self.run_deferred();
         if let Next::Remote(from, ticket, _) = self.pause.hand_on() {
