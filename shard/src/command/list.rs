@@ -629,6 +629,18 @@ pub fn rpoplpush(ctx: &mut Ctx, args: Args) {
 /// LMPOP's and BLMPOP's arguments after `numkeys`' position: the keys, the end and the
 /// count. Writes Redis's error and returns `None` when they are wrong.
 pub fn mpop_args(out: &mut Reply, args: Args, numkeys_at: usize) -> Option<(usize, End, usize)> {
+    mpop_args_with(out, args, numkeys_at, End::parse)
+}
+
+/// The arguments of a pop over several keys from `numkeys` at `numkeys_at`: the key
+/// count, the side (`side` reads LEFT|RIGHT, or MIN|MAX for ZMPOP), the COUNT. Redis's
+/// errors written when wrong.
+pub(super) fn mpop_args_with<T>(
+    out: &mut Reply,
+    args: Args,
+    numkeys_at: usize,
+    side: impl Fn(&[u8]) -> Option<T>,
+) -> Option<(usize, T, usize)> {
     let numkeys = match parse_i64(args.get(numkeys_at)) {
         Some(n) if n > 0 => n as usize,
         _ => {
@@ -641,7 +653,7 @@ pub fn mpop_args(out: &mut Reply, args: Args, numkeys_at: usize) -> Option<(usiz
         out.err(errors::SYNTAX);
         return None;
     }
-    let Some(end) = End::parse(args.get(end_at)) else {
+    let Some(end) = side(args.get(end_at)) else {
         out.err(errors::SYNTAX);
         return None;
     };
@@ -897,12 +909,6 @@ fn check_mpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {
     mpop_args(out, args, 1).map(|_| false)
 }
 
-/// The reads of a multi-pop for the key at `pos`: its type (reading the elements could
-/// fail on a key of another type that Redis would never look at).
-pub fn mpop_reads(args: Args, pos: usize) -> Vec<OwnedArgs> {
-    vec![OwnedArgs::from_slices(&[&b"TYPE"[..], args.get(pos)])]
-}
-
 /// A multi-pop's computation over the keys' types: WRONGTYPE for a key of another type
 /// met before the first list; else the pop, an LMPOP of that one key on its owner,
 /// whose reply is the client's. `None`: no key holds a list (nothing written).
@@ -949,7 +955,7 @@ pub fn mpop_compute(
 const LMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
         name: "lmpop",
-        reads: |a, p| mpop_reads(a, p),
+        reads: types_of,
         compute: |a, frames, out| {
             mpop_compute(a, frames, out, 1).unwrap_or_else(|| {
                 out.null_array();
@@ -1074,7 +1080,7 @@ const BRPOPLPUSH: Coordinated = Coordinated {
 const BLMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
         name: "blmpop",
-        reads: |a, p| mpop_reads(a, p),
+        reads: types_of,
         compute: |a, frames, out| {
             mpop_compute(a, frames, out, 2).unwrap_or_else(|| {
                 out.null_array();

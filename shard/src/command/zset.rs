@@ -1837,48 +1837,17 @@ const ZRANGESTORE: Coordinated = Coordinated {
 // ---- pops over several keys, and blocking pops ---------------------------------------
 
 /// ZMPOP's and BZMPOP's arguments from `numkeys` at `at`: the key count, whether from the
-/// top (MAX), the count. Redis's error written when wrong.
+/// top (MAX), the count. Redis's errors written when wrong.
 fn mpop_args(out: &mut Reply, args: Args, at: usize) -> Option<(usize, bool, usize)> {
-    let numkeys = match parse_i64(args.get(at)) {
-        Some(n) if n > 0 => n as usize,
-        _ => {
-            out.err("numkeys should be greater than 0");
-            return None;
-        }
-    };
-    let where_at = at + 1 + numkeys;
-    if where_at >= args.len() {
-        out.err(errors::SYNTAX);
-        return None;
-    }
-    let max = if is(args.get(where_at), "min") {
-        false
-    } else if is(args.get(where_at), "max") {
-        true
-    } else {
-        out.err(errors::SYNTAX);
-        return None;
-    };
-    let mut count = 1;
-    let mut i = where_at + 1;
-    let mut seen = false;
-    while i < args.len() {
-        if is(args.get(i), "count") && i + 1 < args.len() && !seen {
-            match parse_i64(args.get(i + 1)) {
-                Some(c) if c > 0 => count = c as usize,
-                _ => {
-                    out.err("count should be greater than 0");
-                    return None;
-                }
-            }
-            seen = true;
-            i += 2;
+    super::list::mpop_args_with(out, args, at, |a| {
+        if is(a, "min") {
+            Some(false)
+        } else if is(a, "max") {
+            Some(true)
         } else {
-            out.err(errors::SYNTAX);
-            return None;
+            None
         }
-    }
-    Some((numkeys, max, count))
+    })
 }
 
 /// Pops from the first non-empty sorted set among `keys`, writing ZMPOP's reply:
