@@ -132,6 +132,32 @@ pub fn rand_args(out: &mut Reply, args: Args, with: &str) -> Option<(Option<i64>
     Some((Some(n), pairs))
 }
 
+/// Looks `key` up for a command of one collection type (`is_type`). `Ok(None)`:
+/// missing. `Err(())`: the key holds another type and WRONGTYPE has been written. `read`
+/// counts the lookup as a read (keyspace hits and misses).
+pub(crate) fn lookup_as(
+    ctx: &mut Ctx,
+    key: &[u8],
+    read: bool,
+    is_type: fn(&crate::store::Coll) -> bool,
+) -> Result<Option<u32>, ()> {
+    let found = if read {
+        ctx.store.find_read(key, ctx.now)
+    } else {
+        ctx.store.find(key, ctx.now)
+    };
+    match found {
+        Some(idx) => match ctx.store.entry(idx).value() {
+            crate::store::Value::Coll(c) if is_type(&c) => Ok(Some(idx)),
+            _ => {
+                ctx.out.error(super::errors::WRONGTYPE);
+                Err(())
+            }
+        },
+        None => Ok(None),
+    }
+}
+
 /// The error for [`sample_too_large`].
 pub const SAMPLE_TOO_LARGE: &str = "count too large: the reply would exceed proto-max-bulk-len";
 

@@ -38,21 +38,7 @@ pub(super) const COMMANDS: Registrations = &[
 /// Looks `key` up for a hash command. `Ok(None)`: missing. `Err(())`: the key holds
 /// another type and the WRONGTYPE error has been written.
 fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
-    let found = if read {
-        ctx.store.find_read(key, ctx.now)
-    } else {
-        ctx.store.find(key, ctx.now)
-    };
-    match found {
-        Some(idx) => match ctx.store.entry(idx).value() {
-            Value::Coll(c) if c.is_hash() => Ok(Some(idx)),
-            _ => {
-                ctx.out.error(errors::WRONGTYPE);
-                Err(())
-            }
-        },
-        None => Ok(None),
-    }
+    coll::lookup_as(ctx, key, read, |c| c.is_hash())
 }
 
 /// The hash at `idx` (which [`lookup`] checked is one).

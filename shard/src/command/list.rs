@@ -18,7 +18,7 @@ use super::{errors, is, Args, Block, Coordinated, Ctx, OwnedArgs, Registrations,
 use crate::coord::{Coord, Gather, Writes};
 use crate::float::timeout_ms;
 use crate::notify::{GENERIC, LIST as LIST_EVENTS};
-use crate::store::{List, Value};
+use crate::store::List;
 
 /// The list family.
 pub(super) const COMMANDS: Registrations = &[
@@ -85,21 +85,7 @@ impl End {
 /// Looks `key` up for a list command. `Ok(None)`: missing. `Err(())`: the key holds
 /// another type and the WRONGTYPE error has been written.
 pub(crate) fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
-    let found = if read {
-        ctx.store.find_read(key, ctx.now)
-    } else {
-        ctx.store.find(key, ctx.now)
-    };
-    match found {
-        Some(idx) => match ctx.store.entry(idx).value() {
-            Value::Coll(c) if c.is_list() => Ok(Some(idx)),
-            _ => {
-                ctx.out.error(errors::WRONGTYPE);
-                Err(())
-            }
-        },
-        None => Ok(None),
-    }
+    super::coll::lookup_as(ctx, key, read, |c| c.is_list())
 }
 
 /// The list at `idx` (which [`lookup`] checked is one).
@@ -924,31 +910,25 @@ pub fn mpop_compute(
         args,
         numkeys_at,
     )?;
-    for (k, ty) in frames.iter().take(numkeys).enumerate() {
-        let ty = ty.as_bytes().unwrap_or_default();
-        if ty == b"none" {
-            continue;
-        }
-        if ty != b"list" {
-            out.error(errors::WRONGTYPE);
-            return Some(Vec::new());
-        }
-        let pos = numkeys_at + 1 + k;
-        let end: &[u8] = if end == End::Left { b"LEFT" } else { b"RIGHT" };
-        let n = count.to_string();
-        return Some(vec![(
-            pos,
-            OwnedArgs::from_slices(&[
-                &b"LMPOP"[..],
-                b"1",
-                args.get(pos),
-                end,
-                b"COUNT",
-                n.as_bytes(),
-            ]),
-        )]);
-    }
-    None
+    let k = match first_of_type(&frames[..numkeys.min(frames.len())], b"list", out) {
+        Ok(Some(k)) => k,
+        Ok(None) => return None,
+        Err(()) => return Some(Vec::new()),
+    };
+    let pos = numkeys_at + 1 + k;
+    let end: &[u8] = if end == End::Left { b"LEFT" } else { b"RIGHT" };
+    let n = count.to_string();
+    Some(vec![(
+        pos,
+        OwnedArgs::from_slices(&[
+            &b"LMPOP"[..],
+            b"1",
+            args.get(pos),
+            end,
+            b"COUNT",
+            n.as_bytes(),
+        ]),
+    )])
 }
 
 /// LMPOP across shards.
@@ -995,11 +975,14 @@ fn bpop_compute(args: Args, frames: &[Frame], out: &mut Reply) -> Writes {
     pop_first_of(args, frames, out, b"list")
 }
 
-/// A blocking pop over keys `1..len-1` across shards, without waiting (BLPOP,
-/// BZPOPMIN): the first key holding a `ty` is popped by the same command with that key
-/// alone on its owner; WRONGTYPE for a key of another type met first; a null array when
-/// none holds one.
-pub(super) fn pop_first_of(args: Args, frames: &[Frame], out: &mut Reply, want: &[u8]) -> Writes {
+/// Of the keys' types read by a gather (`frames`, in key order), the first that is
+/// `want`: `Ok(Some(k))`; `Ok(None)` when every key is missing; `Err` with WRONGTYPE
+/// written for a key of another type met first (Redis stops at it).
+pub(super) fn first_of_type(
+    frames: &[Frame],
+    want: &[u8],
+    out: &mut Reply,
+) -> Result<Option<usize>, ()> {
     for (k, ty) in frames.iter().enumerate() {
         let ty = ty.as_bytes().unwrap_or_default();
         if ty == b"none" {
@@ -1007,16 +990,29 @@ pub(super) fn pop_first_of(args: Args, frames: &[Frame], out: &mut Reply, want: 
         }
         if ty != want {
             out.error(errors::WRONGTYPE);
-            return Vec::new();
+            return Err(());
         }
-        let pos = 1 + k;
-        return vec![(
-            pos,
-            OwnedArgs::from_slices(&[args.get(0), args.get(pos), b"0"]),
-        )];
+        return Ok(Some(k));
     }
-    out.null_array();
-    Vec::new()
+    Ok(None)
+}
+
+/// A blocking pop over keys `1..len-1` across shards, without waiting (BLPOP,
+/// BZPOPMIN): the first key holding a `ty` is popped by the same command with that key
+/// alone on its owner; WRONGTYPE for a key of another type met first; a null array when
+/// none holds one.
+pub(super) fn pop_first_of(args: Args, frames: &[Frame], out: &mut Reply, want: &[u8]) -> Writes {
+    match first_of_type(frames, want, out) {
+        Ok(Some(k)) => vec![(
+            1 + k,
+            OwnedArgs::from_slices(&[args.get(0), args.get(1 + k), b"0"]),
+        )],
+        Ok(None) => {
+            out.null_array();
+            Vec::new()
+        }
+        Err(()) => Vec::new(),
+    }
 }
 
 pub(super) fn check_bpop(out: &mut Reply, _: &'static str, args: Args) -> Option<bool> {

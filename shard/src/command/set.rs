@@ -31,21 +31,7 @@ pub(super) const COMMANDS: Registrations = &[
 /// Looks `key` up for a set command. `Ok(None)`: missing. `Err(())`: the key holds
 /// another type and the WRONGTYPE error has been written.
 pub(super) fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
-    let found = if read {
-        ctx.store.find_read(key, ctx.now)
-    } else {
-        ctx.store.find(key, ctx.now)
-    };
-    match found {
-        Some(idx) => match ctx.store.entry(idx).value() {
-            Value::Coll(c) if c.is_set() => Ok(Some(idx)),
-            _ => {
-                ctx.out.error(errors::WRONGTYPE);
-                Err(())
-            }
-        },
-        None => Ok(None),
-    }
+    coll::lookup_as(ctx, key, read, |c| c.is_set())
 }
 
 /// A set's members (integers as their text), in the encoding's order.

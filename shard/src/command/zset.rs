@@ -68,21 +68,7 @@ const NOT_A_FLOAT: &str = "value is not a valid float";
 /// Looks `key` up for a sorted-set command. `Ok(None)`: missing. `Err(())`: another
 /// type, WRONGTYPE written.
 fn lookup(ctx: &mut Ctx, key: &[u8], read: bool) -> Result<Option<u32>, ()> {
-    let found = if read {
-        ctx.store.find_read(key, ctx.now)
-    } else {
-        ctx.store.find(key, ctx.now)
-    };
-    match found {
-        Some(idx) => match ctx.store.entry(idx).value() {
-            Value::Coll(c) if c.is_zset() => Ok(Some(idx)),
-            _ => {
-                ctx.out.error(errors::WRONGTYPE);
-                Err(())
-            }
-        },
-        None => Ok(None),
-    }
+    super::coll::lookup_as(ctx, key, read, |c| c.is_zset())
 }
 
 /// Writes a score as Redis replies one: a bulk string in RESP2, a double in RESP3.
@@ -1935,31 +1921,25 @@ pub fn bzpopmax(ctx: &mut Ctx, args: Args) {
 fn mpop_compute(args: Args, frames: &[Frame], out: &mut Reply, at: usize) -> Option<Writes> {
     let mut scratch = Vec::new();
     let (numkeys, max, count) = mpop_args(&mut Reply::new(&mut scratch, Proto::Resp2), args, at)?;
-    for (k, ty) in frames.iter().take(numkeys).enumerate() {
-        let ty = ty.as_bytes().unwrap_or_default();
-        if ty == b"none" {
-            continue;
-        }
-        if ty != b"zset" {
-            out.error(errors::WRONGTYPE);
-            return Some(Vec::new());
-        }
-        let pos = at + 1 + k;
-        let end: &[u8] = if max { b"MAX" } else { b"MIN" };
-        let n = count.to_string();
-        return Some(vec![(
-            pos,
-            OwnedArgs::from_slices(&[
-                &b"ZMPOP"[..],
-                b"1",
-                args.get(pos),
-                end,
-                b"COUNT",
-                n.as_bytes(),
-            ]),
-        )]);
-    }
-    None
+    let k = match super::list::first_of_type(&frames[..numkeys.min(frames.len())], b"zset", out) {
+        Ok(Some(k)) => k,
+        Ok(None) => return None,
+        Err(()) => return Some(Vec::new()),
+    };
+    let pos = at + 1 + k;
+    let end: &[u8] = if max { b"MAX" } else { b"MIN" };
+    let n = count.to_string();
+    Some(vec![(
+        pos,
+        OwnedArgs::from_slices(&[
+            &b"ZMPOP"[..],
+            b"1",
+            args.get(pos),
+            end,
+            b"COUNT",
+            n.as_bytes(),
+        ]),
+    )])
 }
 
 /// ZMPOP across shards.
