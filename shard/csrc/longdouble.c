@@ -118,3 +118,15 @@ int corekv_strtod_loose(const char *s, size_t slen, double *out) {
     *out = value;
     return 1;
 }
+
+/* A value SORT sorts by, as Redis 7.0's sortCommandGeneric reads it: strtod on the
+ * NUL-terminated string `s` (so it ends at an embedded NUL), leading space and "" (as 0)
+ * accepted, nothing after the number, no range error, not NaN. */
+int corekv_strtod_sort(const char *s, double *out) {
+    char *eptr;
+    errno = 0;
+    double value = strtod(s, &eptr);
+    if (eptr[0] != '\0' || errno == ERANGE || isnan(value)) return 0;
+    *out = value;
+    return 1;
+}

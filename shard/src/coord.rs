@@ -16,6 +16,7 @@ use corekv_protocol::Reply;
 
 use crate::args::{Args, OwnedArgs};
 use crate::message::StepOp;
+use crate::slot::SlotMap;
 
 /// Which plan a coordinated command runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +47,26 @@ pub struct Gather {
     /// with the argument position of the key whose owner runs it, in order. When it
     /// returns writes without writing a reply, the last write's reply is the client's.
     pub compute: ComputeFn,
+    /// Keys the computation needs that the request does not name (SORT's BY and GET
+    /// patterns name them through what the reads found), if the command can have any.
+    pub lookups: Option<&'static Lookups>,
 }
+
+/// How a [`Gather`] finds the keys it reads beyond its arguments. Those keys can be on
+/// any shard, so a request that has some pauses every shard; they are read after the
+/// gather's reads, on their owners, and their values passed to the computation after
+/// the reads' replies as one array (a bulk string or null per lookup, in order).
+pub struct Lookups {
+    /// Whether this request reads keys it does not name (else it runs as a plain
+    /// gather, on its keys' shards).
+    pub needed: fn(Args) -> bool,
+    /// The lookups, from the request and the parsed replies of the gather's reads.
+    pub keys: fn(Args, &[Frame]) -> Vec<Lookup>,
+}
+
+/// One read of a key the request does not name: a string's value, or with a field, a
+/// hash's field; null for a missing key, a missing field or another type.
+pub type Lookup = (Vec<u8>, Option<Vec<u8>>);
 
 /// A [`Gather`] read `[DUMP, key]` reads the key's whole value whatever its type, as
 /// `[type, deadline, payload]` (see `Store::dump_value`) or null, where a command could
@@ -59,6 +79,19 @@ pub type Writes = Vec<(usize, OwnedArgs)>;
 
 /// A [`Gather`]'s computation.
 pub type ComputeFn = fn(Args, &[Frame], &mut Reply) -> Writes;
+
+impl Coord {
+    /// Whether this request reads keys it does not name (see [`Lookups`]): then every
+    /// shard takes part, wherever its named keys are.
+    pub fn looks_up(self, args: Args) -> bool {
+        match self {
+            Coord::Gather(Gather {
+                lookups: Some(l), ..
+            }) => (l.needed)(args),
+            _ => false,
+        }
+    }
+}
 
 impl PartialEq for Gather {
     fn eq(&self, other: &Self) -> bool {
@@ -99,19 +132,29 @@ pub struct CoordPlan {
     stage: u8,
     /// A gather's reply, held while its writes run.
     held: Vec<u8>,
+    /// A gather's reads' replies, held while its lookups run.
+    reads: Vec<Vec<u8>>,
+    /// The shard asked for each lookup, in the order [`Lookups::keys`] gave them.
+    asked: Vec<usize>,
+    map: SlotMap,
 }
 
 impl CoordPlan {
     /// A plan for `kind` with the request's arguments, the owner of each key argument
-    /// (`(position, shard)`), and, for COPY, whether REPLACE was given.
+    /// (`(position, shard)`) by `map`, and, for COPY, whether REPLACE was given.
     pub fn new(
         kind: Coord,
         args: OwnedArgs,
         owners: Vec<(usize, usize)>,
+        map: SlotMap,
         proto: Proto,
         replace: bool,
     ) -> Self {
-        let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+        let mut shards: Vec<usize> = if kind.looks_up(args.args()) {
+            (0..map.shards()).collect()
+        } else {
+            owners.iter().map(|&(_, s)| s).collect()
+        };
         shards.sort_unstable();
         shards.dedup();
         CoordPlan {
@@ -123,6 +166,9 @@ impl CoordPlan {
             replace,
             stage: 0,
             held: Vec::new(),
+            reads: Vec::new(),
+            asked: Vec::new(),
+            map,
         }
     }
 
@@ -167,56 +213,7 @@ impl CoordPlan {
         let stage = self.stage;
         self.stage += 1;
         match (self.kind, stage) {
-            (Coord::Gather(g), 0) => {
-                let mut ops = Vec::new();
-                let mut owners = self.owners.clone();
-                owners.sort_unstable();
-                for (pos, shard) in owners {
-                    for read in (g.reads)(self.args.args(), pos) {
-                        let op = if read.args().get(0) == DUMP {
-                            StepOp::Dump(read.args().get(1).to_vec())
-                        } else {
-                            StepOp::Run(read)
-                        };
-                        ops.push((shard, op));
-                    }
-                }
-                if ops.is_empty() {
-                    return self.next(&[]);
-                }
-                Step::Run(ops)
-            }
-            (Coord::Gather(g), 1) => {
-                let frames: Vec<Frame> = results
-                    .iter()
-                    .map(|r| match frame::parse(r) {
-                        Ok(Some((f, _))) => f,
-                        _ => Frame::Null,
-                    })
-                    .collect();
-                let mut reply = Vec::new();
-                let writes = (g.compute)(
-                    self.args.args(),
-                    &frames,
-                    &mut Reply::new(&mut reply, self.proto),
-                );
-                if writes.is_empty() {
-                    return Step::Reply(reply);
-                }
-                self.held = reply;
-                Step::Run(
-                    writes
-                        .into_iter()
-                        .map(|(pos, w)| (self.owner_of(pos), StepOp::Run(w)))
-                        .collect(),
-                )
-            }
-            // A computation that wrote no reply answers with its last write's (LMPOP
-            // across shards pops with an LMPOP on the owner).
-            (Coord::Gather(_), _) if self.held.is_empty() => {
-                Step::Reply(results.last().cloned().unwrap_or_default())
-            }
-            (Coord::Gather(_), _) => Step::Reply(std::mem::take(&mut self.held)),
+            (Coord::Gather(g), _) => self.gather_next(g, stage, results),
             (Coord::Msetnx, 0) => Step::Run(
                 self.shards
                     .iter()
@@ -298,6 +295,114 @@ impl CoordPlan {
     }
 }
 
+impl CoordPlan {
+    /// A [`Gather`]'s steps: its reads; its lookups, if it has some; the computation
+    /// and its writes; the reply.
+    fn gather_next(&mut self, g: &'static Gather, stage: u8, results: &[Vec<u8>]) -> Step {
+        let lookups = g.lookups.filter(|l| (l.needed)(self.args.args()));
+        match (stage, lookups) {
+            (0, _) => {
+                let mut ops = Vec::new();
+                let mut owners = self.owners.clone();
+                owners.sort_unstable();
+                for (pos, shard) in owners {
+                    for read in (g.reads)(self.args.args(), pos) {
+                        let op = if read.args().get(0) == DUMP {
+                            StepOp::Dump(read.args().get(1).to_vec())
+                        } else {
+                            StepOp::Run(read)
+                        };
+                        ops.push((shard, op));
+                    }
+                }
+                if ops.is_empty() {
+                    return self.next(&[]);
+                }
+                Step::Run(ops)
+            }
+            (1, Some(l)) => {
+                self.reads = results.to_vec();
+                let keys = (l.keys)(self.args.args(), &parse_all(results));
+                self.asked = keys.iter().map(|(k, _)| self.map.shard_of(k)).collect();
+                let mut per_shard: Vec<Vec<Lookup>> = vec![Vec::new(); self.map.shards()];
+                for (key, &s) in keys.into_iter().zip(&self.asked) {
+                    per_shard[s].push(key);
+                }
+                let ops: Vec<(usize, StepOp)> = per_shard
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.is_empty())
+                    .map(|(s, l)| (s, StepOp::Lookup(l)))
+                    .collect();
+                if ops.is_empty() {
+                    return self.next(&[]);
+                }
+                Step::Run(ops)
+            }
+            (1, None) => self.compute(g, parse_all(results)),
+            (2, Some(_)) => {
+                // One array per shard asked, in ascending shard order; each holds the
+                // values of that shard's lookups in the order asked.
+                let mut shards: Vec<usize> = self.asked.clone();
+                shards.sort_unstable();
+                shards.dedup();
+                let mut answers: Vec<std::vec::IntoIter<Frame>> =
+                    vec![Vec::new().into_iter(); self.map.shards()];
+                for (&s, r) in shards.iter().zip(results) {
+                    if let Ok(Some((Frame::Array(items), _))) = frame::parse(r) {
+                        answers[s] = items.into_iter();
+                    }
+                }
+                let values = self
+                    .asked
+                    .iter()
+                    .map(|&s| answers[s].next().unwrap_or(Frame::Null))
+                    .collect();
+                let mut frames = parse_all(&std::mem::take(&mut self.reads));
+                frames.push(Frame::Array(values));
+                self.compute(g, frames)
+            }
+            // A computation that wrote no reply answers with its last write's (LMPOP
+            // across shards pops with an LMPOP on the owner).
+            _ if self.held.is_empty() => Step::Reply(results.last().cloned().unwrap_or_default()),
+            _ => Step::Reply(std::mem::take(&mut self.held)),
+        }
+    }
+
+    /// Runs a gather's computation; its writes next, or its reply.
+    fn compute(&mut self, g: &'static Gather, frames: Vec<Frame>) -> Step {
+        let mut reply = Vec::new();
+        let writes = (g.compute)(
+            self.args.args(),
+            &frames,
+            &mut Reply::new(&mut reply, self.proto),
+        );
+        if writes.is_empty() {
+            return Step::Reply(reply);
+        }
+        self.held = reply;
+        // The writes' replies come back at a stage past every other.
+        self.stage = 3;
+        Step::Run(
+            writes
+                .into_iter()
+                .map(|(pos, w)| (self.owner_of(pos), StepOp::Run(w)))
+                .collect(),
+        )
+    }
+}
+
+/// Each reply parsed (null where one does not parse).
+fn parse_all(results: &[Vec<u8>]) -> Vec<Frame> {
+    results
+        .iter()
+        .map(|r| match frame::parse(r) {
+            Ok(Some((f, _))) => f,
+            _ => Frame::Null,
+        })
+        .collect()
+}
+
 fn int_of(reply: &[u8]) -> Option<i64> {
     match frame::parse(reply).ok()?? {
         (Frame::Integer(n), _) => Some(n),
@@ -314,6 +419,7 @@ mod tests {
             kind,
             OwnedArgs::from_slices(args),
             owners,
+            SlotMap::new(3),
             Proto::Resp2,
             replace,
         )
@@ -333,6 +439,7 @@ mod tests {
                             .join(" "),
                         StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
                         StepOp::Unlink(k) => format!("DEL {}", String::from_utf8_lossy(&k)),
+                        StepOp::Lookup(keys) => format!("LOOKUP {}", keys.len()),
                         StepOp::Part(..) | StepOp::Unwatch(_) => format!("{op:?}"),
                         StepOp::Restore {
                             key,

@@ -9,6 +9,7 @@ const OUT_CAP: usize = 5 * 1024;
 extern "C" {
     fn corekv_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
     fn corekv_strtod_loose(s: *const c_char, len: usize, out: *mut f64) -> c_int;
+    fn corekv_strtod_sort(s: *const c_char, out: *mut f64) -> c_int;
     fn corekv_fmt_double(d: f64, out: *mut c_char) -> c_int;
     fn corekv_timeout_ms(s: *const c_char, len: usize, ms: *mut i64) -> c_int;
     fn corekv_incrbyfloat(
@@ -76,6 +77,19 @@ pub fn parse_double_loose(arg: &[u8]) -> Option<f64> {
     let mut v = 0f64;
     // SAFETY: `arg` is valid for its length; `v` is a valid place for a double.
     let ok = unsafe { corekv_strtod_loose(arg.as_ptr().cast(), arg.len(), &mut v) };
+    (ok == 1).then_some(v)
+}
+
+/// A value SORT orders by, as Redis reads it (C's `strtod` up to the first NUL byte:
+/// leading space and the empty string, as 0, pass; trailing bytes, a range error and
+/// NaN do not).
+pub fn parse_sort_score(value: &[u8]) -> Option<f64> {
+    let mut c = Vec::with_capacity(value.len() + 1);
+    c.extend_from_slice(value);
+    c.push(0);
+    let mut v = 0f64;
+    // SAFETY: `c` is NUL-terminated; `v` is a valid place for a double.
+    let ok = unsafe { corekv_strtod_sort(c.as_ptr().cast(), &mut v) };
     (ok == 1).then_some(v)
 }
 

@@ -206,6 +206,9 @@ pub enum StepOp {
     },
     /// Delete a key moved away by RENAME across shards (`rename_from`).
     Unlink(Vec<u8>),
+    /// Read keys a gather does not name (see [`crate::coord::Lookups`]): an array with,
+    /// for each, the value or null.
+    Lookup(Vec<crate::coord::Lookup>),
 }
 
 /// What a control message asks.

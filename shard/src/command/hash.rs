@@ -47,7 +47,7 @@ fn hash_at<'c>(ctx: &'c Ctx, idx: u32) -> CollRef<'c> {
 }
 
 /// The value of `field`.
-fn get<'a>(h: CollRef<'a>, field: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn get<'a>(h: CollRef<'a>, field: &[u8]) -> Option<&'a [u8]> {
     match h {
         CollRef::Listpack(lp) => listpack_get(lp, field),
         CollRef::Table(t) => t.get(field),

@@ -869,6 +869,7 @@ fn lmove_ends(args: Args) -> (End, End) {
 /// LMOVE across shards.
 const LMOVE: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "lmove",
         reads: |a, p| move_reads(a, p, lmove_ends(a).0),
         compute: |a, frames, out| {
@@ -883,6 +884,7 @@ const LMOVE: Coordinated = Coordinated {
 /// RPOPLPUSH across shards.
 const RPOPLPUSH: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "rpoplpush",
         reads: |a, p| move_reads(a, p, End::Right),
         compute: |a, frames, out| move_compute(a, frames, out, End::Right, End::Left),
@@ -934,6 +936,7 @@ pub fn mpop_compute(
 /// LMPOP across shards.
 const LMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "lmpop",
         reads: types_of,
         compute: |a, frames, out| {
@@ -1022,6 +1025,7 @@ pub(super) fn check_bpop(out: &mut Reply, _: &'static str, args: Args) -> Option
 /// BLPOP and BRPOP across shards.
 const BPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "bpop",
         reads: types_of,
         compute: bpop_compute,
@@ -1039,6 +1043,7 @@ const BRPOP: Coordinated = BPOP;
 /// BLMOVE across shards.
 const BLMOVE: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "blmove",
         reads: |a, p| move_reads(a, p, lmove_ends(a).0),
         compute: |a, frames, out| {
@@ -1060,6 +1065,7 @@ const BLMOVE: Coordinated = Coordinated {
 /// BRPOPLPUSH across shards.
 const BRPOPLPUSH: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "brpoplpush",
         reads: |a, p| move_reads(a, p, End::Right),
         compute: |a, frames, out| move_compute(a, frames, out, End::Right, End::Left),
@@ -1075,6 +1081,7 @@ const BRPOPLPUSH: Coordinated = Coordinated {
 /// BLMPOP across shards.
 const BLMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "blmpop",
         reads: types_of,
         compute: |a, frames, out| {

@@ -28,6 +28,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod setops;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -335,6 +336,7 @@ const FAMILIES: &[Registrations] = &[
     setops::COMMANDS,
     list::COMMANDS,
     zset::COMMANDS,
+    sort::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transaction::COMMANDS,
@@ -475,6 +477,10 @@ pub enum KeyFind {
         /// `keystep`.
         step: usize,
     },
+    /// SORT's STORE destination (its spec is `unknown`: the keyword can follow any
+    /// option), found as Redis's `sortGetKeys` finds it: the argument after the last
+    /// STORE, options' arguments skipped.
+    SortStore,
 }
 
 /// Redis's `getKeysUsingKeySpecs`: every spec's keys in order; any spec whose
@@ -485,6 +491,10 @@ fn movable_positions(finds: &[KeyFind], args: Args) -> Vec<usize> {
     let mut out = Vec::new();
     for f in finds {
         let (first, last, step) = match *f {
+            KeyFind::SortStore => {
+                out.extend(sort_store_position(args));
+                continue;
+            }
             KeyFind::Range {
                 begin,
                 last,
@@ -530,13 +540,40 @@ fn movable_positions(finds: &[KeyFind], args: Args) -> Vec<usize> {
     out
 }
 
+/// Where Redis's `sortGetKeys` finds SORT's STORE destination.
+fn sort_store_position(args: Args) -> Option<usize> {
+    let mut found = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args.get(i);
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
+            found = Some(i + 1);
+        }
+        i += 1;
+    }
+    found
+}
+
 /// The key specs of a `movablekeys` command, if every one is of a kind
-/// [`KeyFind`] covers.
-fn key_finds(info: &meta::Meta) -> Option<Vec<KeyFind>> {
+/// [`KeyFind`] covers. SORT's `unknown` specs: its STORE destination is found as Redis
+/// finds it; the keys its BY and GET patterns name are not arguments (see
+/// `sort.rs`).
+fn key_finds(name: &str, info: &meta::Meta) -> Option<Vec<KeyFind>> {
     let specs = info.at(8).items();
     let mut finds = Vec::with_capacity(specs.len());
     for spec in specs {
         let bs = spec.get("begin_search")?;
+        if bs.get("type")?.str() == "unknown" && matches!(name, "sort" | "sort_ro") {
+            let flags = spec.get("flags")?.items();
+            if flags.iter().any(|f| f.str() == "OW") {
+                finds.push(KeyFind::SortStore);
+            }
+            continue;
+        }
         if bs.get("type")?.str() != "index" {
             return None;
         }
@@ -810,7 +847,7 @@ fn build_spec(
         first_key: info.at(3).int(),
         movable: if flag("movablekeys") {
             Some(
-                key_finds(info)
+                key_finds(name, info)
                     .unwrap_or_else(|| panic!("key specs of {name} are of a kind not handled")),
             )
         } else {

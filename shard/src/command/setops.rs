@@ -450,36 +450,42 @@ const fn gathered_by(g: &'static Gather) -> Coordinated {
 }
 
 const SINTER: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sinter",
     reads: smembers_of,
     compute: |_, f, out| read_gathered(Op::Inter, f, out),
 });
 
 const SUNION: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sunion",
     reads: smembers_of,
     compute: |_, f, out| read_gathered(Op::Union, f, out),
 });
 
 const SDIFF: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sdiff",
     reads: smembers_of,
     compute: |_, f, out| read_gathered(Op::Diff, f, out),
 });
 
 const SINTERSTORE: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sinterstore",
     reads: store_sources,
     compute: |a, f, out| store_gathered(Op::Inter, a, f, out),
 });
 
 const SUNIONSTORE: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sunionstore",
     reads: store_sources,
     compute: |a, f, out| store_gathered(Op::Union, a, f, out),
 });
 
 const SDIFFSTORE: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "sdiffstore",
     reads: store_sources,
     compute: |a, f, out| store_gathered(Op::Diff, a, f, out),
@@ -488,6 +494,7 @@ const SDIFFSTORE: Coordinated = gathered_by(&Gather {
 /// SINTERCARD across shards: its arguments are checked before any shard is paused.
 const SINTERCARD: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "sintercard",
         reads: smembers_of,
         compute: |a, frames, out| {
@@ -506,6 +513,7 @@ const SINTERCARD: Coordinated = Coordinated {
 /// SMOVE across shards: the types of both keys and whether the source has the member;
 /// then SREM on the source's owner and SADD on the destination's.
 const SMOVE: Coordinated = gathered_by(&Gather {
+    lookups: None,
     name: "smove",
     reads: |a, p| {
         let mut reads = vec![OwnedArgs::from_slices(&[&b"TYPE"[..], a.get(p)])];

@@ -1722,6 +1722,7 @@ macro_rules! combined {
     ($name:ident, $label:literal, $op:expr, $store:expr) => {
         const $name: Coordinated = Coordinated {
             kind: Coord::Gather(&Gather {
+                lookups: None,
                 name: $label,
                 reads: |a, p| combine_reads(a, p, $store),
                 compute: |a, f, o| combine_compute(a, f, o, $op, $store),
@@ -1742,6 +1743,7 @@ combined!(ZDIFFSTORE, "zdiffstore", SetOp::Diff, true);
 /// ZINTERCARD across shards.
 const ZINTERCARD: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "zintercard",
         reads: |a, p| vec![OwnedArgs::from_slices(&[crate::coord::DUMP, a.get(p)])],
         compute: |a, frames, out| {
@@ -1767,6 +1769,7 @@ const ZINTERCARD: Coordinated = Coordinated {
 /// source's owner, then written to the destination's.
 const ZRANGESTORE: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "zrangestore",
         reads: |a, p| {
             if p != 2 {
@@ -1945,6 +1948,7 @@ fn mpop_compute(args: Args, frames: &[Frame], out: &mut Reply, at: usize) -> Opt
 /// ZMPOP across shards.
 const ZMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "zmpop",
         reads: types_of,
         compute: |a, frames, out| {
@@ -1961,6 +1965,7 @@ const ZMPOP: Coordinated = Coordinated {
 /// BZPOPMIN and BZPOPMAX across shards.
 const BZPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "bzpop",
         reads: types_of,
         compute: |a, frames, out| pop_first_of(a, frames, out, b"zset"),
@@ -1976,6 +1981,7 @@ const BZPOP: Coordinated = Coordinated {
 /// BZMPOP across shards.
 const BZMPOP: Coordinated = Coordinated {
     kind: Coord::Gather(&Gather {
+        lookups: None,
         name: "bzmpop",
         reads: types_of,
         compute: |a, frames, out| {

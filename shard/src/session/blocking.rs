@@ -54,8 +54,16 @@ fn is_null(reply: &[u8]) -> bool {
 /// Drives `mb` for `conn` until it has the client's reply (empty when the connection
 /// was closed meanwhile).
 pub(super) async fn drive(shard: &RefCell<Shard>, conn: ConnId, mb: MultiBlock) -> Vec<u8> {
+    let map = shard.borrow().slot_map();
     loop {
-        let plan = CoordPlan::new(mb.kind, mb.args.clone(), mb.owners.clone(), mb.proto, false);
+        let plan = CoordPlan::new(
+            mb.kind,
+            mb.args.clone(),
+            mb.owners.clone(),
+            map,
+            mb.proto,
+            false,
+        );
         let reply = coordinate(shard, conn, plan).await;
         let now = shard.borrow().state().now();
         if !is_null(&reply) || (mb.deadline > 0 && now >= mb.deadline) {

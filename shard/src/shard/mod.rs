@@ -211,6 +211,11 @@ impl Shard {
         self.state.id
     }
 
+    /// Which shard owns which keys.
+    pub fn slot_map(&self) -> SlotMap {
+        self.map
+    }
+
     /// Brings the clock commands see up to date (see [`State::refresh_now`]).
     #[inline]
     pub fn refresh_now(&mut self) {
@@ -440,7 +445,11 @@ impl Shard {
         let owner = positions
             .next()
             .map_or(self.state.id, |p| self.map.shard_of(args.get(p)));
-        let single = positions.all(|p| self.map.shard_of(args.get(p)) == owner);
+        let mut single = positions.all(|p| self.map.shard_of(args.get(p)) == owner);
+        if let Some(Multi::Coord(how)) = multi {
+            // Keys named through the request's content (SORT's patterns) can be anywhere.
+            single &= self.map.shards() == 1 || !how.kind.looks_up(args);
+        }
         if spec.blocking && single && self.may_block() {
             // The client waits for this reply before its next command runs, as in Redis;
             // the owner keeps the request while it blocks.
@@ -708,7 +717,7 @@ impl Shard {
             return Outcome::Block;
         }
         Outcome::Coordinate(Box::new(CoordPlan::new(
-            how.kind, owned, owners, proto, replace,
+            how.kind, owned, owners, self.map, proto, replace,
         )))
     }
 

@@ -431,6 +431,16 @@ impl Shard {
                 }
                 reply.int(i64::from(gone));
             }
+            StepOp::Lookup(keys) => {
+                reply.array(keys.len());
+                let mut ks = self.state.keyspace();
+                for (key, field) in keys {
+                    match command::sort::pattern_value(&mut ks, key, field.as_deref(), now) {
+                        Some(v) => reply.bulk(&v),
+                        None => reply.null(),
+                    }
+                }
+            }
         }
         self.publish_pending();
     }

@@ -9,7 +9,7 @@ use corekv_protocol::{Proto, Reply};
 use super::{Outcome, Shard};
 use crate::args::{Args, OwnedArgs};
 use crate::assembly::MergeData;
-use crate::command::{merge, Lookup, Route, SessionCmd, Spec};
+use crate::command::{merge, Lookup, Multi, Route, SessionCmd, Spec};
 use crate::conn::{ConnId, Tx};
 use crate::message::{Op, Ticket, Token};
 use crate::store::watch::Watcher;
@@ -202,6 +202,13 @@ impl Shard {
                 continue;
             };
             match spec.route {
+                // SORT's patterns name keys through its source's content: any shard.
+                Route::Keyed(_, Some(Multi::Coord(how)))
+                    if self.map.shards() > 1 && how.kind.looks_up(args) =>
+                {
+                    fanout = true;
+                    shards.extend(0..self.map.shards());
+                }
                 Route::Keyed(..) => shards.extend(
                     spec.key_positions(args)
                         .map(|p| self.map.shard_of(args.get(p))),
