@@ -32,6 +32,7 @@ pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod zset;
+pub mod zsetops;
 
 use ahash::RandomState;
 use corekv_protocol::Reply;
@@ -336,6 +337,7 @@ const FAMILIES: &[Registrations] = &[
     setops::COMMANDS,
     list::COMMANDS,
     zset::COMMANDS,
+    zsetops::COMMANDS,
     sort::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
