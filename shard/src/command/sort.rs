@@ -7,7 +7,7 @@
 //! request with such patterns on more than one shard runs as a [`Gather`] with every
 //! shard paused: the source is read on its owner, the keys its patterns name on theirs
 //! ([`Lookups`]), and the sort runs on the client's shard. Either way the sort itself is
-//! [`sort`], over the source's elements and a function that reads a pattern's key.
+//! `sort`, over the source's elements and a function that reads a pattern's key.
 //!
 //! Alphabetic order is bytewise, as Redis's is under the C locale (Redis uses `strcoll`
 //! when it replies and the locale is another; corekv does not follow the locale). Where
@@ -199,12 +199,7 @@ enum Sorted {
 
 /// The sort: `elems` of a `kind` value ordered as `o` asks, cut and mapped through the
 /// GET patterns; `read` reads a key a pattern names (see [`pattern_value`]).
-fn sort(
-    o: &Opts,
-    kind: Kind,
-    mut elems: Vec<Vec<u8>>,
-    read: &mut ReadFn,
-) -> Sorted {
+fn sort(o: &Opts, kind: Kind, mut elems: Vec<Vec<u8>>, read: &mut ReadFn) -> Sorted {
     let (mut dontsort, mut alpha, mut by) = (o.dontsort, o.alpha, o.by);
     // A set's own order is not one: stored, it is sorted as ALPHA.
     if dontsort && kind == Kind::Set && o.store.is_some() {
@@ -364,13 +359,13 @@ fn sort_here(ctx: &mut Ctx, args: Args, readonly: bool) {
 
 const NOT_NUMBERS: &str = "One or more scores can't be converted into double";
 
-/// SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
+/// SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] \[ALPHA\]
 /// [STORE destination]
 pub fn sort_cmd(ctx: &mut Ctx, args: Args) {
     sort_here(ctx, args, false);
 }
 
-/// SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
+/// SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] \[ALPHA\]
 pub fn sort_ro(ctx: &mut Ctx, args: Args) {
     sort_here(ctx, args, true);
 }
