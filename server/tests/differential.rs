@@ -1711,6 +1711,223 @@ fn sort_cases_match_redis() {
     compare(&sort_cases(), &|i| format!("sort case {i}"));
 }
 
+/// A command given word by word (scripts contain spaces).
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|x| x.to_string()).collect()
+}
+
+fn script_cases() -> Vec<Vec<Vec<String>>> {
+    // redis-py's Lock scripts (acquire is SET NX PX; release and extend are Lua).
+    let release = "local token = redis.call('get', KEYS[1]) if not token or token ~= ARGV[1] then return 0 end redis.call('del', KEYS[1]) return 1";
+    let extend = "local token = redis.call('get', KEYS[1]) if not token or token ~= ARGV[1] then return 0 end local expiration = redis.call('pttl', KEYS[1]) if not expiration then expiration = 0 end if expiration < 0 then return 0 end local newttl = ARGV[2] if ARGV[3] == '0' then newttl = ARGV[2] + expiration end redis.call('pexpire', KEYS[1], newttl) return 1";
+    // A token bucket rate limiter over a hash.
+    let bucket = "local b = redis.call('hmget', KEYS[1], 'tokens', 'ts') local cap = tonumber(ARGV[1]) local now = tonumber(ARGV[2]) local tokens = tonumber(b[1]) or cap local ts = tonumber(b[2]) or now tokens = math.min(cap, tokens + (now - ts)) local ok = 0 if tokens >= 1 then tokens = tokens - 1 ok = 1 end redis.call('hset', KEYS[1], 'tokens', tokens, 'ts', now) return {ok, tokens}";
+    // A sliding window on a sorted set.
+    let window = "redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1] - ARGV[2]) local n = redis.call('zcard', KEYS[1]) if n < tonumber(ARGV[3]) then redis.call('zadd', KEYS[1], ARGV[1], ARGV[4]) return 1 end return 0";
+    // A job move between two lists of one queue (hash-tagged, as BullMQ does).
+    let take = "local job = redis.call('rpoplpush', KEYS[1], KEYS[2]) if not job then return false end redis.call('hset', KEYS[3], job, ARGV[1]) return job";
+    vec![
+        vec![
+            words(&["set", "lock", "tok1", "nx", "px", "10000"]),
+            words(&["eval", release, "1", "lock", "other"]),
+            words(&["eval", extend, "1", "lock", "tok1", "5000", "0"]),
+            words(&["eval", extend, "1", "lock", "tok1", "5000", "1"]),
+            words(&["eval", release, "1", "lock", "tok1"]),
+            words(&["get", "lock"]),
+            words(&["eval", release, "1", "lock", "tok1"]),
+            words(&["eval", extend, "1", "lock", "tok1", "5000", "1"]),
+            words(&["script", "load", release]),
+            words(&[
+                "evalsha",
+                "a4a9e4e5b9f1e0d7e38d4d8d7bb3e3d0c2f5b1d0",
+                "1",
+                "lock",
+                "x",
+            ]),
+            words(&["eval", bucket, "1", "{rl}:user1", "3", "100"]),
+            words(&["eval", bucket, "1", "{rl}:user1", "3", "100"]),
+            words(&["eval", bucket, "1", "{rl}:user1", "3", "100"]),
+            words(&["eval", bucket, "1", "{rl}:user1", "3", "100"]),
+            words(&["eval", bucket, "1", "{rl}:user1", "3", "102"]),
+            words(&["hgetall", "{rl}:user1"]),
+            words(&["eval", window, "1", "win", "1000", "100", "2", "a"]),
+            words(&["eval", window, "1", "win", "1010", "100", "2", "b"]),
+            words(&["eval", window, "1", "win", "1020", "100", "2", "c"]),
+            words(&["eval", window, "1", "win", "1200", "100", "2", "d"]),
+            words(&["zrange", "win", "0", "-1", "withscores"]),
+            words(&["rpush", "{q}:wait", "j1", "j2"]),
+            words(&[
+                "eval",
+                take,
+                "3",
+                "{q}:wait",
+                "{q}:active",
+                "{q}:owner",
+                "w1",
+            ]),
+            words(&[
+                "eval",
+                take,
+                "3",
+                "{q}:wait",
+                "{q}:active",
+                "{q}:owner",
+                "w2",
+            ]),
+            words(&[
+                "eval",
+                take,
+                "3",
+                "{q}:wait",
+                "{q}:active",
+                "{q}:owner",
+                "w3",
+            ]),
+            words(&["lrange", "{q}:active", "0", "-1"]),
+            words(&["hgetall", "{q}:owner"]),
+        ],
+        vec![
+            words(&["eval", "return redis.call()", "0"]),
+            words(&["eval", "return redis.call({})", "0"]),
+            words(&["eval", "return redis.call('nosuch')", "0"]),
+            words(&["eval", "return redis.pcall('nosuch')", "0"]),
+            words(&["eval", "return redis.call('get')", "0"]),
+            words(&["eval", "return redis.call('multi')", "0"]),
+            words(&["eval", "return redis.call('set',KEYS[1],0.1)", "1", "k"]),
+            words(&["get", "k"]),
+            words(&["eval", "return redis.call('set',KEYS[1],3)", "1", "k"]),
+            words(&["eval", "return redis.error_reply('boom')", "0"]),
+            words(&["eval", "return redis.error_reply('My Error')", "0"]),
+            words(&["eval", "return redis.error_reply()", "0"]),
+            words(&["eval", "return redis.status_reply('fine')", "0"]),
+            words(&["eval", "x = 5 return x", "0"]),
+            words(&["eval", "local function f() y = 1 end f() return 1", "0"]),
+            words(&["eval", "return z", "0"]),
+            words(&["eval", "string.foo = 1", "0"]),
+            words(&["eval", "_G.x = 1", "0"]),
+            words(&["eval", "return type(os)", "0"]),
+            words(&["eval", "return loadfile", "0"]),
+            words(&["eval", "error('boom')", "0"]),
+            words(&["eval", "\n\nerror('on line three')", "0"]),
+            words(&["eval", "error({err='Custom'})", "0"]),
+            words(&["eval", "local a = nil; return a.b", "0"]),
+            words(&["set", "str", "v"]),
+            words(&["eval", "return redis.call('lpush',KEYS[1], 1)", "1", "str"]),
+            words(&["eval", "return redis.pcall('incr',KEYS[1])", "1", "str"]),
+            words(&[
+                "eval",
+                "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return {tostring(ok), e}",
+                "1",
+                "str",
+            ]),
+            words(&["eval", "return {1,2,{3,'x'},nil,5}", "0"]),
+            words(&["eval", "return 3.99", "0"]),
+            words(&["eval", "return -3.99", "0"]),
+            words(&["eval", "return true", "0"]),
+            words(&["eval", "return false", "0"]),
+            words(&["eval", "return nil", "0"]),
+            words(&["eval", "return {err=1}", "0"]),
+            words(&["eval", "return {ok='a\r\nb'}", "0"]),
+            words(&["eval", "return redis.setresp(4)", "0"]),
+            words(&["eval", "return redis.sha1hex()", "0"]),
+            words(&["eval", "return redis.sha1hex('abc')", "0"]),
+            words(&["eval", "return redis.log(1)", "0"]),
+            words(&[
+                "eval",
+                "return redis.log(redis.LOG_WARNING, 'from a test')",
+                "0",
+            ]),
+            words(&["eval", "return redis.set_repl(9)", "0"]),
+            words(&["eval", "return redis.set_repl(redis.REPL_ALL)", "0"]),
+            words(&["eval", "return redis.replicate_commands()", "0"]),
+            words(&["eval", "return redis.REDIS_VERSION_NUM", "0"]),
+            words(&[
+                "eval",
+                "math.randomseed(7) return {math.random(10), math.random(5, 9)}",
+                "0",
+            ]),
+            words(&[
+                "eval",
+                "math.randomseed(3) return tostring(math.random())",
+                "0",
+            ]),
+            words(&["eval", "return 'x' +", "0"]),
+            words(&["eval", "return 1", "-1"]),
+            words(&["eval", "return 1", "5"]),
+            words(&["eval", "return 1", "x"]),
+            words(&["evalsha", "abc", "0"]),
+            words(&["evalsha", "ABC", "0"]),
+            words(&[
+                "eval",
+                "return {KEYS[1], ARGV[1], ARGV[2]}",
+                "1",
+                "a",
+                "b",
+                "c",
+            ]),
+            words(&["eval_ro", "return redis.call('set','a','b')", "1", "a"]),
+            words(&["eval_ro", "return redis.call('get','a')", "1", "a"]),
+            words(&["hset", "h", "a", "1"]),
+            words(&["eval", "return redis.call('hgetall',KEYS[1])", "1", "h"]),
+            words(&[
+                "eval",
+                "redis.setresp(3) return redis.call('hgetall',KEYS[1])",
+                "1",
+                "h",
+            ]),
+            words(&[
+                "eval",
+                "redis.setresp(3) return redis.call('hgetall',KEYS[1]).map.a",
+                "1",
+                "h",
+            ]),
+            words(&[
+                "eval",
+                "redis.setresp(3) return redis.call('get',KEYS[1])",
+                "1",
+                "nope",
+            ]),
+            words(&["eval", "redis.setresp(3) return {double=1.5}", "0"]),
+            words(&["eval", "return {double=1.5}", "0"]),
+            words(&["eval", "return redis.call('get',KEYS[1])", "1", "nope"]),
+            words(&[
+                "eval",
+                "return redis.call('blpop',KEYS[1], 0)",
+                "1",
+                "nolist",
+            ]),
+            words(&["script", "load", "return 'hi'"]),
+            words(&["script", "load", "return +"]),
+            words(&["evalsha", "9d0f3dd5ae5c1b7e0b2ccab04a2b0f0c6d06de4a", "0"]),
+            words(&[
+                "script",
+                "exists",
+                "9d0f3dd5ae5c1b7e0b2ccab04a2b0f0c6d06de4a",
+                "abc",
+            ]),
+            words(&["script", "flush"]),
+            words(&["script", "flush", "async"]),
+            words(&["script", "flush", "bad"]),
+            words(&["script", "kill"]),
+            words(&[
+                "eval",
+                "local ok, e = pcall(error, {err='x'}) return {tostring(ok), e}",
+                "0",
+            ]),
+            words(&[
+                "eval",
+                "local ok, e = pcall(function() local x = nil; return x.y end) return e",
+                "0",
+            ]),
+        ],
+    ]
+}
+
+#[test]
+fn script_cases_match_redis() {
+    compare(&script_cases(), &|i| format!("script case {i}"));
+}
+
 #[test]
 fn zset_cases_match_redis() {
     let mut cases = zset_cases();

@@ -45,6 +45,10 @@ pub struct State {
     pub(crate) shards: usize,
     /// Settings (CONFIG SET changes every shard's copy).
     pub(crate) config: Config,
+    /// The Lua engine and script cache.
+    pub(crate) scripts: crate::script::Scripts,
+    /// Scripts EVAL compiled here that the other shards must learn (bodies).
+    pub(crate) scripts_out: Vec<Vec<u8>>,
     /// This shard's part of the keyspace.
     pub(crate) store: Store,
     /// This shard's timing wheel: key deadlines, idle connections.
@@ -105,6 +109,8 @@ impl State {
         State {
             id,
             shards: config.shards,
+            scripts: Default::default(),
+            scripts_out: Vec::new(),
             store,
             timers: Timers::new(config.started_ms),
             stats: Stats::default(),

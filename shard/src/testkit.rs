@@ -128,6 +128,7 @@ impl Keys {
             env,
             &mut out,
             corekv_protocol::Proto::Resp2,
+            None,
         );
         String::from_utf8_lossy(&out).into_owned()
     }

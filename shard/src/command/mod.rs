@@ -25,6 +25,7 @@ pub mod list;
 pub mod merge;
 pub mod meta;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod setops;
@@ -69,6 +70,20 @@ pub struct Ctx<'a> {
     /// Set by a blocking command that found nothing to serve and blocks (it wrote no
     /// reply): see [`crate::blocking`].
     pub block: Option<Block>,
+    /// The shard's scripts, for EVAL and its kin (none for commands a script calls).
+    pub scripting: Option<Scripting<'a>>,
+}
+
+/// What EVAL needs beyond the keyspace: the shard's Lua engine and where its keys are.
+pub struct Scripting<'a> {
+    /// The shard's scripts.
+    pub scripts: &'a mut crate::script::Scripts,
+    /// This shard.
+    pub shard: usize,
+    /// Which shard owns which key.
+    pub map: crate::slot::SlotMap,
+    /// Scripts EVAL compiled here, to load on the other shards (bodies).
+    pub loaded: &'a mut Vec<Vec<u8>>,
 }
 
 /// A blocking command's request to wait.
@@ -104,6 +119,7 @@ pub struct Env {
 /// Runs keyed command `f` (named `name`) on a shard's keyspace, appending its reply to
 /// `out` in `proto`. Returns whether the reply is an error, and a blocking command's
 /// request to block.
+#[allow(clippy::too_many_arguments)]
 pub fn run_keyed(
     f: KeyFn,
     name: &'static str,
@@ -112,6 +128,7 @@ pub fn run_keyed(
     env: Env,
     out: &mut Vec<u8>,
     proto: corekv_protocol::Proto,
+    scripting: Option<Scripting>,
 ) -> (bool, Option<Block>) {
     let start = out.len();
     let mut ctx = Ctx {
@@ -124,6 +141,7 @@ pub fn run_keyed(
         name,
         may_block: env.may_block,
         block: None,
+        scripting,
     };
     f(&mut ctx, args);
     let block = ctx.block.take();
@@ -339,6 +357,7 @@ const FAMILIES: &[Registrations] = &[
     zset::COMMANDS,
     zsetops::COMMANDS,
     sort::COMMANDS,
+    scripting::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transaction::COMMANDS,
@@ -365,6 +384,8 @@ pub struct Spec {
     pub write: bool,
     /// It may block the client (BLPOP and the like).
     pub blocking: bool,
+    /// Flagged `noscript`: refused inside scripts.
+    pub noscript: bool,
     /// Whether it may grow memory, so `maxmemory` applies (flag `denyoom`).
     pub denyoom: bool,
     /// Whether a client may run it before authenticating (flag `no_auth`).
@@ -860,6 +881,7 @@ fn build_spec(
         route,
         write: flag("write"),
         blocking: flag("blocking"),
+        noscript: flag("noscript"),
         denyoom: flag("denyoom"),
         no_auth: flag("no_auth"),
         info,

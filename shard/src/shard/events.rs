@@ -30,6 +30,29 @@ impl Shard {
         if !self.state.block_out.is_empty() {
             self.send_blocking();
         }
+        if !self.state.scripts_out.is_empty() {
+            self.send_scripts();
+        }
+    }
+
+    /// Loads the scripts EVAL compiled here on every other shard (SCRIPT LOAD parts whose
+    /// replies nobody waits for), so EVALSHA finds them wherever it runs.
+    #[cold]
+    fn send_scripts(&mut self) {
+        let stat = match self
+            .commands
+            .lookup(crate::args::OwnedArgs::from_slices(&["SCRIPT", "LOAD"]).args())
+        {
+            crate::command::Lookup::Found(spec) => spec.stat as u16,
+            _ => return,
+        };
+        let (me, shards) = (self.state.id, self.map.shards());
+        for body in std::mem::take(&mut self.state.scripts_out) {
+            for s in (0..shards).filter(|&s| s != me) {
+                self.links
+                    .enqueue(s, NOBODY, Proto::Resp2, Op::Part(stat), [&body[..]]);
+            }
+        }
     }
 
     /// Sends blocked clients' replies to their shards, and ends blocked commands of this

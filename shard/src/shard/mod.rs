@@ -126,7 +126,13 @@ pub fn execute(
         may_block,
     };
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
-    let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto);
+    let scripting = Some(crate::command::Scripting {
+        scripts: &mut state.scripts,
+        shard: state.id,
+        map: SlotMap::new(state.shards),
+        loaded: &mut state.scripts_out,
+    });
+    let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto, scripting);
     if may_block && !state.store.ready.is_empty() {
         state.serve_ready();
     }

@@ -1191,6 +1191,14 @@ impl<'a> Keyspace<'a> {
         Keyspace { store, timers }
     }
 
+    /// The same keyspace, borrowed again (for the commands a script runs).
+    pub fn reborrow(&mut self) -> Keyspace<'_> {
+        Keyspace {
+            store: self.store,
+            timers: self.timers,
+        }
+    }
+
     /// The store alone (reading entries, counters).
     pub fn store(&mut self) -> &mut Store {
         self.store

@@ -1,0 +1,272 @@
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO (keyed: a script runs on the
+//! shard that owns its declared keys, atomically, since a shard runs one thing at a
+//! time) and SCRIPT LOAD, EXISTS, FLUSH, KILL (on every shard). The Lua side is
+//! [`crate::script`]; this file runs the commands a script calls on the shard's keyspace.
+//!
+//! Every shard keeps the same script cache: SCRIPT LOAD compiles on all of them before
+//! it replies, and a script EVAL compiles on one shard is sent to the others right after
+//! it runs (so an EVALSHA that races the EVAL it follows can still find no script).
+//!
+//! Where Redis Cluster would refuse, so does corekv: a script whose declared keys live on
+//! different shards gets `-CROSSSLOT` (hash-tag the keys, `{queue}:jobs`), and a command
+//! in a script that names a key of another shard fails as a non-local key in Redis
+//! Cluster does. A script may call the keyed commands; commands that run on the client's
+//! shard or on every shard (PING, INFO, DBSIZE) are refused inside scripts for now.
+
+use corekv_protocol::number::parse_i64;
+use corekv_protocol::{Proto, Reply};
+
+use super::{
+    errors, every_shard, Args, Check, Commands, Coordinated, Ctx, Env, Fanout, Lookup, OwnedArgs,
+    Plan, Registrations, Route,
+};
+use crate::assembly::{MergeCtx, MergeData};
+use crate::script::{Host, Outcome};
+use crate::state::State;
+use crate::store::Keyspace;
+
+/// The scripting family.
+pub(super) const COMMANDS: Registrations = &[
+    ("eval", Route::coordinated(eval, &CROSS_SHARD)),
+    ("evalsha", Route::coordinated(evalsha, &CROSS_SHARD)),
+    ("eval_ro", Route::coordinated(eval_ro, &CROSS_SHARD)),
+    ("evalsha_ro", Route::coordinated(evalsha_ro, &CROSS_SHARD)),
+    ("script|load", Route::Fanout(&SCRIPT_LOAD)),
+    ("script|exists", Route::Fanout(&SCRIPT_EXISTS)),
+    ("script|flush", Route::Fanout(&SCRIPT_FLUSH)),
+    ("script|kill", Route::Fanout(&SCRIPT_KILL)),
+];
+
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// A script whose declared keys span shards: refused, as Redis Cluster refuses one whose
+/// keys span slots.
+const CROSS_SHARD: Coordinated = Coordinated {
+    kind: super::Coord::Msetnx,
+    check: |out, _, args| {
+        if numkeys(out, args).is_some() {
+            out.error(CROSSSLOT.as_bytes());
+        }
+        None
+    },
+    blocking: None,
+};
+
+/// EVAL's `numkeys`, checked as Redis checks it (errors written).
+fn numkeys(out: &mut Reply, args: Args) -> Option<usize> {
+    let Some(n) = parse_i64(args.get(2)) else {
+        out.err(errors::NOT_INTEGER);
+        return None;
+    };
+    if n > args.len() as i64 - 3 {
+        out.err("Number of keys can't be greater than number of args");
+        return None;
+    }
+    if n < 0 {
+        out.err("Number of keys can't be negative");
+        return None;
+    }
+    Some(n as usize)
+}
+
+/// Runs the commands a script calls on this shard's keyspace.
+struct ScriptHost<'c, 'a> {
+    store: &'c mut Keyspace<'a>,
+    env: Env,
+    shard: usize,
+    map: crate::slot::SlotMap,
+    readonly: bool,
+}
+
+impl Host for ScriptHost<'_, '_> {
+    fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8> {
+        let refuse = |msg: &str| format!("-ERR {msg}\r\n").into_bytes();
+        let owned = OwnedArgs::from_slices(args);
+        let a = owned.args();
+        let Lookup::Found(spec) = Commands::global().lookup(a) else {
+            return refuse("Unknown Redis command called from script");
+        };
+        if !spec.arity_ok(a.len()) {
+            return refuse("Wrong number of args calling Redis command from script");
+        }
+        if spec.noscript {
+            return refuse("This Redis command is not allowed from script");
+        }
+        if self.readonly && spec.write {
+            return refuse("Write commands are not allowed from read-only scripts.");
+        }
+        let Route::Keyed(f, _) = spec.route else {
+            return refuse(&format!(
+                "corekv does not run '{}' inside scripts yet",
+                spec.name
+            ));
+        };
+        if spec
+            .key_positions(a)
+            .any(|p| self.map.shard_of(a.get(p)) != self.shard)
+        {
+            return refuse("Script attempted to access a non local key in a cluster node");
+        }
+        let mut out = Vec::new();
+        super::run_keyed(
+            f,
+            spec.name,
+            a,
+            self.store.reborrow(),
+            self.env,
+            &mut out,
+            proto,
+            None,
+        );
+        out
+    }
+}
+
+/// EVAL and its kin here: `body` for EVAL (its SHA1 computed), else the SHA1 argument.
+fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
+    let Some(n) = numkeys(&mut ctx.out, args) else {
+        return;
+    };
+    let Some(scripting) = ctx.scripting.take() else {
+        ctx.out.err("scripts cannot call scripts");
+        return;
+    };
+    let (body, sha) = if with_body {
+        let body = args.get(1);
+        (Some(body), crate::script::sha1hex(body).into_bytes())
+    } else {
+        (None, args.get(1).to_vec())
+    };
+    let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
+    let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
+    let fresh = with_body && !scripting.scripts.exists(&sha);
+    let mut host = ScriptHost {
+        store: &mut ctx.store,
+        env: Env {
+            now: ctx.now,
+            max_bulk_len: ctx.max_bulk_len,
+            coll: ctx.coll,
+            shared_ints: ctx.shared_ints,
+            may_block: false,
+        },
+        shard: scripting.shard,
+        map: scripting.map,
+        readonly,
+    };
+    match scripting
+        .scripts
+        .run(body, &sha, &keys, &argv, &mut host, &mut ctx.out)
+    {
+        Outcome::Ran => {
+            if fresh && scripting.scripts.exists(&sha) && scripting.map.shards() > 1 {
+                scripting.loaded.push(args.get(1).to_vec());
+            }
+        }
+        Outcome::NoScript => ctx
+            .out
+            .error(b"NOSCRIPT No matching script. Please use EVAL."),
+    }
+    ctx.scripting = Some(scripting);
+}
+
+/// EVAL script numkeys [key ...] [arg ...]
+pub fn eval(ctx: &mut Ctx, args: Args) {
+    run(ctx, args, true, false);
+}
+
+/// EVALSHA sha1 numkeys [key ...] [arg ...]
+pub fn evalsha(ctx: &mut Ctx, args: Args) {
+    run(ctx, args, false, false);
+}
+
+/// EVAL_RO script numkeys [key ...] [arg ...]
+pub fn eval_ro(ctx: &mut Ctx, args: Args) {
+    run(ctx, args, true, true);
+}
+
+/// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
+pub fn evalsha_ro(ctx: &mut Ctx, args: Args) {
+    run(ctx, args, false, true);
+}
+
+/// SCRIPT LOAD script: compiled on every shard; the first shard's reply (the SHA1, or
+/// the compile error every shard finds alike).
+const SCRIPT_LOAD: Fanout = Fanout {
+    check: |_: &mut Check, args| Some(after_subcommand(args)),
+    part: |state: &mut State, args, out| match state.scripts.load(args.get(0)) {
+        Ok(sha) => out.bulk(sha.as_bytes()),
+        Err(e) => out.err(&e),
+    },
+    merge: first,
+};
+
+/// A part on every shard with the arguments after `SCRIPT <subcommand>`.
+fn after_subcommand(args: Args) -> Plan {
+    let mut a = OwnedArgs::new();
+    for arg in args.iter().skip(2) {
+        a.push(arg);
+    }
+    Plan {
+        targets: super::Targets::All,
+        args: a,
+        data: MergeData::None,
+    }
+}
+
+fn first(_: &mut MergeCtx, _: &MergeData, parts: &[&[u8]], out: &mut Reply) {
+    if let Some(p) = parts.first() {
+        out.raw(p);
+    }
+}
+
+/// SCRIPT EXISTS sha1 [sha1 ...]: 1 where any shard has the script.
+const SCRIPT_EXISTS: Fanout = Fanout {
+    check: |_: &mut Check, args| Some(after_subcommand(args)),
+    part: |state: &mut State, args, out| {
+        out.array(args.len());
+        for sha in args.iter() {
+            out.int(i64::from(state.scripts.exists(sha)));
+        }
+    },
+    merge: |_, _, parts, out| {
+        let lists: Vec<Vec<&[u8]>> = parts
+            .iter()
+            .filter_map(|p| super::merge::array_elements(p))
+            .collect();
+        let n = lists.first().map_or(0, Vec::len);
+        out.array(n);
+        for i in 0..n {
+            let any = lists.iter().any(|l| l.get(i) == Some(&&b":1\r\n"[..]));
+            out.int(i64::from(any));
+        }
+    },
+};
+
+/// SCRIPT FLUSH [ASYNC|SYNC]
+const SCRIPT_FLUSH: Fanout = Fanout {
+    check: |c: &mut Check, args| {
+        match args.len() {
+            2 => {}
+            3 if args.get(2).eq_ignore_ascii_case(b"async")
+                || args.get(2).eq_ignore_ascii_case(b"sync") => {}
+            _ => {
+                c.out.err("SCRIPT FLUSH only support SYNC|ASYNC option");
+                return None;
+            }
+        }
+        Some(Plan::all())
+    },
+    part: |state: &mut State, _, out| {
+        state.scripts.flush();
+        out.ok();
+    },
+    merge: super::merge::all_ok,
+};
+
+/// SCRIPT KILL: a script runs to its end before a shard reads anything else, so none
+/// is running when this one is read.
+const SCRIPT_KILL: Fanout = Fanout {
+    check: every_shard,
+    part: |_, _, out| out.error(b"NOTBUSY No scripts in execution right now."),
+    merge: first,
+};

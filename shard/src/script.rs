@@ -1,0 +1,860 @@
+//! The shard's Lua engine for EVAL and friends: one Lua 5.1 state per shard (created on
+//! first use), the script cache (SHA1 → compiled function), and the `redis` library
+//! scripts see, as Redis 7.0 gives it: `redis.call`/`pcall`, `error_reply`,
+//! `status_reply`, `sha1hex`, `log`, `setresp`, `set_repl`, `replicate_commands`,
+//! `breakpoint`, `debug`, the LOG_* and REPL_* constants, KEYS and ARGV, and a
+//! deterministic `math.random` (Redis's lrand48 sequence, reseeded with 0 for every
+//! script).
+//!
+//! Commands a script calls go through a [`Host`] (the family file runs them on the
+//! shard's keyspace), so this module knows Lua and the reply conversions, not the store.
+//! Replies convert between RESP and Lua by Redis's rules (RESP2 by default, RESP3 after
+//! `redis.setresp(3)`), and errors carry Redis's `script: <sha>, on @user_script:N.`
+//! suffix.
+//!
+//! The sandbox: no `io`, `os`, `package`, `loadfile`, `dofile` or `debug`; a script
+//! cannot create or assign globals ("Attempt to modify a readonly table") and reading
+//! one that does not exist is an error. Scripts see the globals through a read-only
+//! proxy, so one script cannot change what the next one sees.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ahash::AHashMap;
+use corekv_protocol::frame::{self, Frame};
+use corekv_protocol::{Proto, Reply};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+use crate::float::format_double;
+
+/// Runs the commands a script calls.
+pub trait Host {
+    /// Runs `args` (a command and its arguments) for the script, replying in `proto`;
+    /// a refusal (unknown command, wrong arity, a key of another shard, a write from a
+    /// read-only script) is an error reply.
+    fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8>;
+}
+
+/// A script's SHA1, as 40 lower-case hex digits.
+pub fn sha1hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// The shard's scripts: see the module docs.
+#[derive(Default)]
+pub struct Scripts {
+    engine: Option<Engine>,
+}
+
+struct Engine {
+    lua: Lua,
+    /// Runs a script function under Redis's error handler: `(ok, value)`.
+    runner: Function,
+    /// Where each run's `call` function goes (scoped to the run).
+    hidden: Table,
+    /// The read-only view of the globals scripts run in.
+    env: Table,
+    compiled: AHashMap<String, Function>,
+    /// The protocol `redis.call` replies in for the running script.
+    resp: Rc<Cell<u8>>,
+}
+
+/// What a script run ended with.
+pub enum Outcome {
+    /// The script ran (its reply, or its error, is written).
+    Ran,
+    /// No script with this SHA1 is cached.
+    NoScript,
+}
+
+/// The Lua side of the library, run once when the engine starts. `H` is the hidden table
+/// of Rust helpers.
+const PRELUDE: &str = r#"
+local H = ...
+local error, type, select, tostring, rawget, rawset, setmetatable, floor =
+    error, type, select, tostring, rawget, rawset, setmetatable, math.floor
+local sub, find, gsub = string.sub, string.find, string.gsub
+
+-- An error table as Redis builds one from a message: "-CODE text" keeps its code,
+-- anything else gets ERR; CR and LF are trimmed from both ends.
+local function errtable(s)
+  local code, msg = 'ERR', s
+  if sub(s, 1, 1) == '-' then
+    local sp = find(s, ' ', 1, true)
+    if sp then code, msg = sub(s, 2, sp - 1), sub(s, sp + 1) else msg = sub(s, 2) end
+  end
+  msg = gsub(gsub(msg, '^[\r\n]+', ''), '[\r\n]+$', '')
+  return { err = code .. ' ' .. msg }
+end
+H.errtable = errtable
+
+local redis = {}
+-- redis.call and the library functions that raise are C functions (H.c_*), as in Redis:
+-- a script's `return redis.call(...)` keeps its own frame, so errors say its line. Each
+-- runs its implementation (registered here) and raises an error table it returns.
+redis.call = H.c_call
+redis.pcall = function(...)
+  return H.call(...)
+end
+redis.error_reply = function(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return errtable('wrong number or type of arguments')
+  end
+  if sub(s, 1, 1) ~= '-' then s = '-' .. s end
+  return errtable(s)
+end
+redis.status_reply = function(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return errtable('wrong number or type of arguments')
+  end
+  return { ok = s }
+end
+H.register('corekv_sha1hex', function(...)
+  if select('#', ...) ~= 1 then return errtable('wrong number of arguments') end
+  return H.sha1hex(...)
+end)
+redis.sha1hex = H.c_sha1hex
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+H.register('corekv_log', function(...)
+  local n = select('#', ...)
+  if n < 2 then return errtable('redis.log() requires two arguments or more.') end
+  local level = ...
+  if type(level) ~= 'number' then return errtable('First argument must be a number.') end
+  if level < 0 or level > 3 then return errtable('Invalid debug level.') end
+  H.log(...)
+end)
+redis.log = H.c_log
+H.register('corekv_setresp', function(...)
+  if select('#', ...) ~= 1 then return errtable('redis.setresp() requires one argument.') end
+  local v = ...
+  if v ~= 2 and v ~= 3 then return errtable('RESP version must be 2 or 3.') end
+  H.setresp(v)
+end)
+redis.setresp = H.c_setresp
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL =
+    0, 1, 2, 2, 3
+H.register('corekv_set_repl', function(...)
+  if select('#', ...) ~= 1 then return errtable('redis.set_repl() requires one argument.') end
+  local v = tonumber((...))
+  if v == nil or v < 0 or v > 3 or v ~= floor(v) then
+    return errtable('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
+  end
+end)
+redis.set_repl = H.c_set_repl
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.REDIS_VERSION = H.version
+redis.REDIS_VERSION_NUM = H.version_num
+
+-- Lua's math.random over Redis's lrand48 sequence.
+local rand = H.rand
+local function checkint(i, v)
+  if type(v) ~= 'number' then
+    local got = v == nil and 'no value' or type(v)
+    error("bad argument #" .. i .. " to 'random' (number expected, got " .. got .. ")", 3)
+  end
+  return v >= 0 and floor(v) or -floor(-v)
+end
+math.random = function(...)
+  local r = rand()
+  local n = select('#', ...)
+  if n == 0 then return r end
+  if n == 1 then
+    local u = checkint(1, (...))
+    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    return floor(r * u) + 1
+  end
+  if n == 2 then
+    local l, u = ...
+    l, u = checkint(1, l), checkint(2, u)
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    return floor(r * (u - l + 1)) + l
+  end
+  error('wrong number of arguments', 2)
+end
+math.randomseed = function(...)
+  H.seed(checkint(1, (...)))
+end
+
+-- Redis's pcall hands back an error table's message, not the table.
+local lua_pcall = pcall
+local function caught(ok, ...)
+  if ok then return true, ... end
+  local e = ...
+  if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
+    return false, rawget(e, 'err')
+  end
+  return false, e
+end
+pcall = function(f, ...)
+  return caught(lua_pcall(f, ...))
+end
+
+loadfile, dofile = nil, nil
+rawset(_G, 'redis', redis)
+
+-- Every library table, and the globals, read-only for scripts.
+local function readonly(t)
+  return setmetatable({}, {
+    __index = t,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
+end
+local G = _G
+for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine' }) do
+  rawset(G, name, readonly(rawget(G, name)))
+end
+setmetatable(G, {
+  __index = function(_, n)
+    error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+local env = readonly(G)
+rawset(G, '_G', env)
+
+-- Runs a script as Redis does: errors become tables carrying where they happened.
+local xpcall = xpcall
+local where = H.where
+local function handler(err)
+  if type(err) ~= 'table' then err = { err = 'ERR ' .. tostring(err) } end
+  local source, line = where()
+  if source then
+    rawset(err, 'source', source)
+    rawset(err, 'line', line)
+  end
+  return err
+end
+local runner = function(f)
+  return xpcall(f, handler)
+end
+return runner, env
+"#;
+
+/// Calls the function registered under `name` (in the Lua registry) with this C
+/// function's arguments and returns its first result, raising it instead when it is an
+/// error table (`{err = ...}`).
+///
+/// # Safety
+///
+/// `state` is the Lua state calling this C function (Lua guarantees it 20 free slots).
+/// `lua_error` unwinds with `longjmp` across this frame only, which holds nothing to drop.
+unsafe fn raise_errors(state: *mut mlua::lua_State, name: &std::ffi::CStr) -> std::ffi::c_int {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, name.as_ptr());
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, 1);
+    if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+        ffi::lua_getfield(state, -1, c"err".as_ptr());
+        let failed = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
+        ffi::lua_settop(state, -2);
+        if failed {
+            ffi::lua_error(state);
+        }
+    }
+    1
+}
+
+macro_rules! shims {
+    ($($fn:ident => $name:literal),*) => {$(
+        /// A raising library function: see [`raise_errors`].
+        unsafe extern "C-unwind" fn $fn(state: *mut mlua::lua_State) -> std::ffi::c_int {
+            // SAFETY: called by Lua as a C function, with its own state.
+            unsafe { raise_errors(state, $name) }
+        }
+    )*};
+}
+
+shims!(
+    shim_call => c"corekv_call",
+    shim_sha1hex => c"corekv_sha1hex",
+    shim_log => c"corekv_log",
+    shim_setresp => c"corekv_setresp",
+    shim_set_repl => c"corekv_set_repl"
+);
+
+/// lrand48's multiplier and increment.
+const LRAND_A: u64 = 0x5_DEEC_E66D;
+const LRAND_C: u64 = 0xB;
+
+fn srand48(seed: i64) -> u64 {
+    (((seed as u64) << 16) | 0x330E) & 0xFFFF_FFFF_FFFF
+}
+
+fn lrand48(state: &Cell<u64>) -> i64 {
+    let x = (LRAND_A.wrapping_mul(state.get()).wrapping_add(LRAND_C)) & 0xFFFF_FFFF_FFFF;
+    state.set(x);
+    (x >> 17) as i64
+}
+
+impl Engine {
+    fn new() -> mlua::Result<Engine> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let hidden = lua.create_table()?;
+        // Redis's generator starts from lrand48's default state, never reseeded per
+        // script: only `math.randomseed` sets it.
+        let rng = Rc::new(Cell::new(0x1234_ABCD_330E));
+        let resp = Rc::new(Cell::new(2u8));
+        hidden.raw_set(
+            "sha1hex",
+            lua.create_function(|lua, v: Value| {
+                let s = lua.coerce_string(v)?;
+                let bytes = s
+                    .as_ref()
+                    .map(|s| s.as_bytes().to_vec())
+                    .unwrap_or_default();
+                Ok(sha1hex(&bytes))
+            })?,
+        )?;
+        hidden.raw_set(
+            "log",
+            lua.create_function(|_, args: MultiValue| {
+                let mut it = args.into_iter();
+                let level = match it.next() {
+                    Some(Value::Number(n)) => n as i64,
+                    Some(Value::Integer(n)) => n,
+                    _ => 0,
+                };
+                let text: Vec<String> = it
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s.to_string_lossy()),
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::Integer(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let text = text.join(" ");
+                match level {
+                    0 => tracing::debug!(target: "corekv::script", "{text}"),
+                    1 => tracing::info!(target: "corekv::script", "{text}"),
+                    2 => tracing::info!(target: "corekv::script", "{text}"),
+                    _ => tracing::warn!(target: "corekv::script", "{text}"),
+                }
+                Ok(())
+            })?,
+        )?;
+        let r = resp.clone();
+        hidden.raw_set(
+            "setresp",
+            lua.create_function(move |_, v: f64| {
+                r.set(if v == 3.0 { 3 } else { 2 });
+                Ok(())
+            })?,
+        )?;
+        let g = rng.clone();
+        hidden.raw_set(
+            "rand",
+            lua.create_function(move |_, ()| {
+                Ok((lrand48(&g) % i64::from(i32::MAX)) as f64 / f64::from(i32::MAX))
+            })?,
+        )?;
+        let g = rng.clone();
+        hidden.raw_set(
+            "seed",
+            lua.create_function(move |_, s: f64| {
+                g.set(srand48(s as i32 as i64));
+                Ok(())
+            })?,
+        )?;
+        hidden.raw_set(
+            "where",
+            lua.create_function(|lua, ()| {
+                for level in 1..32 {
+                    let found = lua.inspect_stack(level, |d| {
+                        let s = d.source();
+                        let src = s.source.map(|x| x.into_owned());
+                        (src, d.current_line())
+                    });
+                    match found {
+                        None => break,
+                        Some((Some(src), line)) if src.starts_with("@user_script") => {
+                            return Ok((Some(src), line.map(|l| l as i64)));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok((None, None))
+            })?,
+        )?;
+        hidden.raw_set(
+            "register",
+            lua.create_function(|lua, (name, f): (String, Function)| {
+                lua.set_named_registry_value(&name, f)
+            })?,
+        )?;
+        // SAFETY: each shim is a C function that only uses the Lua stack it is given (see
+        // `raise_errors`).
+        unsafe {
+            hidden.raw_set("c_call", lua.create_c_function(shim_call)?)?;
+            hidden.raw_set("c_sha1hex", lua.create_c_function(shim_sha1hex)?)?;
+            hidden.raw_set("c_log", lua.create_c_function(shim_log)?)?;
+            hidden.raw_set("c_setresp", lua.create_c_function(shim_setresp)?)?;
+            hidden.raw_set("c_set_repl", lua.create_c_function(shim_set_repl)?)?;
+        }
+        hidden.raw_set("version", crate::command::meta::REDIS_VERSION)?;
+        hidden.raw_set(
+            "version_num",
+            version_num(crate::command::meta::REDIS_VERSION),
+        )?;
+        let (runner, env): (Function, Table) = lua
+            .load(PRELUDE)
+            .set_name("=corekv_prelude")
+            .call(hidden.clone())?;
+        Ok(Engine {
+            lua,
+            runner,
+            hidden,
+            env,
+            compiled: AHashMap::new(),
+            resp,
+        })
+    }
+
+    /// Compiles and caches `body` under `sha`: Redis's compile error text on failure.
+    fn compile(&mut self, sha: &str, body: &[u8]) -> Result<(), String> {
+        if self.compiled.contains_key(sha) {
+            return Ok(());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("Error compiling script (new function): {msg}")
+            })?;
+        self.compiled.insert(sha.to_string(), f);
+        Ok(())
+    }
+}
+
+/// `7.0.15` as Redis's `REDIS_VERSION_NUM`: `0x00MMmmpp`.
+fn version_num(v: &str) -> i64 {
+    let mut parts = v.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    let (a, b, c) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    (a << 16) | (b << 8) | c
+}
+
+impl Scripts {
+    fn engine(&mut self) -> &mut Engine {
+        self.engine
+            .get_or_insert_with(|| Engine::new().expect("the script engine starts"))
+    }
+
+    /// SCRIPT LOAD: compiles and caches `body`; its SHA1, or Redis's compile error.
+    pub fn load(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1hex(body);
+        self.engine().compile(&sha, body)?;
+        Ok(sha)
+    }
+
+    /// Whether a script with this SHA1 (lower or upper case hex) is cached.
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.engine
+            .as_ref()
+            .is_some_and(|e| e.compiled.contains_key(&sha))
+    }
+
+    /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
+    pub fn flush(&mut self) {
+        self.engine = None;
+    }
+
+    /// Runs the script `sha` (compiling `body` first when given: EVAL) with `keys` and
+    /// `argv`, writing its reply (or error) to `out`.
+    pub fn run(
+        &mut self,
+        body: Option<&[u8]>,
+        sha: &[u8],
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        host: &mut dyn Host,
+        out: &mut Reply,
+    ) -> Outcome {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        let engine = self.engine();
+        if let Some(body) = body {
+            if let Err(e) = engine.compile(&sha, body) {
+                out.err(&e);
+                return Outcome::Ran;
+            }
+        }
+        let Some(f) = engine.compiled.get(&sha).cloned() else {
+            return Outcome::NoScript;
+        };
+        engine.resp.set(2);
+        if let Err(e) = engine.run(&f, &sha, keys, argv, host, out) {
+            out.err(&format!("Error running script {sha}: {e}"));
+        }
+        Outcome::Ran
+    }
+}
+
+impl Engine {
+    fn run(
+        &self,
+        f: &Function,
+        sha: &str,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        host: &mut dyn Host,
+        out: &mut Reply,
+    ) -> mlua::Result<()> {
+        let lua = &self.lua;
+        let globals = lua.globals();
+        globals.raw_set(
+            "KEYS",
+            lua.create_sequence_from(
+                keys.iter()
+                    .map(|k| lua.create_string(k))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?,
+        )?;
+        globals.raw_set(
+            "ARGV",
+            lua.create_sequence_from(
+                argv.iter()
+                    .map(|a| lua.create_string(a))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?,
+        )?;
+        let resp = self.resp.clone();
+        lua.scope(|scope| {
+            let call = scope.create_function_mut(|lua, args: MultiValue| {
+                let proto = if resp.get() == 3 {
+                    Proto::Resp3
+                } else {
+                    Proto::Resp2
+                };
+                let reply = match command_args(&args) {
+                    Err(msg) => format!("-ERR {msg}\r\n").into_bytes(),
+                    Ok(argv) => host.call(&argv, proto),
+                };
+                let frame = match frame::parse(&reply) {
+                    Ok(Some((f, _))) => f,
+                    _ => Frame::Error(b"ERR reply does not parse".to_vec()),
+                };
+                to_lua(lua, frame)
+            })?;
+            self.hidden.raw_set("call", call.clone())?;
+            self.lua.set_named_registry_value("corekv_call", call)?;
+            let (ok, value): (bool, Value) = self.runner.call(f.clone())?;
+            let caller = out.proto();
+            if ok {
+                write_reply(&value, out, self.resp.get(), caller, 0);
+            } else {
+                write_error(&value, sha, out);
+            }
+            Ok(())
+        })?;
+        globals.raw_set("KEYS", Value::Nil)?;
+        globals.raw_set("ARGV", Value::Nil)?;
+        Ok(())
+    }
+}
+
+/// The arguments of a `redis.call`: strings, and numbers as `%.17g` prints them.
+fn command_args(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for v in args.iter() {
+        match v {
+            Value::String(s) => out.push(s.as_bytes().to_vec()),
+            Value::Integer(n) => out.push(n.to_string().into_bytes()),
+            Value::Number(n) => {
+                let mut b = Vec::new();
+                format_double(*n, &mut b);
+                out.push(b);
+            }
+            _ => return Err("Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(out)
+}
+
+/// A command's reply as a Lua value, by Redis's rules.
+fn to_lua(lua: &Lua, f: Frame) -> mlua::Result<Value> {
+    let field = |k: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(k, v)?;
+        Ok(Value::Table(t))
+    };
+    Ok(match f {
+        Frame::Integer(n) => Value::Number(n as f64),
+        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
+        Frame::Simple(s) => field("ok", Value::String(lua.create_string(s)?))?,
+        Frame::Error(e) => field("err", Value::String(lua.create_string(e)?))?,
+        Frame::NullBulk | Frame::NullArray => Value::Boolean(false),
+        Frame::Null => Value::Nil,
+        Frame::Array(items) | Frame::Push(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        Frame::Map(pairs) => {
+            let t = lua.create_table()?;
+            for (k, v) in pairs {
+                t.raw_set(to_lua(lua, k)?, to_lua(lua, v)?)?;
+            }
+            field("map", Value::Table(t))?
+        }
+        Frame::Set(items) => {
+            let t = lua.create_table()?;
+            for item in items {
+                t.raw_set(to_lua(lua, item)?, true)?;
+            }
+            field("set", Value::Table(t))?
+        }
+        Frame::Double(d) => {
+            let n = std::str::from_utf8(&d)
+                .ok()
+                .and_then(|s| match s {
+                    "inf" => Some(f64::INFINITY),
+                    "-inf" => Some(f64::NEG_INFINITY),
+                    _ => s.parse().ok(),
+                })
+                .unwrap_or(0.0);
+            field("double", Value::Number(n))?
+        }
+        Frame::Boolean(b) => Value::Boolean(b),
+        other => field(
+            "big_number",
+            Value::String(lua.create_string(format!("{other:?}"))?),
+        )?,
+    })
+}
+
+/// A script's return value as the client's reply, by Redis's rules (`resp`: the
+/// script's `redis.setresp`).
+fn write_reply(v: &Value, out: &mut Reply, resp: u8, caller: Proto, depth: usize) {
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(true) => {
+            if resp == 2 {
+                out.int(1)
+            } else {
+                out.boolean(true)
+            }
+        }
+        Value::Boolean(false) => {
+            if resp == 2 {
+                out.null()
+            } else {
+                out.boolean(false)
+            }
+        }
+        Value::Integer(n) => out.int(*n),
+        Value::Number(n) => out.int(*n as i64),
+        Value::Table(t) => write_table(t, out, resp, caller, depth),
+        _ => out.null(),
+    }
+}
+
+fn write_table(t: &Table, out: &mut Reply, resp: u8, caller: Proto, depth: usize) {
+    if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+        let mut text = e.as_bytes().to_vec();
+        text.retain(|_| true);
+        out.error(&text);
+        return;
+    }
+    if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+        let mut text = s.as_bytes().to_vec();
+        for b in &mut text {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        out.simple(&text);
+        return;
+    }
+    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
+        let mut b = Vec::new();
+        format_double(d, &mut b);
+        match caller {
+            Proto::Resp2 => out.bulk(&b),
+            Proto::Resp3 => {
+                out.buffer().push(b',');
+                out.buffer().extend_from_slice(&b);
+                out.buffer().extend_from_slice(b"\r\n");
+            }
+        }
+        return;
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
+        out.map(pairs.len());
+        for (k, v) in &pairs {
+            write_reply(k, out, resp, caller, depth + 1);
+            write_reply(v, out, resp, caller, depth + 1);
+        }
+        return;
+    }
+    if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
+        let keys: Vec<Value> = s
+            .pairs::<Value, Value>()
+            .filter_map(|p| p.ok().map(|(k, _)| k))
+            .collect();
+        out.set(keys.len());
+        for k in &keys {
+            write_reply(k, out, resp, caller, depth + 1);
+        }
+        return;
+    }
+    let mut items = Vec::new();
+    let mut i = 1;
+    while let Ok(v) = t.raw_get::<Value>(i) {
+        if v.is_nil() {
+            break;
+        }
+        items.push(v);
+        i += 1;
+    }
+    out.array(items.len());
+    for v in &items {
+        write_reply(v, out, resp, caller, depth + 1);
+    }
+}
+
+/// The reply of a script that raised `err` (see the prelude's handler).
+fn write_error(err: &Value, sha: &str, out: &mut Reply) {
+    let (msg, source, line) = match err {
+        Value::Table(t) => (
+            t.raw_get::<Value>("err").ok().and_then(|v| match v {
+                Value::String(s) => Some(s.as_bytes().to_vec()),
+                _ => None,
+            }),
+            t.raw_get::<Option<String>>("source").ok().flatten(),
+            t.raw_get::<Option<i64>>("line").ok().flatten(),
+        ),
+        _ => (None, None, None),
+    };
+    let Some(mut msg) = msg else {
+        out.err(&format!("Error running script {sha}, execution failure"));
+        return;
+    };
+    if let (Some(source), Some(line)) = (source, line) {
+        msg.extend_from_slice(format!(" script: {sha}, on {source}:{line}.").as_bytes());
+    }
+    out.error(&msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lrand48_follows_the_c_library() {
+        // srand48(0); lrand48() three times, as C's drand48 family computes it.
+        let s = Cell::new(srand48(0));
+        assert_eq!(
+            [lrand48(&s), lrand48(&s), lrand48(&s)],
+            [366850414, 1610402240, 206956554]
+        );
+    }
+
+    /// Answers GET with `v`, INCR with an error, anything else with +OK.
+    struct Fake(Vec<Vec<Vec<u8>>>);
+
+    impl Host for Fake {
+        fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8> {
+            self.0.push(args.to_vec());
+            let mut out = Vec::new();
+            let mut r = Reply::new(&mut out, proto);
+            match &args[0][..] {
+                b"get" => r.bulk(b"v"),
+                b"incr" => r.err("value is not an integer or out of range"),
+                _ => r.ok(),
+            }
+            out
+        }
+    }
+
+    fn eval(scripts: &mut Scripts, body: &str, keys: &[&str]) -> String {
+        let mut out = Vec::new();
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        let sha = sha1hex(body.as_bytes());
+        scripts.run(
+            Some(body.as_bytes()),
+            sha.as_bytes(),
+            &keys,
+            &[],
+            &mut Fake(Vec::new()),
+            &mut Reply::new(&mut out, Proto::Resp2),
+        );
+        String::from_utf8(out).unwrap().replace(&sha, "SHA")
+    }
+
+    #[test]
+    fn scripts_call_convert_and_raise_as_redis_does() {
+        let mut s = Scripts::default();
+        assert_eq!(
+            eval(&mut s, "return redis.call('get', KEYS[1])", &["k"]),
+            "$1\r\nv\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "return {1, 'a', {2}, nil, 3}", &[]),
+            "*3\r\n:1\r\n$1\r\na\r\n*1\r\n:2\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "\nreturn redis.call('incr', 'x')", &[]),
+            "-ERR value is not an integer or out of range script: SHA, on @user_script:2.\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "return redis.pcall('incr', 'x')", &[]),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(
+            eval(
+                &mut s,
+                "local ok, e = pcall(redis.call, 'incr', 'x') return e",
+                &[]
+            ),
+            "$43\r\nERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "return nope", &[]),
+            "-ERR user_script:1: Script attempted to access nonexistent global variable 'nope' script: SHA, on @user_script:1.\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "x = 1", &[]),
+            "-ERR user_script:1: Attempt to modify a readonly table script: SHA, on @user_script:1.\r\n"
+        );
+        assert_eq!(
+            eval(&mut s, "return redis.setresp(4)", &[]),
+            "-ERR RESP version must be 2 or 3. script: SHA, on @user_script:1.\r\n"
+        );
+        assert!(eval(&mut s, "return +", &[])
+            .starts_with("-ERR Error compiling script (new function): user_script:1:"));
+        assert!(s.exists(sha1hex(b"return redis.call('get', KEYS[1])").as_bytes()));
+        s.flush();
+        assert!(!s.exists(sha1hex(b"return redis.call('get', KEYS[1])").as_bytes()));
+    }
+
+    #[test]
+    fn version_num_packs_like_redis() {
+        assert_eq!(version_num("7.0.15"), 458767);
+    }
+}
