@@ -1785,6 +1785,12 @@ fn script_cases() -> Vec<Vec<Vec<String>>> {
             ]),
             words(&["lrange", "{q}:active", "0", "-1"]),
             words(&["hgetall", "{q}:owner"]),
+            words(&["mset", "a", "1", "b", "2"]),
+            words(&["eval", "redis.call('incr', KEYS[1]) redis.call('rpush', KEYS[3], KEYS[1], KEYS[2]) redis.call('del', KEYS[2]) return redis.call('mget', KEYS[1], KEYS[2], KEYS[4])", "4", "a", "b", "c", "d"]),
+            words(&["mget", "a", "b"]),
+            words(&["lrange", "c", "0", "-1"]),
+            words(&["eval", "redis.call('rpoplpush', KEYS[1], KEYS[2]) return redis.call('lrange', KEYS[2], 0, -1)", "2", "c", "e"]),
+            words(&["eval", "return redis.call('get', KEYS[1])", "2", "a", "nosuch"]),
         ],
         vec![
             words(&["eval", "return redis.call()", "0"]),

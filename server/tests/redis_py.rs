@@ -1,6 +1,7 @@
 //! redis-py (from PyPI) against the real binary: its default pipeline (MULTI/EXEC), its
-//! optimistic-locking `transaction` helper, WatchError, and pub/sub with a handler
-//! thread, in RESP2 and RESP3, on 1 and 4 shards (`tests/python/redis_py_check.py`).
+//! optimistic-locking `transaction` helper, WatchError, pub/sub with a handler thread,
+//! its Lock (Lua scripts) and `register_script`, in RESP2 and RESP3, on 1 and 4 shards
+//! (`tests/python/redis_py_check.py`).
 //!
 //! redis-py is installed on first use into `target/pyenv` (a venv), so the README's test
 //! command needs nothing installed by hand but `python3`.

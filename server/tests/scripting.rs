@@ -71,22 +71,29 @@ fn a_script_evaluated_on_one_shard_is_found_by_evalsha_on_every_shard() {
 }
 
 #[test]
-fn keys_on_several_shards_are_refused_as_redis_cluster_refuses_them() {
+fn a_script_over_keys_of_several_shards_runs_atomically() {
     let server = Server::corekv(4, &[]);
     let mut c = server.client();
-    // "a" and "b" live on different shards of four; hash tags put keys together.
-    let body = "return redis.call('mget', KEYS[1], KEYS[2])";
+    // "a", "b" and "c" live on different shards of four.
+    c.call(&["MSET", "a", "100", "b", "100"]);
+    let body = "redis.call('set', KEYS[3], 'x') redis.call('pexpire', KEYS[3], 100000) \
+                return redis.call('mget', KEYS[1], KEYS[2], KEYS[3])";
     assert_eq!(
-        c.call(&["EVAL", body, "2", "a", "b"]),
-        b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+        c.call(&["EVAL", body, "3", "a", "b", "c"]),
+        b"*3\r\n$3\r\n100\r\n$3\r\n100\r\n$1\r\nx\r\n"
     );
-    c.call(&["SET", "{t}a", "1"]);
-    assert_eq!(
-        c.call(&["EVAL", body, "2", "{t}a", "{t}b"]),
-        b"*2\r\n$1\r\n1\r\n$-1\r\n"
-    );
-    // An undeclared key of another shard fails inside the script, with its line.
-    let reply = c.call(&["EVAL", "\nreturn redis.call('get', 'b')", "1", "a"]);
+    let ttl = String::from_utf8(c.call(&["PTTL", "c"])).unwrap();
+    let ttl: i64 = ttl.trim_start_matches(':').trim_end().parse().unwrap();
+    assert!((90_000..=100_000).contains(&ttl), "{ttl}");
+    // An undeclared key fails inside the script, with its line; what the script wrote
+    // before the error stays written, as in Redis.
+    let reply = c.call(&[
+        "EVAL",
+        "redis.call('del', KEYS[1])\nreturn redis.call('get', 'zz')",
+        "2",
+        "c",
+        "a",
+    ]);
     let text = String::from_utf8_lossy(&reply).into_owned();
     assert!(
         text.starts_with(
@@ -94,6 +101,34 @@ fn keys_on_several_shards_are_refused_as_redis_cluster_refuses_them() {
         ) && text.ends_with(", on @user_script:2.\r\n"),
         "{text}"
     );
-    // The shard keeps serving.
-    assert_eq!(c.call(&["GET", "{t}a"]), b"$1\r\n1\r\n");
+    assert_eq!(c.call(&["EXISTS", "c"]), b":0\r\n");
+
+    // Transfers between "a" and "b" from four clients while a fifth reads both through
+    // a script: the reader never sees a transfer half done.
+    let transfer = "local n = tonumber(ARGV[1]) redis.call('decrby', KEYS[1], n) \
+                    redis.call('incrby', KEYS[2], n) return 1";
+    let sum = "return tonumber(redis.call('get', KEYS[1])) + tonumber(redis.call('get', KEYS[2]))";
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = server.client();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let (from, to) = if (i + w) % 2 == 0 {
+                        ("a", "b")
+                    } else {
+                        ("b", "a")
+                    };
+                    assert_eq!(c.call(&["EVAL", transfer, "2", from, to, "3"]), b":1\r\n");
+                }
+            })
+        })
+        .collect();
+    let mut reader = server.client();
+    for _ in 0..300 {
+        assert_eq!(reader.call(&["EVAL", sum, "2", "a", "b"]), b":200\r\n");
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(reader.call(&["EVAL", sum, "2", "a", "b"]), b":200\r\n");
 }

@@ -31,6 +31,11 @@ pub enum Coord {
     Copy,
     /// Read, compute, write: a family's [`Gather`].
     Gather(&'static Gather),
+    /// A script (EVAL, EVALSHA and their read-only forms) whose declared keys span
+    /// shards: the keys are read whole on their owners, the script runs on the client's
+    /// shard over those copies, and the keys it changed are written back (see
+    /// `command/scripting.rs`).
+    Script,
 }
 
 /// A command that reads its keys on their owners, computes on the client's shard and
@@ -134,6 +139,10 @@ pub struct CoordPlan {
     held: Vec<u8>,
     /// A gather's reads' replies, held while its lookups run.
     reads: Vec<Vec<u8>>,
+    /// The client's shard (where a script runs).
+    home: usize,
+    /// A script's distinct declared keys, in the order their copies were read.
+    script_keys: Vec<Vec<u8>>,
     /// The shard asked for each lookup, in the order [`Lookups::keys`] gave them.
     asked: Vec<usize>,
     map: SlotMap,
@@ -147,6 +156,7 @@ impl CoordPlan {
         args: OwnedArgs,
         owners: Vec<(usize, usize)>,
         map: SlotMap,
+        home: usize,
         proto: Proto,
         replace: bool,
     ) -> Self {
@@ -167,6 +177,8 @@ impl CoordPlan {
             stage: 0,
             held: Vec::new(),
             reads: Vec::new(),
+            home,
+            script_keys: Vec::new(),
             asked: Vec::new(),
             map,
         }
@@ -214,6 +226,7 @@ impl CoordPlan {
         self.stage += 1;
         match (self.kind, stage) {
             (Coord::Gather(g), _) => self.gather_next(g, stage, results),
+            (Coord::Script, _) => self.script_next(stage, results),
             (Coord::Msetnx, 0) => Step::Run(
                 self.shards
                     .iter()
@@ -369,6 +382,87 @@ impl CoordPlan {
         }
     }
 
+    /// A script across shards: copies of its keys, the run on the client's shard, the
+    /// changed keys written back on their owners, the script's reply.
+    fn script_next(&mut self, stage: u8, results: &[Vec<u8>]) -> Step {
+        match stage {
+            0 => {
+                let mut owners = self.owners.clone();
+                owners.sort_by_key(|&(_, s)| s);
+                let mut ops = Vec::new();
+                for (pos, shard) in owners {
+                    let key = self.arg(pos).to_vec();
+                    if !self.script_keys.contains(&key) {
+                        self.script_keys.push(key.clone());
+                        ops.push((shard, StepOp::Dump(key)));
+                    }
+                }
+                Step::Run(ops)
+            }
+            1 => Step::Run(vec![(
+                self.home,
+                StepOp::Script(
+                    self.args.clone(),
+                    self.script_keys
+                        .iter()
+                        .cloned()
+                        .zip(results.iter().cloned())
+                        .collect(),
+                ),
+            )]),
+            2 => {
+                // [script reply, changed keys...]: a changed key is [key, type, deadline,
+                // payload], a deleted one [key].
+                let Ok(Some((Frame::Array(items), _))) = frame::parse(&results[0]) else {
+                    return Step::Reply(results[0].clone());
+                };
+                let mut items = items.into_iter();
+                let reply = items
+                    .next()
+                    .and_then(|f| f.as_bytes().map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                let mut ops = Vec::new();
+                for item in items {
+                    let Frame::Array(parts) = item else { continue };
+                    let bytes = |i: usize| {
+                        parts
+                            .get(i)
+                            .and_then(Frame::as_bytes)
+                            .unwrap_or_default()
+                            .to_vec()
+                    };
+                    let key = bytes(0);
+                    let owner = self.map.shard_of(&key);
+                    if parts.len() == 1 {
+                        ops.push((owner, StepOp::Drop(key)));
+                    } else {
+                        let expire_at = match parts.get(2) {
+                            Some(Frame::Integer(n)) if *n > 0 => *n as u64,
+                            _ => 0,
+                        };
+                        ops.push((
+                            owner,
+                            StepOp::Restore {
+                                key,
+                                ty: bytes(1),
+                                replace: true,
+                                expire_at,
+                                payload: bytes(3),
+                                event: None,
+                            },
+                        ));
+                    }
+                }
+                if ops.is_empty() {
+                    return Step::Reply(reply);
+                }
+                self.held = reply;
+                Step::Run(ops)
+            }
+            _ => Step::Reply(std::mem::take(&mut self.held)),
+        }
+    }
+
     /// Runs a gather's computation; its writes next, or its reply.
     fn compute(&mut self, g: &'static Gather, frames: Vec<Frame>) -> Step {
         let mut reply = Vec::new();
@@ -420,6 +514,7 @@ mod tests {
             OwnedArgs::from_slices(args),
             owners,
             SlotMap::new(3),
+            0,
             Proto::Resp2,
             replace,
         )
@@ -440,6 +535,7 @@ mod tests {
                         StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
                         StepOp::Unlink(k) => format!("DEL {}", String::from_utf8_lossy(&k)),
                         StepOp::Lookup(keys) => format!("LOOKUP {}", keys.len()),
+                        StepOp::Script(..) | StepOp::Drop(_) => format!("{op:?}"),
                         StepOp::Part(..) | StepOp::Unwatch(_) => format!("{op:?}"),
                         StepOp::Restore {
                             key,

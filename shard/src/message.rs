@@ -206,6 +206,11 @@ pub enum StepOp {
     },
     /// Delete a key moved away by RENAME across shards (`rename_from`).
     Unlink(Vec<u8>),
+    /// Run a script over copies of its keys (`[key, DUMP reply]`) on the client's
+    /// shard: `[reply, changed keys...]` (see [`crate::coord::Coord::Script`]).
+    Script(OwnedArgs, Vec<(Vec<u8>, Vec<u8>)>),
+    /// Delete a key a script deleted (its events were raised where it ran).
+    Drop(Vec<u8>),
     /// Read keys a gather does not name (see [`crate::coord::Lookups`]): an array with,
     /// for each, the value or null.
     Lookup(Vec<crate::coord::Lookup>),

@@ -107,4 +107,53 @@ while len(received) < 50 and time.time() < deadline:
     time.sleep(0.05)
 thread.stop()
 assert received == [str(i) for i in range(50)], received
+
+# Scripts: redis-py's Lock (its release, extend and reacquire are Lua scripts) and
+# register_script (EVALSHA, SCRIPT LOAD on NOSCRIPT).
+r.script_flush()
+lock = r.lock("resource", timeout=5)
+assert lock.acquire(blocking=False)
+assert not r.lock("resource", timeout=5).acquire(blocking=False)
+assert lock.owned() and lock.locked()
+assert lock.extend(2)
+assert 5000 < r.pttl("resource") <= 7000, r.pttl("resource")
+assert lock.reacquire()
+lock.release()
+assert not lock.locked()
+try:
+    lock.release()
+    raise AssertionError("LockNotOwnedError expected")
+except redis.exceptions.LockError:
+    pass
+
+# Threads contend for one lock around a read-modify-write: no update is lost.
+r.set("guarded", 0)
+def locked_incr():
+    for _ in range(20):
+        with r.lock("guard", timeout=5, blocking_timeout=10, sleep=0.001):
+            v = int(r.get("guarded"))
+            r.set("guarded", v + 1)
+threads = [threading.Thread(target=locked_incr) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert r.get("guarded") == "80", r.get("guarded")
+
+add = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+assert add(keys=["scripted"], args=[5]) == 5
+assert add(keys=["scripted"], args=[2]) == 7
+# Keys on different shards (when there are several): one atomic script.
+move = r.register_script(
+    "local v = redis.call('get', KEYS[1]) redis.call('del', KEYS[1]) "
+    "redis.call('set', KEYS[2], v) return v"
+)
+r.set("from", "payload")
+assert move(keys=["from", "to"]) == "payload"
+assert r.get("from") is None and r.get("to") == "payload"
+try:
+    r.eval("return redis.call('incr', KEYS[1])", 1, "to")
+    raise AssertionError("ResponseError expected")
+except redis.ResponseError as e:
+    assert "not an integer" in str(e), e
 print("ok")

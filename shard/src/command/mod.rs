@@ -84,6 +84,9 @@ pub struct Scripting<'a> {
     pub map: crate::slot::SlotMap,
     /// Scripts EVAL compiled here, to load on the other shards (bodies).
     pub loaded: &'a mut Vec<Vec<u8>>,
+    /// A script running over copies of keys from several shards: it may touch only its
+    /// declared keys.
+    pub declared_only: bool,
 }
 
 /// A blocking command's request to wait.

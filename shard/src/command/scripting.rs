@@ -37,18 +37,11 @@ pub(super) const COMMANDS: Registrations = &[
     ("script|kill", Route::Fanout(&SCRIPT_KILL)),
 ];
 
-const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
-
-/// A script whose declared keys span shards: refused, as Redis Cluster refuses one whose
-/// keys span slots.
+/// A script whose declared keys span shards: run over copies of them with their owners
+/// paused (see [`run_gathered`]).
 const CROSS_SHARD: Coordinated = Coordinated {
-    kind: super::Coord::Msetnx,
-    check: |out, _, args| {
-        if numkeys(out, args).is_some() {
-            out.error(CROSSSLOT.as_bytes());
-        }
-        None
-    },
+    kind: super::Coord::Script,
+    check: |out, _, args| numkeys(out, args).map(|_| false),
     blocking: None,
 };
 
@@ -70,15 +63,18 @@ fn numkeys(out: &mut Reply, args: Args) -> Option<usize> {
 }
 
 /// Runs the commands a script calls on this shard's keyspace.
-struct ScriptHost<'c, 'a> {
+struct ScriptHost<'c, 'a, 'k> {
     store: &'c mut Keyspace<'a>,
     env: Env,
     shard: usize,
     map: crate::slot::SlotMap,
+    /// Over copies of keys from several shards: the declared keys, the only ones it may
+    /// touch.
+    declared: Option<&'k [&'k [u8]]>,
     readonly: bool,
 }
 
-impl Host for ScriptHost<'_, '_> {
+impl Host for ScriptHost<'_, '_, '_> {
     fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8> {
         let refuse = |msg: &str| format!("-ERR {msg}\r\n").into_bytes();
         let owned = OwnedArgs::from_slices(args);
@@ -101,10 +97,11 @@ impl Host for ScriptHost<'_, '_> {
                 spec.name
             ));
         };
-        if spec
-            .key_positions(a)
-            .any(|p| self.map.shard_of(a.get(p)) != self.shard)
-        {
+        let foreign = |k: &[u8]| match self.declared {
+            Some(keys) => !keys.contains(&k),
+            None => self.map.shard_of(k) != self.shard,
+        };
+        if spec.key_positions(a).any(|p| foreign(a.get(p))) {
             return refuse("Script attempted to access a non local key in a cluster node");
         }
         let mut out = Vec::new();
@@ -151,6 +148,7 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
         },
         shard: scripting.shard,
         map: scripting.map,
+        declared: scripting.declared_only.then_some(&keys[..]),
         readonly,
     };
     match scripting
@@ -187,6 +185,105 @@ pub fn eval_ro(ctx: &mut Ctx, args: Args) {
 /// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
 pub fn evalsha_ro(ctx: &mut Ctx, args: Args) {
     run(ctx, args, false, true);
+}
+
+/// A script whose declared keys span shards, on the client's shard with every owner
+/// paused (see [`crate::coord::Coord::Script`]): `copies` are the keys as their owners
+/// dumped them. The script runs over a scratch keyspace holding them; the reply is
+/// `[the script's reply, changed keys...]`, a changed key `[key, type, deadline,
+/// payload]` and a deleted one `[key]`. The script's keyspace events are raised here.
+pub fn run_gathered(
+    state: &mut State,
+    request: Args,
+    copies: &[(Vec<u8>, Vec<u8>)],
+    out: &mut Reply,
+) {
+    use corekv_protocol::frame::{self, Frame};
+    let now = state.now();
+    let mut store = crate::store::Store::new();
+    store.events.flags = state.store.events.flags;
+    let mut timers = crate::timer::Timers::new(now);
+    // What each key held: (type, deadline, payload), or nothing.
+    type Held = Option<(Vec<u8>, u64, Vec<u8>)>;
+    let mut before: Vec<(&[u8], Held)> = Vec::with_capacity(copies.len());
+    for (key, dumped) in copies {
+        let held = match frame::parse(dumped) {
+            Ok(Some((Frame::Array(items), _))) if items.len() == 3 => {
+                let ty = items[0].as_bytes().unwrap_or_default().to_vec();
+                let deadline = match items[1] {
+                    Frame::Integer(n) if n > 0 => n as u64,
+                    _ => 0,
+                };
+                let payload = items[2].as_bytes().unwrap_or_default().to_vec();
+                store.restore_value(key, &ty, &payload, deadline, &mut timers);
+                Some((ty, deadline, payload))
+            }
+            _ => None,
+        };
+        before.push((key, held));
+    }
+    let spec = match Commands::global().lookup(request) {
+        Lookup::Found(spec) => spec,
+        _ => return out.err("internal error: not a script command"),
+    };
+    let Route::Keyed(f, _) = spec.route else {
+        return out.err("internal error: not a script command");
+    };
+    let env = Env {
+        now,
+        max_bulk_len: state.config.limits.max_bulk_len,
+        coll: state.config.coll,
+        shared_ints: state.config.shared_ints(),
+        may_block: false,
+    };
+    let scripting = super::Scripting {
+        scripts: &mut state.scripts,
+        shard: state.id,
+        map: crate::slot::SlotMap::new(state.shards),
+        loaded: &mut state.scripts_out,
+        declared_only: true,
+    };
+    let mut reply = Vec::new();
+    super::run_keyed(
+        f,
+        spec.name,
+        request,
+        Keyspace::new(&mut store, &mut timers),
+        env,
+        &mut reply,
+        out.proto(),
+        Some(scripting),
+    );
+    let mut changed = Vec::new();
+    for (key, held) in &before {
+        let after = store.find(key, now, &mut timers).map(|idx| {
+            let mut payload = Vec::new();
+            store.dump_value(idx, &mut payload);
+            let deadline = store.entry(idx).expire_at().unwrap_or(0);
+            (store.dump_type(idx).to_vec(), deadline, payload)
+        });
+        if after != *held {
+            changed.push((*key, after));
+        }
+    }
+    state.store.events.list.append(&mut store.events.list);
+    out.array(1 + changed.len());
+    out.bulk(&reply);
+    for (key, after) in changed {
+        match after {
+            None => {
+                out.array(1);
+                out.bulk(key);
+            }
+            Some((ty, deadline, payload)) => {
+                out.array(4);
+                out.bulk(key);
+                out.bulk(&ty);
+                out.int(deadline as i64);
+                out.bulk(&payload);
+            }
+        }
+    }
 }
 
 /// SCRIPT LOAD script: compiled on every shard; the first shard's reply (the SHA1, or

@@ -54,13 +54,17 @@ fn is_null(reply: &[u8]) -> bool {
 /// Drives `mb` for `conn` until it has the client's reply (empty when the connection
 /// was closed meanwhile).
 pub(super) async fn drive(shard: &RefCell<Shard>, conn: ConnId, mb: MultiBlock) -> Vec<u8> {
-    let map = shard.borrow().slot_map();
+    let (map, home) = {
+        let sh = shard.borrow();
+        (sh.slot_map(), sh.id())
+    };
     loop {
         let plan = CoordPlan::new(
             mb.kind,
             mb.args.clone(),
             mb.owners.clone(),
             map,
+            home,
             mb.proto,
             false,
         );

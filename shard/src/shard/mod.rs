@@ -131,6 +131,7 @@ pub fn execute(
         shard: state.id,
         map: SlotMap::new(state.shards),
         loaded: &mut state.scripts_out,
+        declared_only: false,
     });
     let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto, scripting);
     if may_block && !state.store.ready.is_empty() {
@@ -723,7 +724,13 @@ impl Shard {
             return Outcome::Block;
         }
         Outcome::Coordinate(Box::new(CoordPlan::new(
-            how.kind, owned, owners, self.map, proto, replace,
+            how.kind,
+            owned,
+            owners,
+            self.map,
+            self.state.id,
+            proto,
+            replace,
         )))
     }
 

@@ -421,6 +421,22 @@ impl Shard {
                 if let (Some(event), true) = (event, wrote) {
                     self.state.store.notify(crate::notify::GENERIC, event, key);
                 }
+                if wrote {
+                    // A list or sorted set moved here may serve a blocked client.
+                    self.state.keyspace().signal_ready(key);
+                }
+            }
+            StepOp::Drop(key) => {
+                let gone = self.state.keyspace().remove(key, now).is_some();
+                reply.int(i64::from(gone));
+            }
+            StepOp::Script(request, copies) => {
+                command::scripting::run_gathered(
+                    &mut self.state,
+                    request.args(),
+                    copies,
+                    &mut reply,
+                );
             }
             StepOp::Unlink(key) => {
                 let gone = self.state.keyspace().remove(key, now).is_some();
