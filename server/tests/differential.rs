@@ -1915,6 +1915,7 @@ fn script_cases() -> Vec<Vec<Vec<String>>> {
             words(&["script", "flush", "async"]),
             words(&["script", "flush", "bad"]),
             words(&["script", "kill"]),
+            words(&["eval", "return {redis.call('ping'), redis.call('ping','x'), redis.call('echo','e'), #redis.call('time'), redis.call('select', 0)}", "0"]),
             words(&[
                 "eval",
                 "local ok, e = pcall(error, {err='x'}) return {tostring(ok), e}",

@@ -92,10 +92,7 @@ impl Host for ScriptHost<'_, '_, '_> {
             return refuse("Write commands are not allowed from read-only scripts.");
         }
         let Route::Keyed(f, _) = spec.route else {
-            return refuse(&format!(
-                "corekv does not run '{}' inside scripts yet",
-                spec.name
-            ));
+            return self.call_unkeyed(spec.name, a, proto);
         };
         let foreign = |k: &[u8]| match self.declared {
             Some(keys) => !keys.contains(&k),
@@ -116,6 +113,28 @@ impl Host for ScriptHost<'_, '_, '_> {
             None,
         );
         out
+    }
+}
+
+impl ScriptHost<'_, '_, '_> {
+    /// The commands without keys a script may call that need no client or other shard:
+    /// PING, ECHO, TIME, SELECT 0. Others are refused with a clear error.
+    fn call_unkeyed(&mut self, name: &str, a: Args, proto: Proto) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut out = Reply::new(&mut buf, proto);
+        match name {
+            "ping" if a.len() == 1 => out.simple(b"PONG"),
+            "ping" => out.bulk(a.get(1)),
+            "echo" => out.bulk(a.get(1)),
+            "time" => super::server::time_reply(&mut out),
+            "select" => match parse_i64(a.get(1)) {
+                Some(0) => out.ok(),
+                Some(_) => out.err("DB index is out of range"),
+                None => out.err(errors::NOT_INTEGER),
+            },
+            _ => out.err(&format!("corekv does not run '{name}' inside scripts yet")),
+        }
+        buf
     }
 }
 

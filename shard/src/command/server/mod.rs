@@ -7,6 +7,8 @@ mod introspection;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use corekv_protocol::Reply;
+
 use super::{is, Args, Flow, Local, Registrations, Route};
 
 /// The server family.
@@ -47,14 +49,18 @@ pub(super) const COMMANDS: Registrations = &[
 
 /// TIME: seconds and microseconds.
 fn time(l: &mut Local, _: Args) -> Flow {
+    time_reply(&mut l.reply());
+    Flow::Continue
+}
+
+/// TIME's reply: seconds and microseconds, as two bulk strings.
+pub(crate) fn time_reply(out: &mut Reply) {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let mut out = l.reply();
     out.array(2);
     out.bulk(t.as_secs().to_string().as_bytes());
     out.bulk(t.subsec_micros().to_string().as_bytes());
-    Flow::Continue
 }
 
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, as Redis 7.0 parses it. corekv keeps
