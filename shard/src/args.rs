@@ -82,6 +82,12 @@ impl OwnedArgs {
         owned
     }
 
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.spans.clear();
+    }
+
     /// Appends an argument.
     pub fn push(&mut self, arg: &[u8]) {
         let start = self.buf.len();

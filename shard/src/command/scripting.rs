@@ -75,10 +75,8 @@ struct ScriptHost<'c, 'a, 'k> {
 }
 
 impl Host for ScriptHost<'_, '_, '_> {
-    fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8> {
-        let refuse = |msg: &str| format!("-ERR {msg}\r\n").into_bytes();
-        let owned = OwnedArgs::from_slices(args);
-        let a = owned.args();
+    fn call(&mut self, a: Args, proto: Proto, out: &mut Vec<u8>) {
+        let mut refuse = |msg: &str| Reply::new(out, proto).err(msg);
         let Lookup::Found(spec) = Commands::global().lookup(a) else {
             return refuse("Unknown Redis command called from script");
         };
@@ -92,7 +90,7 @@ impl Host for ScriptHost<'_, '_, '_> {
             return refuse("Write commands are not allowed from read-only scripts.");
         }
         let Route::Keyed(f, _) = spec.route else {
-            return self.call_unkeyed(spec.name, a, proto);
+            return self.call_unkeyed(spec.name, a, &mut Reply::new(out, proto));
         };
         let foreign = |k: &[u8]| match self.declared {
             Some(keys) => !keys.contains(&k),
@@ -101,32 +99,28 @@ impl Host for ScriptHost<'_, '_, '_> {
         if spec.key_positions(a).any(|p| foreign(a.get(p))) {
             return refuse("Script attempted to access a non local key in a cluster node");
         }
-        let mut out = Vec::new();
         super::run_keyed(
             f,
             spec.name,
             a,
             self.store.reborrow(),
             self.env,
-            &mut out,
+            out,
             proto,
             None,
         );
-        out
     }
 }
 
 impl ScriptHost<'_, '_, '_> {
     /// The commands without keys a script may call that need no client or other shard:
     /// PING, ECHO, TIME, SELECT 0. Others are refused with a clear error.
-    fn call_unkeyed(&mut self, name: &str, a: Args, proto: Proto) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut out = Reply::new(&mut buf, proto);
+    fn call_unkeyed(&mut self, name: &str, a: Args, out: &mut Reply) {
         match name {
             "ping" if a.len() == 1 => out.simple(b"PONG"),
             "ping" => out.bulk(a.get(1)),
             "echo" => out.bulk(a.get(1)),
-            "time" => super::server::time_reply(&mut out),
+            "time" => super::server::time_reply(out),
             "select" => match parse_i64(a.get(1)) {
                 Some(0) => out.ok(),
                 Some(_) => out.err("DB index is out of range"),
@@ -134,7 +128,6 @@ impl ScriptHost<'_, '_, '_> {
             },
             _ => out.err(&format!("corekv does not run '{name}' inside scripts yet")),
         }
-        buf
     }
 }
 

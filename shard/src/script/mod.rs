@@ -21,18 +21,19 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use ahash::AHashMap;
-use corekv_protocol::frame::{self, Frame};
 use corekv_protocol::{Proto, Reply};
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
-use crate::float::format_double;
+use crate::args::Args;
+
+mod raw;
 
 /// Runs the commands a script calls.
 pub trait Host {
-    /// Runs `args` (a command and its arguments) for the script, replying in `proto`;
-    /// a refusal (unknown command, wrong arity, a key of another shard, a write from a
-    /// read-only script) is an error reply.
-    fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8>;
+    /// Runs `args` (a command and its arguments) for the script, appending its reply in
+    /// `proto` to `out`; a refusal (unknown command, wrong arity, a key of another
+    /// shard, a write from a read-only script) is an error reply.
+    fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>);
 }
 
 /// A script's SHA1, as 40 lower-case hex digits.
@@ -50,13 +51,11 @@ struct Engine {
     lua: Lua,
     /// Runs a script function under Redis's error handler: `(ok, value)`.
     runner: Function,
-    /// Where each run's `call` function goes (scoped to the run).
-    hidden: Table,
     /// The read-only view of the globals scripts run in.
     env: Table,
     compiled: AHashMap<String, Function>,
-    /// The protocol `redis.call` replies in for the running script.
-    resp: Rc<Cell<u8>>,
+    /// What `redis.call` works with (its C closures point at it).
+    ctx: Box<raw::CallCtx>,
 }
 
 /// What a script run ended with.
@@ -93,9 +92,7 @@ local redis = {}
 -- a script's `return redis.call(...)` keeps its own frame, so errors say its line. Each
 -- runs its implementation (registered here) and raises an error table it returns.
 redis.call = H.c_call
-redis.pcall = function(...)
-  return H.call(...)
-end
+redis.pcall = H.c_pcall
 redis.error_reply = function(...)
   local s = ...
   if select('#', ...) ~= 1 or type(s) ~= 'string' then
@@ -272,7 +269,6 @@ macro_rules! shims {
 }
 
 shims!(
-    shim_call => c"corekv_call",
     shim_sha1hex => c"corekv_sha1hex",
     shim_log => c"corekv_log",
     shim_setresp => c"corekv_setresp",
@@ -303,7 +299,21 @@ impl Engine {
         // Redis's generator starts from lrand48's default state, never reseeded per
         // script: only `math.randomseed` sets it.
         let rng = Rc::new(Cell::new(0x1234_ABCD_330E));
-        let resp = Rc::new(Cell::new(2u8));
+        let mut ctx = Box::new(raw::CallCtx::new());
+        let ctx_ptr: *mut raw::CallCtx = &mut *ctx;
+        // SAFETY: pushes two C closures whose upvalue is the boxed CallCtx, which the
+        // engine owns (and so outlives its Lua state's use of it).
+        let (c_call, c_pcall): (Function, Function) = unsafe {
+            lua.exec_raw((), |state| {
+                ffi::lua_pushlightuserdata(state, ctx_ptr.cast());
+                ffi::lua_pushcclosure(state, raw::redis_call, 1);
+                ffi::lua_pushlightuserdata(state, ctx_ptr.cast());
+                ffi::lua_pushcclosure(state, raw::redis_pcall, 1);
+            })?
+        };
+        hidden.raw_set("c_call", c_call)?;
+        hidden.raw_set("c_pcall", c_pcall)?;
+        let resp = ctx.resp.clone();
         hidden.raw_set(
             "sha1hex",
             lua.create_function(|lua, v: Value| {
@@ -342,11 +352,10 @@ impl Engine {
                 Ok(())
             })?,
         )?;
-        let r = resp.clone();
         hidden.raw_set(
             "setresp",
             lua.create_function(move |_, v: f64| {
-                r.set(if v == 3.0 { 3 } else { 2 });
+                resp.set(if v == 3.0 { 3 } else { 2 });
                 Ok(())
             })?,
         )?;
@@ -394,7 +403,6 @@ impl Engine {
         // SAFETY: each shim is a C function that only uses the Lua stack it is given (see
         // `raise_errors`).
         unsafe {
-            hidden.raw_set("c_call", lua.create_c_function(shim_call)?)?;
             hidden.raw_set("c_sha1hex", lua.create_c_function(shim_sha1hex)?)?;
             hidden.raw_set("c_log", lua.create_c_function(shim_log)?)?;
             hidden.raw_set("c_setresp", lua.create_c_function(shim_setresp)?)?;
@@ -412,10 +420,9 @@ impl Engine {
         Ok(Engine {
             lua,
             runner,
-            hidden,
             env,
             compiled: AHashMap::new(),
-            resp,
+            ctx,
         })
     }
 
@@ -501,7 +508,6 @@ impl Scripts {
         let Some(f) = engine.compiled.get(&sha).cloned() else {
             return Outcome::NoScript;
         };
-        engine.resp.set(2);
         if let Err(e) = engine.run(&f, &sha, keys, argv, host, out) {
             out.err(&format!("Error running script {sha}: {e}"));
         }
@@ -511,7 +517,7 @@ impl Scripts {
 
 impl Engine {
     fn run(
-        &self,
+        &mut self,
         f: &Function,
         sha: &str,
         keys: &[&[u8]],
@@ -519,246 +525,38 @@ impl Engine {
         host: &mut dyn Host,
         out: &mut Reply,
     ) -> mlua::Result<()> {
-        let lua = &self.lua;
-        let globals = lua.globals();
-        globals.raw_set(
-            "KEYS",
-            lua.create_sequence_from(
-                keys.iter()
-                    .map(|k| lua.create_string(k))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?,
-        )?;
-        globals.raw_set(
-            "ARGV",
-            lua.create_sequence_from(
-                argv.iter()
-                    .map(|a| lua.create_string(a))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?,
-        )?;
-        let resp = self.resp.clone();
-        lua.scope(|scope| {
-            let call = scope.create_function_mut(|lua, args: MultiValue| {
-                let proto = if resp.get() == 3 {
-                    Proto::Resp3
-                } else {
-                    Proto::Resp2
-                };
-                let reply = match command_args(&args) {
-                    Err(msg) => format!("-ERR {msg}\r\n").into_bytes(),
-                    Ok(argv) => host.call(&argv, proto),
-                };
-                let frame = match frame::parse(&reply) {
-                    Ok(Some((f, _))) => f,
-                    _ => Frame::Error(b"ERR reply does not parse".to_vec()),
-                };
-                to_lua(lua, frame)
-            })?;
-            self.hidden.raw_set("call", call.clone())?;
-            self.lua.set_named_registry_value("corekv_call", call)?;
-            let (ok, value): (bool, Value) = self.runner.call(f.clone())?;
-            let caller = out.proto();
-            if ok {
-                write_reply(&value, out, self.resp.get(), caller, 0);
-            } else {
-                write_error(&value, sha, out);
-            }
-            Ok(())
-        })?;
-        globals.raw_set("KEYS", Value::Nil)?;
-        globals.raw_set("ARGV", Value::Nil)?;
-        Ok(())
-    }
-}
-
-/// The arguments of a `redis.call`: strings, and numbers as `%.17g` prints them.
-fn command_args(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
-    if args.is_empty() {
-        return Err("Please specify at least one argument for this redis lib call");
-    }
-    let mut out = Vec::with_capacity(args.len());
-    for v in args.iter() {
-        match v {
-            Value::String(s) => out.push(s.as_bytes().to_vec()),
-            Value::Integer(n) => out.push(n.to_string().into_bytes()),
-            Value::Number(n) => {
-                let mut b = Vec::new();
-                format_double(*n, &mut b);
-                out.push(b);
-            }
-            _ => return Err("Lua redis lib command arguments must be strings or integers"),
-        }
-    }
-    Ok(out)
-}
-
-/// A command's reply as a Lua value, by Redis's rules.
-fn to_lua(lua: &Lua, f: Frame) -> mlua::Result<Value> {
-    let field = |k: &str, v: Value| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set(k, v)?;
-        Ok(Value::Table(t))
-    };
-    Ok(match f {
-        Frame::Integer(n) => Value::Number(n as f64),
-        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
-        Frame::Simple(s) => field("ok", Value::String(lua.create_string(s)?))?,
-        Frame::Error(e) => field("err", Value::String(lua.create_string(e)?))?,
-        Frame::NullBulk | Frame::NullArray => Value::Boolean(false),
-        Frame::Null => Value::Nil,
-        Frame::Array(items) | Frame::Push(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.into_iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
-            }
-            Value::Table(t)
-        }
-        Frame::Map(pairs) => {
-            let t = lua.create_table()?;
-            for (k, v) in pairs {
-                t.raw_set(to_lua(lua, k)?, to_lua(lua, v)?)?;
-            }
-            field("map", Value::Table(t))?
-        }
-        Frame::Set(items) => {
-            let t = lua.create_table()?;
-            for item in items {
-                t.raw_set(to_lua(lua, item)?, true)?;
-            }
-            field("set", Value::Table(t))?
-        }
-        Frame::Double(d) => {
-            let n = std::str::from_utf8(&d)
-                .ok()
-                .and_then(|s| match s {
-                    "inf" => Some(f64::INFINITY),
-                    "-inf" => Some(f64::NEG_INFINITY),
-                    _ => s.parse().ok(),
+        let host: *mut (dyn Host + '_) = host;
+        // SAFETY: only the lifetime is erased. The pointer is cleared before this
+        // function returns, and only `redis.call`, during the call below, uses it.
+        self.ctx.host = Some(unsafe {
+            std::mem::transmute::<*mut (dyn Host + '_), *mut (dyn Host + 'static)>(host)
+        });
+        self.ctx.resp.set(2);
+        let resp = self.ctx.resp.clone();
+        // SAFETY: the closure keeps Lua's stack discipline: it gets the runner and the
+        // script on the stack, calls one with the other, writes the result and leaves
+        // nothing behind.
+        let result = unsafe {
+            self.lua
+                .exec_raw::<()>((self.runner.clone(), f.clone()), |state| {
+                    raw::set_global_array(state, c"KEYS", keys);
+                    raw::set_global_array(state, c"ARGV", argv);
+                    ffi::lua_call(state, 1, 2);
+                    let ok = ffi::lua_toboolean(state, -2) != 0;
+                    let top = ffi::lua_gettop(state);
+                    if ok {
+                        raw::write_value(state, top, out, resp.get() == 3);
+                    } else {
+                        raw::write_error(state, top, sha, out);
+                    }
+                    ffi::lua_settop(state, 0);
+                    raw::set_global_array(state, c"KEYS", &[]);
+                    raw::set_global_array(state, c"ARGV", &[]);
                 })
-                .unwrap_or(0.0);
-            field("double", Value::Number(n))?
-        }
-        Frame::Boolean(b) => Value::Boolean(b),
-        other => field(
-            "big_number",
-            Value::String(lua.create_string(format!("{other:?}"))?),
-        )?,
-    })
-}
-
-/// A script's return value as the client's reply, by Redis's rules (`resp`: the
-/// script's `redis.setresp`).
-fn write_reply(v: &Value, out: &mut Reply, resp: u8, caller: Proto, depth: usize) {
-    match v {
-        Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Boolean(true) => {
-            if resp == 2 {
-                out.int(1)
-            } else {
-                out.boolean(true)
-            }
-        }
-        Value::Boolean(false) => {
-            if resp == 2 {
-                out.null()
-            } else {
-                out.boolean(false)
-            }
-        }
-        Value::Integer(n) => out.int(*n),
-        Value::Number(n) => out.int(*n as i64),
-        Value::Table(t) => write_table(t, out, resp, caller, depth),
-        _ => out.null(),
+        };
+        self.ctx.host = None;
+        result
     }
-}
-
-fn write_table(t: &Table, out: &mut Reply, resp: u8, caller: Proto, depth: usize) {
-    if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-        let mut text = e.as_bytes().to_vec();
-        text.retain(|_| true);
-        out.error(&text);
-        return;
-    }
-    if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
-        let mut text = s.as_bytes().to_vec();
-        for b in &mut text {
-            if *b == b'\r' || *b == b'\n' {
-                *b = b' ';
-            }
-        }
-        out.simple(&text);
-        return;
-    }
-    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
-        let mut b = Vec::new();
-        format_double(d, &mut b);
-        match caller {
-            Proto::Resp2 => out.bulk(&b),
-            Proto::Resp3 => {
-                out.buffer().push(b',');
-                out.buffer().extend_from_slice(&b);
-                out.buffer().extend_from_slice(b"\r\n");
-            }
-        }
-        return;
-    }
-    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            write_reply(k, out, resp, caller, depth + 1);
-            write_reply(v, out, resp, caller, depth + 1);
-        }
-        return;
-    }
-    if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .filter_map(|p| p.ok().map(|(k, _)| k))
-            .collect();
-        out.set(keys.len());
-        for k in &keys {
-            write_reply(k, out, resp, caller, depth + 1);
-        }
-        return;
-    }
-    let mut items = Vec::new();
-    let mut i = 1;
-    while let Ok(v) = t.raw_get::<Value>(i) {
-        if v.is_nil() {
-            break;
-        }
-        items.push(v);
-        i += 1;
-    }
-    out.array(items.len());
-    for v in &items {
-        write_reply(v, out, resp, caller, depth + 1);
-    }
-}
-
-/// The reply of a script that raised `err` (see the prelude's handler).
-fn write_error(err: &Value, sha: &str, out: &mut Reply) {
-    let (msg, source, line) = match err {
-        Value::Table(t) => (
-            t.raw_get::<Value>("err").ok().and_then(|v| match v {
-                Value::String(s) => Some(s.as_bytes().to_vec()),
-                _ => None,
-            }),
-            t.raw_get::<Option<String>>("source").ok().flatten(),
-            t.raw_get::<Option<i64>>("line").ok().flatten(),
-        ),
-        _ => (None, None, None),
-    };
-    let Some(mut msg) = msg else {
-        out.err(&format!("Error running script {sha}, execution failure"));
-        return;
-    };
-    if let (Some(source), Some(line)) = (source, line) {
-        msg.extend_from_slice(format!(" script: {sha}, on {source}:{line}.").as_bytes());
-    }
-    out.error(&msg);
 }
 
 #[cfg(test)]
@@ -779,16 +577,14 @@ mod tests {
     struct Fake(Vec<Vec<Vec<u8>>>);
 
     impl Host for Fake {
-        fn call(&mut self, args: &[Vec<u8>], proto: Proto) -> Vec<u8> {
-            self.0.push(args.to_vec());
-            let mut out = Vec::new();
-            let mut r = Reply::new(&mut out, proto);
-            match &args[0][..] {
+        fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>) {
+            self.0.push(args.iter().map(<[u8]>::to_vec).collect());
+            let mut r = Reply::new(out, proto);
+            match args.get(0) {
                 b"get" => r.bulk(b"v"),
                 b"incr" => r.err("value is not an integer or out of range"),
                 _ => r.ok(),
             }
-            out
         }
     }
 

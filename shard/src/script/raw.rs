@@ -1,0 +1,446 @@
+//! The hot path between Lua and the shard, over Lua's C API (through `mlua::ffi`):
+//! `redis.call` and `redis.pcall`, RESP replies pushed as Lua values, and a script's
+//! result written as RESP. Each EVALSHA of a short script crosses this boundary a few
+//! times; mlua's safe values (a registry reference per value) cost more than the script.
+//!
+//! Every function here is `unsafe`: it takes the running Lua state and keeps to Lua's
+//! stack discipline (what it pushes, it pops or returns). The only non-local exit is
+//! `lua_error` in [`redis_call`], taken after every Rust value of the call is dropped.
+
+use std::ffi::{c_int, CStr};
+
+use corekv_protocol::{Proto, Reply};
+use mlua::ffi::{self, lua_State};
+
+use super::Host;
+use crate::args::OwnedArgs;
+use crate::float::format_double;
+
+/// What `redis.call` needs while a script runs: the host, and buffers kept between
+/// calls. It lives in a `Box` owned by the engine (a stable address, passed to the C
+/// functions as their upvalue).
+pub(super) struct CallCtx {
+    /// The running script's host; `None` between scripts.
+    pub host: Option<*mut (dyn Host + 'static)>,
+    /// The protocol `redis.call` replies in (`redis.setresp`).
+    pub resp: std::rc::Rc<std::cell::Cell<u8>>,
+    args: OwnedArgs,
+    number: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl CallCtx {
+    pub fn new() -> Self {
+        CallCtx {
+            host: None,
+            resp: std::rc::Rc::new(std::cell::Cell::new(2)),
+            args: OwnedArgs::new(),
+            number: Vec::new(),
+            reply: Vec::new(),
+        }
+    }
+}
+
+/// `redis.call`: runs the command; an error reply is raised.
+///
+/// # Safety
+///
+/// Called by Lua, with upvalue 1 a light userdata pointing at the engine's [`CallCtx`].
+pub(super) unsafe extern "C-unwind" fn redis_call(state: *mut lua_State) -> c_int {
+    // SAFETY: as the caller promises; `call` leaves exactly its result on the stack.
+    let failed = unsafe { call(state) };
+    if failed {
+        // SAFETY: `call` has returned, so no Rust value of this call is alive: the
+        // longjmp crosses only this frame, which holds nothing to drop.
+        unsafe { ffi::lua_error(state) }
+    }
+    1
+}
+
+/// `redis.pcall`: runs the command; an error reply is returned as `{err = ...}`.
+///
+/// # Safety
+///
+/// As [`redis_call`].
+pub(super) unsafe extern "C-unwind" fn redis_pcall(state: *mut lua_State) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe { call(state) };
+    1
+}
+
+/// Runs the command named by the arguments on the stack through the host and pushes
+/// its reply; true when that is an error table.
+unsafe fn call(state: *mut lua_State) -> bool {
+    // SAFETY: upvalue 1 is the engine's CallCtx (see `redis_call`), not otherwise
+    // borrowed while a script runs.
+    let ctx =
+        unsafe { &mut *(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *mut CallCtx) };
+    let n = unsafe { ffi::lua_gettop(state) };
+    if n == 0 {
+        unsafe {
+            push_error(
+                state,
+                b"Please specify at least one argument for this redis lib call",
+            )
+        };
+        return true;
+    }
+    ctx.args.clear();
+    for i in 1..=n {
+        match unsafe { ffi::lua_type(state, i) } {
+            ffi::LUA_TNUMBER => {
+                ctx.number.clear();
+                format_double(unsafe { ffi::lua_tonumber(state, i) }, &mut ctx.number);
+                ctx.args.push(&ctx.number);
+            }
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = unsafe { ffi::lua_tolstring(state, i, &mut len) };
+                // SAFETY: Lua keeps the string alive while it is on the stack.
+                ctx.args
+                    .push(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) });
+            }
+            _ => {
+                unsafe {
+                    push_error(
+                        state,
+                        b"Lua redis lib command arguments must be strings or integers",
+                    )
+                };
+                return true;
+            }
+        }
+    }
+    let Some(host) = ctx.host else {
+        unsafe { push_error(state, b"redis.call outside a script") };
+        return true;
+    };
+    let proto = if ctx.resp.get() == 3 {
+        Proto::Resp3
+    } else {
+        Proto::Resp2
+    };
+    ctx.reply.clear();
+    // SAFETY: the host outlives the script run that set it (see `Engine::run`).
+    unsafe { (*host).call(ctx.args.args(), proto, &mut ctx.reply) };
+    let mut pos = 0;
+    unsafe { push_resp(state, &ctx.reply, &mut pos) }
+}
+
+/// Pushes `{err = "ERR <msg>"}`.
+unsafe fn push_error(state: *mut lua_State, msg: &[u8]) {
+    let mut text = b"ERR ".to_vec();
+    text.extend_from_slice(msg);
+    unsafe {
+        ffi::lua_createtable(state, 0, 1);
+        ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+        ffi::lua_setfield(state, -2, c"err".as_ptr());
+    }
+}
+
+/// Sets field `name` of the table below the value on top of the stack to that value.
+unsafe fn set_field(state: *mut lua_State, name: &CStr) {
+    unsafe { ffi::lua_setfield(state, -2, name.as_ptr()) };
+}
+
+fn line<'b>(b: &'b [u8], pos: &mut usize) -> (u8, &'b [u8]) {
+    let t = b.get(*pos).copied().unwrap_or(b'_');
+    let start = (*pos + 1).min(b.len());
+    let end = memchr::memchr(b'\r', &b[start..]).map_or(b.len(), |i| start + i);
+    *pos = (end + 2).min(b.len());
+    (t, &b[start..end])
+}
+
+fn number(text: &[u8]) -> i64 {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Pushes the RESP value at `pos` as Lua sees a reply (Redis's rules: integers as
+/// numbers, nulls as false in RESP2 and nil in RESP3, status and error as `{ok=}` and
+/// `{err=}`, RESP3 maps, sets, doubles and big numbers as `{map=}`, `{set=}`,
+/// `{double=}`, `{big_number=}`); true when it is an error.
+unsafe fn push_resp(state: *mut lua_State, b: &[u8], pos: &mut usize) -> bool {
+    // Nested replies need a few slots each.
+    if unsafe { ffi::lua_checkstack(state, 4) } == 0 {
+        unsafe { ffi::lua_pushnil(state) };
+        return false;
+    }
+    let (t, text) = line(b, pos);
+    unsafe {
+        match t {
+            b'+' | b'-' => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+                set_field(state, if t == b'+' { c"ok" } else { c"err" });
+                return t == b'-';
+            }
+            b':' => ffi::lua_pushnumber(state, number(text) as f64),
+            b'$' | b'=' => {
+                let n = number(text);
+                if n < 0 {
+                    ffi::lua_pushboolean(state, 0);
+                } else {
+                    let n = n as usize;
+                    let body = &b[(*pos).min(b.len())..(*pos + n).min(b.len())];
+                    *pos = (*pos + n + 2).min(b.len());
+                    if t == b'$' {
+                        ffi::lua_pushlstring(state, body.as_ptr().cast(), body.len());
+                    } else {
+                        // Verbatim: "txt:..." as {verbatim_string = {format=, string=}}.
+                        let (format, string) = body.split_at(body.len().min(4));
+                        ffi::lua_createtable(state, 0, 1);
+                        ffi::lua_createtable(state, 0, 2);
+                        let format = &format[..format.len().min(3)];
+                        ffi::lua_pushlstring(state, format.as_ptr().cast(), format.len());
+                        set_field(state, c"format");
+                        ffi::lua_pushlstring(state, string.as_ptr().cast(), string.len());
+                        set_field(state, c"string");
+                        set_field(state, c"verbatim_string");
+                    }
+                }
+            }
+            b'*' | b'>' => {
+                let n = number(text);
+                if n < 0 {
+                    ffi::lua_pushboolean(state, 0);
+                } else {
+                    ffi::lua_createtable(state, n.min(1 << 20) as c_int, 0);
+                    for i in 1..=n {
+                        push_resp(state, b, pos);
+                        ffi::lua_rawseti(state, -2, i as _);
+                    }
+                }
+            }
+            b'%' | b'~' => {
+                let n = number(text);
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_createtable(state, 0, n.min(1 << 20) as c_int);
+                for _ in 0..n {
+                    push_resp(state, b, pos);
+                    if t == b'%' {
+                        push_resp(state, b, pos);
+                    } else {
+                        ffi::lua_pushboolean(state, 1);
+                    }
+                    ffi::lua_rawset(state, -3);
+                }
+                set_field(state, if t == b'%' { c"map" } else { c"set" });
+            }
+            b',' => {
+                let d = match text {
+                    b"inf" => f64::INFINITY,
+                    b"-inf" => f64::NEG_INFINITY,
+                    _ => std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(f64::NAN),
+                };
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushnumber(state, d);
+                set_field(state, c"double");
+            }
+            b'#' => ffi::lua_pushboolean(state, c_int::from(text == b"t")),
+            b'(' => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+                set_field(state, c"big_number");
+            }
+            b'|' => {
+                // Attributes are dropped; the reply follows them.
+                for _ in 0..number(text) * 2 {
+                    push_resp(state, b, pos);
+                    ffi::lua_settop(state, -2);
+                }
+                return push_resp(state, b, pos);
+            }
+            _ => ffi::lua_pushnil(state),
+        }
+    }
+    false
+}
+
+/// Raw field `name` of the table at `idx` pushed; its type returned.
+unsafe fn raw_field(state: *mut lua_State, idx: c_int, name: &CStr) -> c_int {
+    unsafe {
+        ffi::lua_pushstring(state, name.as_ptr());
+        ffi::lua_rawget(state, idx);
+        ffi::lua_type(state, -1)
+    }
+}
+
+/// The string at `idx` (which is one).
+unsafe fn string_at<'s>(state: *mut lua_State, idx: c_int) -> &'s [u8] {
+    let mut len = 0usize;
+    unsafe {
+        let p = ffi::lua_tolstring(state, idx, &mut len);
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// Writes the Lua value at absolute index `idx` as the client's reply, by Redis's
+/// rules (`resp3`: the script called `redis.setresp(3)`). Leaves the stack as it was.
+pub(super) unsafe fn write_value(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3: bool) {
+    unsafe {
+        if ffi::lua_checkstack(state, 4) == 0 {
+            out.err("reached lua stack limit");
+            return;
+        }
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TSTRING => out.bulk(string_at(state, idx)),
+            ffi::LUA_TBOOLEAN => {
+                let b = ffi::lua_toboolean(state, idx) != 0;
+                match (resp3, b) {
+                    (false, true) => out.int(1),
+                    (false, false) => out.null(),
+                    (true, b) => out.boolean(b),
+                }
+            }
+            ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(state, idx) as i64),
+            ffi::LUA_TTABLE => write_table(state, idx, out, resp3),
+            _ => out.null(),
+        }
+    }
+}
+
+unsafe fn write_table(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3: bool) {
+    unsafe {
+        let top = ffi::lua_gettop(state);
+        if raw_field(state, idx, c"err") == ffi::LUA_TSTRING {
+            out.error(string_at(state, -1));
+            ffi::lua_settop(state, top);
+            return;
+        }
+        ffi::lua_settop(state, top);
+        if raw_field(state, idx, c"ok") == ffi::LUA_TSTRING {
+            let mut text = string_at(state, -1).to_vec();
+            for b in &mut text {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
+            }
+            out.simple(&text);
+            ffi::lua_settop(state, top);
+            return;
+        }
+        ffi::lua_settop(state, top);
+        if raw_field(state, idx, c"double") == ffi::LUA_TNUMBER {
+            let mut text = Vec::new();
+            format_double(ffi::lua_tonumber(state, -1), &mut text);
+            ffi::lua_settop(state, top);
+            match out.proto() {
+                Proto::Resp2 => out.bulk(&text),
+                Proto::Resp3 => {
+                    out.buffer().push(b',');
+                    out.buffer().extend_from_slice(&text);
+                    out.buffer().extend_from_slice(b"\r\n");
+                }
+            }
+            return;
+        }
+        ffi::lua_settop(state, top);
+        if raw_field(state, idx, c"big_number") == ffi::LUA_TSTRING {
+            let text = string_at(state, -1).to_vec();
+            ffi::lua_settop(state, top);
+            match out.proto() {
+                Proto::Resp2 => out.bulk(&text),
+                Proto::Resp3 => {
+                    out.buffer().push(b'(');
+                    out.buffer().extend_from_slice(&text);
+                    out.buffer().extend_from_slice(b"\r\n");
+                }
+            }
+            return;
+        }
+        ffi::lua_settop(state, top);
+        for (name, map) in [(c"map", true), (c"set", false)] {
+            if raw_field(state, idx, name) == ffi::LUA_TTABLE {
+                let inner = ffi::lua_gettop(state);
+                let mut n = 0usize;
+                ffi::lua_pushnil(state);
+                while ffi::lua_next(state, inner) != 0 {
+                    n += 1;
+                    ffi::lua_settop(state, -2);
+                }
+                if map {
+                    out.map(n);
+                } else {
+                    out.set(n);
+                }
+                ffi::lua_pushnil(state);
+                while ffi::lua_next(state, inner) != 0 {
+                    let top2 = ffi::lua_gettop(state);
+                    write_value(state, top2 - 1, out, resp3);
+                    if map {
+                        write_value(state, top2, out, resp3);
+                    }
+                    ffi::lua_settop(state, top2 - 1);
+                }
+                ffi::lua_settop(state, top);
+                return;
+            }
+            ffi::lua_settop(state, top);
+        }
+        // An array: elements 1, 2, ... up to the first nil.
+        let mut n = 0;
+        while ffi::lua_rawgeti(state, idx, n + 1) != ffi::LUA_TNIL {
+            ffi::lua_settop(state, top);
+            n += 1;
+        }
+        ffi::lua_settop(state, top);
+        out.array(n as usize);
+        for i in 1..=n {
+            ffi::lua_rawgeti(state, idx, i);
+            write_value(state, top + 1, out, resp3);
+            ffi::lua_settop(state, top);
+        }
+    }
+}
+
+/// The error reply of a script that raised the value at `idx` (an error table the
+/// handler filled with `source` and `line`, or anything else).
+pub(super) unsafe fn write_error(state: *mut lua_State, idx: c_int, sha: &str, out: &mut Reply) {
+    unsafe {
+        let top = ffi::lua_gettop(state);
+        if ffi::lua_type(state, idx) != ffi::LUA_TTABLE
+            || raw_field(state, idx, c"err") != ffi::LUA_TSTRING
+        {
+            ffi::lua_settop(state, top);
+            out.err(&format!("Error running script {sha}, execution failure"));
+            return;
+        }
+        let mut msg = string_at(state, -1).to_vec();
+        ffi::lua_settop(state, top);
+        let source = if raw_field(state, idx, c"source") == ffi::LUA_TSTRING {
+            Some(String::from_utf8_lossy(string_at(state, -1)).into_owned())
+        } else {
+            None
+        };
+        ffi::lua_settop(state, top);
+        let line = if raw_field(state, idx, c"line") == ffi::LUA_TNUMBER {
+            Some(ffi::lua_tonumber(state, -1) as i64)
+        } else {
+            None
+        };
+        ffi::lua_settop(state, top);
+        if let (Some(source), Some(line)) = (source, line) {
+            msg.extend_from_slice(format!(" script: {sha}, on {source}:{line}.").as_bytes());
+        }
+        out.error(&msg);
+    }
+}
+
+/// Sets global `name` (bypassing the globals' read-only guard) to an array of `items`.
+pub(super) unsafe fn set_global_array(state: *mut lua_State, name: &CStr, items: &[&[u8]]) {
+    unsafe {
+        ffi::lua_pushstring(state, name.as_ptr());
+        ffi::lua_createtable(state, items.len().min(1 << 20) as c_int, 0);
+        for (i, item) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(state, -2, (i + 1) as _);
+        }
+        ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+    }
+}
