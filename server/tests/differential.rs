@@ -1930,6 +1930,18 @@ fn script_cases() -> Vec<Vec<Vec<String>>> {
     ]
 }
 
+/// The libraries scripts get (cjson, cmsgpack, bit, struct): one script per line of
+/// `data/script_libraries.txt`, values and error texts compared with redis-server's.
+#[test]
+fn script_libraries_match_redis() {
+    let case: Vec<Vec<String>> = include_str!("data/script_libraries.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .map(|l| words(&["eval", l, "0"]))
+        .collect();
+    compare(&[case], &|_| "script libraries".to_string());
+}
+
 #[test]
 fn script_cases_match_redis() {
     compare(&script_cases(), &|i| format!("script case {i}"));

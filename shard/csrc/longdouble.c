@@ -130,3 +130,17 @@ int corekv_strtod_sort(const char *s, double *out) {
     *out = value;
     return 1;
 }
+
+/* A double as C's "%.*g" prints it with `precision` digits (1 to 17). Writes at most 32
+ * bytes; returns the length. */
+int corekv_fmt_g(double d, int precision, char *out) {
+    return snprintf(out, 32, "%.*g", precision, d);
+}
+
+/* strtod over the NUL-terminated `s`: the value in *out and how many bytes it read (0
+ * when none form a number). */
+size_t corekv_strtod_prefix(const char *s, double *out) {
+    char *end;
+    *out = strtod(s, &end);
+    return (size_t)(end - s);
+}

@@ -10,6 +10,8 @@ extern "C" {
     fn corekv_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
     fn corekv_strtod_loose(s: *const c_char, len: usize, out: *mut f64) -> c_int;
     fn corekv_strtod_sort(s: *const c_char, out: *mut f64) -> c_int;
+    fn corekv_fmt_g(d: f64, precision: c_int, out: *mut c_char) -> c_int;
+    fn corekv_strtod_prefix(s: *const c_char, out: *mut f64) -> usize;
     fn corekv_fmt_double(d: f64, out: *mut c_char) -> c_int;
     fn corekv_timeout_ms(s: *const c_char, len: usize, ms: *mut i64) -> c_int;
     fn corekv_incrbyfloat(
@@ -91,6 +93,42 @@ pub fn parse_sort_score(value: &[u8]) -> Option<f64> {
     // SAFETY: `c` is NUL-terminated; `v` is a valid place for a double.
     let ok = unsafe { corekv_strtod_sort(c.as_ptr().cast(), &mut v) };
     (ok == 1).then_some(v)
+}
+
+/// Appends a double as C's `%.*g` prints it with `precision` significant digits (1 to
+/// 17): `1e+15`, `0.1`, `inf`, `nan`.
+pub fn format_g(d: f64, precision: u8, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 32];
+    // SAFETY: `buf` has the 32 bytes the helper may write; the precision is clamped.
+    let n = unsafe {
+        corekv_fmt_g(
+            d,
+            c_int::from(precision.clamp(1, 17)),
+            buf.as_mut_ptr().cast(),
+        )
+    };
+    out.extend_from_slice(&buf[..(n.max(0) as usize).min(31)]);
+}
+
+/// C's `strtod` at the start of `s`, which must end with a NUL byte: the value and how
+/// many bytes form it (0: no number there).
+pub fn strtod_prefix(s: &[u8]) -> (f64, usize) {
+    assert_eq!(
+        s.last(),
+        Some(&0),
+        "strtod_prefix needs a NUL-terminated buffer"
+    );
+    let mut v = 0f64;
+    // SAFETY: `s` is NUL-terminated, so strtod stops inside it; `v` is a valid place.
+    let n = unsafe { corekv_strtod_prefix(s.as_ptr().cast(), &mut v) };
+    (v, n)
+}
+
+/// C's `(long long)n` where it is defined: `n` truncated, or `None` outside
+/// `[-2^63, 2^63)` and for NaN (where x86 gives the smallest value).
+pub fn c_i64(n: f64) -> Option<i64> {
+    let limit = (1u64 << 63) as f64;
+    (-limit..limit).contains(&n).then_some(n as i64)
 }
 
 /// Appends a double as Redis prints it: `inf`, `-inf`, or C's `%.17g`.

@@ -26,7 +26,11 @@ use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 use crate::args::Args;
 
+mod bit;
+mod cjson;
+mod cmsgpack;
 mod raw;
+mod structlib;
 
 /// Runs the commands a script calls.
 pub trait Host {
@@ -56,6 +60,8 @@ struct Engine {
     compiled: AHashMap<String, Function>,
     /// What `redis.call` works with (its C closures point at it).
     ctx: Box<raw::CallCtx>,
+    /// cjson's settings (its C closures point at them).
+    _cjson: Box<cjson::Config>,
 }
 
 /// What a script run ended with.
@@ -202,7 +208,9 @@ local function readonly(t)
   })
 end
 local G = _G
-for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine' }) do
+for _, name in ipairs({
+  'redis', 'string', 'math', 'table', 'coroutine', 'bit', 'cjson', 'cmsgpack', 'struct'
+}) do
   rawset(G, name, readonly(rawget(G, name)))
 end
 setmetatable(G, {
@@ -311,6 +319,22 @@ impl Engine {
                 ffi::lua_pushcclosure(state, raw::redis_pcall, 1);
             })?
         };
+        let mut cjson_cfg = Box::new(cjson::Config::new());
+        let cjson_ptr: *mut cjson::Config = &mut *cjson_cfg;
+        // SAFETY: each pushes one table of C functions; cjson's point at the boxed
+        // settings the engine owns.
+        let (bit_lib, cjson_lib, cmsgpack_lib, struct_lib): (Table, Table, Table, Table) = unsafe {
+            lua.exec_raw((), |state| {
+                bit::push_library(state);
+                cjson::push_library(state, cjson_ptr);
+                cmsgpack::push_library(state);
+                structlib::push_library(state);
+            })?
+        };
+        lua.globals().raw_set("struct", struct_lib)?;
+        lua.globals().raw_set("bit", bit_lib)?;
+        lua.globals().raw_set("cjson", cjson_lib)?;
+        lua.globals().raw_set("cmsgpack", cmsgpack_lib)?;
         hidden.raw_set("c_call", c_call)?;
         hidden.raw_set("c_pcall", c_pcall)?;
         let resp = ctx.resp.clone();
@@ -423,6 +447,7 @@ impl Engine {
             env,
             compiled: AHashMap::new(),
             ctx,
+            _cjson: cjson_cfg,
         })
     }
 
@@ -647,6 +672,45 @@ mod tests {
         assert!(s.exists(sha1hex(b"return redis.call('get', KEYS[1])").as_bytes()));
         s.flush();
         assert!(!s.exists(sha1hex(b"return redis.call('get', KEYS[1])").as_bytes()));
+    }
+
+    #[test]
+    fn libraries_encode_decode_and_raise() {
+        let mut s = Scripts::default();
+        assert_eq!(
+            eval(
+                &mut s,
+                "return cjson.encode(cjson.decode('{\"a\":[1,2.5,null,\"x/y\"]}'))",
+                &[]
+            ),
+            "$25\r\n{\"a\":[1,2.5,null,\"x\\/y\"]}\r\n"
+        );
+        assert!(eval(&mut s, "return cjson.decode('[1,')", &[])
+            .starts_with("-ERR user_script:1: Expected value but found T_END at character 4"));
+        assert_eq!(
+            eval(
+                &mut s,
+                "return cmsgpack.unpack(cmsgpack.pack({1, {k='v'}}))[2].k",
+                &[]
+            ),
+            "$1\r\nv\r\n"
+        );
+        assert!(eval(&mut s, "return cmsgpack.unpack('\\146\\1')", &[])
+            .starts_with("-ERR user_script:1: Missing bytes in input."));
+        assert_eq!(eval(&mut s, "return bit.band(0xff, 0x0f)", &[]), ":15\r\n");
+        assert_eq!(
+            eval(
+                &mut s,
+                "return {struct.unpack('>i', struct.pack('>i', -5))}",
+                &[]
+            ),
+            "*2\r\n:-5\r\n:5\r\n"
+        );
+        assert!(
+            eval(&mut s, "return struct.pack('i', 'x')", &[]).starts_with(
+                "-ERR user_script:1: bad argument #2 to 'pack' (number expected, got string)"
+            )
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use mlua::ffi::{self, lua_State};
 
 use super::Host;
 use crate::args::OwnedArgs;
-use crate::float::format_double;
+use crate::float::{c_i64, format_double};
 
 /// What `redis.call` needs while a script runs: the host, and buffers kept between
 /// calls. It lives in a `Box` owned by the engine (a stable address, passed to the C
@@ -298,7 +298,7 @@ pub(super) unsafe fn write_value(state: *mut lua_State, idx: c_int, out: &mut Re
                     (true, b) => out.boolean(b),
                 }
             }
-            ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(state, idx) as i64),
+            ffi::LUA_TNUMBER => out.int(c_i64(ffi::lua_tonumber(state, idx)).unwrap_or(i64::MIN)),
             ffi::LUA_TTABLE => write_table(state, idx, out, resp3),
             _ => out.null(),
         }
