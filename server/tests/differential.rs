@@ -1930,6 +1930,96 @@ fn script_cases() -> Vec<Vec<Vec<String>>> {
     ]
 }
 
+/// Functions (FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL, FCALL, FCALL_RO): loading
+/// errors, flags, keys and arguments, errors inside functions, RESP2 and RESP3 listings.
+/// One function per library: Redis lists a library's functions in its dict's order.
+fn function_cases() -> Vec<Vec<Vec<String>>> {
+    vec![vec![
+            words(&["FUNCTION", "FLUSH"]),
+            words(&["FLUSHALL"]),
+            words(&["FUNCTION", "LOAD", "return 1"]),
+            words(&["FUNCTION", "LOAD", "#!lua"]),
+            words(&["FUNCTION", "LOAD", "#!lua\nx"]),
+            words(&["FUNCTION", "LOAD", "#!js name=x\nx"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=a-b\nx"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x foo=bar\nx"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x name=y\nx"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nreturn 1"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nlocal y = string.len('a')"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.call('set','a','b')"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nlocal x = "]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', 1)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function()"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a-b', function() end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end) redis.register_function('f', function() end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, flags={'bad'}}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, foo=1}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{callback=function() end}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f'}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f')"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end, 3)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f', callback=1}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, flags='x'}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, description={}}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nerror('boom')"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('g', function() end) x = 1"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib1\nredis.register_function('boom', function(keys, args) return redis.call('incr', keys[1]) end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib1\nredis.register_function('boom', function(keys, args) return redis.call('incr', keys[1]) end)"]),
+            words(&["FUNCTION", "LOAD", "REPLACE", "#!lua name=lib1\nredis.register_function('boom', function(keys, args) return redis.call('incr', keys[1]) end)"]),
+            words(&["FUNCTION", "LOAD", "BAD", "#!lua name=lib1\nredis.register_function('boom', function(keys, args) return redis.call('incr', keys[1]) end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes', 'allow-oom'}, description='reads'}"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib3\nredis.register_function('args', function(keys, args) return {keys[1], keys[2], args[1], #keys, #args} end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib4\nredis.register_function('glob', function(keys, args) return KEYS end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib5\nredis.register_function('err', function(keys, args) error('bad') end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib6\nredis.register_function('w', function(keys, args) return redis.call('set', keys[1], args[1]) end)"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=dup\nredis.register_function('boom', function() end)"]),
+            words(&["SET", "s", "v"]),
+            words(&["FCALL", "boom", "1", "s"]),
+            words(&["FCALL", "boom", "1", "n"]),
+            words(&["FCALL", "boom", "1", "n"]),
+            words(&["FCALL", "ro", "1", "s"]),
+            words(&["FCALL_RO", "ro", "1", "s"]),
+            words(&["FCALL_RO", "boom", "1", "s"]),
+            words(&["FCALL", "nosuch", "0"]),
+            words(&["FCALL", "boom", "5", "a"]),
+            words(&["FCALL", "boom", "x", "a"]),
+            words(&["FCALL", "boom", "-1"]),
+            words(&["FCALL", "args", "2", "k1", "k2", "a1"]),
+            words(&["FCALL", "glob", "0"]),
+            words(&["FCALL", "err", "0"]),
+            words(&["FCALL", "w", "1", "wk", "val"]),
+            words(&["GET", "wk"]),
+            words(&["FUNCTION", "LIST", "LIBRARYNAME", "lib2"]),
+            words(&["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "LIB1"]),
+            words(&["FUNCTION", "LIST", "LIBRARYNAME", "nomatch"]),
+            words(&["FUNCTION", "LIST", "bad"]),
+            words(&["FUNCTION", "LIST", "LIBRARYNAME"]),
+            words(&["FUNCTION", "LIST", "WITHCODE", "WITHCODE"]),
+            words(&["FUNCTION", "STATS"]),
+            words(&["FUNCTION", "KILL"]),
+            words(&["FUNCTION", "DELETE", "nolib"]),
+            words(&["FUNCTION", "DELETE", "lib5"]),
+            words(&["FUNCTION", "STATS"]),
+            words(&["SCRIPT", "FLUSH"]),
+            words(&["FCALL", "boom", "1", "n"]),
+            words(&["FUNCTION", "FLUSH", "bad"]),
+            words(&["FUNCTION", "FLUSH", "ASYNC"]),
+            words(&["FUNCTION", "STATS"]),
+            words(&["FCALL", "boom", "1", "n"]),
+            words(&["FUNCTION", "LIST"]),
+            words(&["HELLO", "3"]),
+            words(&["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes', 'allow-oom'}, description='reads'}"]),
+            words(&["FUNCTION", "LIST"]),
+            words(&["FUNCTION", "STATS"]),
+            words(&["FCALL", "ro", "1", "s"]),
+    ]]
+}
+
+#[test]
+fn function_cases_match_redis() {
+    compare(&function_cases(), &|i| format!("function case {i}"));
+}
+
 /// The libraries scripts get (cjson, cmsgpack, bit, struct): one script per line of
 /// `data/script_libraries.txt`, values and error texts compared with redis-server's.
 #[test]

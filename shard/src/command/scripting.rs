@@ -21,6 +21,7 @@ use super::{
     Plan, Registrations, Route,
 };
 use crate::assembly::{MergeCtx, MergeData};
+use crate::script::functions::{Fcall, NO_WRITES};
 use crate::script::{Host, Outcome};
 use crate::state::State;
 use crate::store::Keyspace;
@@ -35,6 +36,14 @@ pub(super) const COMMANDS: Registrations = &[
     ("script|exists", Route::Fanout(&SCRIPT_EXISTS)),
     ("script|flush", Route::Fanout(&SCRIPT_FLUSH)),
     ("script|kill", Route::Fanout(&SCRIPT_KILL)),
+    ("fcall", Route::coordinated(fcall, &CROSS_SHARD)),
+    ("fcall_ro", Route::coordinated(fcall_ro, &CROSS_SHARD)),
+    ("function|load", Route::Fanout(&FUNCTION_LOAD)),
+    ("function|list", Route::Fanout(&FUNCTION_LIST)),
+    ("function|delete", Route::Fanout(&FUNCTION_DELETE)),
+    ("function|flush", Route::Fanout(&FUNCTION_FLUSH)),
+    ("function|stats", Route::Fanout(&FUNCTION_STATS)),
+    ("function|kill", Route::Fanout(&SCRIPT_KILL)),
 ];
 
 /// A script whose declared keys span shards: run over copies of them with their owners
@@ -177,6 +186,71 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
             .error(b"NOSCRIPT No matching script. Please use EVAL."),
     }
     ctx.scripting = Some(scripting);
+}
+
+/// FCALL and FCALL_RO here: the function first, then its keys, as Redis checks them.
+fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
+    let Some(scripting) = ctx.scripting.take() else {
+        ctx.out.err("scripts cannot call scripts");
+        return;
+    };
+    let name = args.get(1);
+    let flags = scripting.scripts.function_flags(name);
+    let checked = match flags {
+        None => Err("Function not found"),
+        Some(flags) => match parse_i64(args.get(2)) {
+            None => Err("Bad number of keys provided"),
+            Some(n) if n > args.len() as i64 - 3 => {
+                Err("Number of keys can't be greater than number of args")
+            }
+            Some(n) if n < 0 => Err("Number of keys can't be negative"),
+            Some(_) if ro_command && flags & NO_WRITES == 0 => {
+                Err("Can not execute a script with write flag using *_ro command.")
+            }
+            Some(n) => Ok((n as usize, ro_command || flags & NO_WRITES != 0)),
+        },
+    };
+    let (n, readonly) = match checked {
+        Ok(found) => found,
+        Err(e) => {
+            ctx.out.err(e);
+            ctx.scripting = Some(scripting);
+            return;
+        }
+    };
+    let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
+    let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
+    let mut host = ScriptHost {
+        store: &mut ctx.store,
+        env: Env {
+            now: ctx.now,
+            max_bulk_len: ctx.max_bulk_len,
+            coll: ctx.coll,
+            shared_ints: ctx.shared_ints,
+            may_block: false,
+        },
+        shard: scripting.shard,
+        map: scripting.map,
+        declared: scripting.declared_only.then_some(&keys[..]),
+        readonly,
+    };
+    if let Fcall::NotFound = scripting
+        .scripts
+        .fcall(name, &keys, &argv, &mut host, &mut ctx.out)
+    {
+        ctx.out.err("Function not found");
+    }
+    ctx.scripting = Some(scripting);
+}
+
+/// FCALL function numkeys [key ...] [arg ...]
+pub fn fcall(ctx: &mut Ctx, args: Args) {
+    fcall_here(ctx, args, false);
+}
+
+/// FCALL_RO function numkeys [key ...] [arg ...]
+pub fn fcall_ro(ctx: &mut Ctx, args: Args) {
+    fcall_here(ctx, args, true);
 }
 
 /// EVAL script numkeys [key ...] [arg ...]
@@ -370,6 +444,124 @@ const SCRIPT_FLUSH: Fanout = Fanout {
         out.ok();
     },
     merge: super::merge::all_ok,
+};
+
+/// FUNCTION LOAD \[REPLACE\] code, on every shard; the first shard's reply.
+const FUNCTION_LOAD: Fanout = Fanout {
+    check: |c: &mut Check, args| {
+        let mut replace = false;
+        let mut i = 2;
+        while i < args.len() - 1 {
+            if !args.get(i).eq_ignore_ascii_case(b"replace") {
+                let opt = String::from_utf8_lossy(args.get(i)).into_owned();
+                c.out.err(&format!("Unknown option given: {opt}"));
+                return None;
+            }
+            replace = true;
+            i += 1;
+        }
+        let mut a = OwnedArgs::new();
+        a.push(if replace { b"1" } else { b"0" });
+        a.push(args.get(i));
+        Some(Plan {
+            targets: super::Targets::All,
+            args: a,
+            data: MergeData::None,
+        })
+    },
+    part: |state: &mut State, args, out| match state
+        .scripts
+        .function_load(args.get(1), args.get(0) == b"1")
+    {
+        Ok(name) => out.bulk(name.as_bytes()),
+        Err(e) => out.err(&e),
+    },
+    merge: first,
+};
+
+/// FUNCTION LIST [LIBRARYNAME pattern] \[WITHCODE\]: every shard holds the same
+/// libraries; the first shard's list.
+const FUNCTION_LIST: Fanout = Fanout {
+    check: |c: &mut Check, args| {
+        let (mut pattern, mut with_code) = (None, false);
+        let mut i = 2;
+        while i < args.len() {
+            let a = args.get(i);
+            if !with_code && a.eq_ignore_ascii_case(b"withcode") {
+                with_code = true;
+            } else if pattern.is_none() && a.eq_ignore_ascii_case(b"libraryname") {
+                if i + 1 >= args.len() {
+                    c.out.err("library name argument was not given");
+                    return None;
+                }
+                i += 1;
+                pattern = Some(args.get(i));
+            } else {
+                let a = String::from_utf8_lossy(a).into_owned();
+                c.out.err(&format!("Unknown argument {a}"));
+                return None;
+            }
+            i += 1;
+        }
+        let mut a = OwnedArgs::new();
+        a.push(if with_code { b"1" } else { b"0" });
+        if let Some(p) = pattern {
+            a.push(p);
+        }
+        Some(Plan {
+            targets: super::Targets::All,
+            args: a,
+            data: MergeData::None,
+        })
+    },
+    part: |state: &mut State, args, out| {
+        let pattern = (args.len() > 1).then(|| args.get(1));
+        state
+            .scripts
+            .function_list(pattern, args.get(0) == b"1", out);
+    },
+    merge: first,
+};
+
+/// FUNCTION DELETE library
+const FUNCTION_DELETE: Fanout = Fanout {
+    check: |_: &mut Check, args| Some(after_subcommand(args)),
+    part: |state: &mut State, args, out| {
+        if state.scripts.function_delete(args.get(0)) {
+            out.ok();
+        } else {
+            out.err("Library not found");
+        }
+    },
+    merge: first,
+};
+
+/// FUNCTION FLUSH [ASYNC|SYNC]
+const FUNCTION_FLUSH: Fanout = Fanout {
+    check: |c: &mut Check, args| {
+        match args.len() {
+            2 => {}
+            3 if args.get(2).eq_ignore_ascii_case(b"async")
+                || args.get(2).eq_ignore_ascii_case(b"sync") => {}
+            _ => {
+                c.out.err("FUNCTION FLUSH only supports SYNC|ASYNC option");
+                return None;
+            }
+        }
+        Some(Plan::all())
+    },
+    part: |state: &mut State, _, out| {
+        state.scripts.function_flush();
+        out.ok();
+    },
+    merge: super::merge::all_ok,
+};
+
+/// FUNCTION STATS
+const FUNCTION_STATS: Fanout = Fanout {
+    check: every_shard,
+    part: |state: &mut State, _, out| state.scripts.function_stats(out),
+    merge: first,
 };
 
 /// SCRIPT KILL: a script runs to its end before a shard reads anything else, so none

@@ -2,9 +2,10 @@
 //! first use), the script cache (SHA1 → compiled function), and the `redis` library
 //! scripts see, as Redis 7.0 gives it: `redis.call`/`pcall`, `error_reply`,
 //! `status_reply`, `sha1hex`, `log`, `setresp`, `set_repl`, `replicate_commands`,
-//! `breakpoint`, `debug`, the LOG_* and REPL_* constants, KEYS and ARGV, and a
-//! deterministic `math.random` (Redis's lrand48 sequence, reseeded with 0 for every
-//! script).
+//! `breakpoint`, `debug`, the LOG_* and REPL_* constants, KEYS and ARGV, `math.random`
+//! over Redis's lrand48 sequence, and the libraries Redis ships (`cjson`, `cmsgpack`,
+//! `bit`, `struct`). Functions (FUNCTION LOAD, FCALL) live in the same state: see
+//! [`functions`].
 //!
 //! Commands a script calls go through a [`Host`] (the family file runs them on the
 //! shard's keyspace), so this module knows Lua and the reply conversions, not the store.
@@ -29,6 +30,7 @@ use crate::args::Args;
 mod bit;
 mod cjson;
 mod cmsgpack;
+pub mod functions;
 mod raw;
 mod structlib;
 
@@ -58,6 +60,14 @@ struct Engine {
     /// The read-only view of the globals scripts run in.
     env: Table,
     compiled: AHashMap<String, Function>,
+    /// Runs a function with its keys and arguments under the same handler.
+    call_function: Function,
+    /// Runs a library's code with the load-time API: `(ok, registrations | error)`.
+    load_library: Function,
+    /// The environment libraries and their functions run in.
+    fenv: Table,
+    /// Loaded function libraries and their functions.
+    libs: functions::Libraries,
     /// What `redis.call` works with (its C closures point at it).
     ctx: Box<raw::CallCtx>,
     /// cjson's settings (its C closures point at them).
@@ -238,7 +248,102 @@ end
 local runner = function(f)
   return xpcall(f, handler)
 end
-return runner, env
+
+-- Functions (FUNCTION LOAD). A library's code runs once, seeing only
+-- redis.register_function, redis.log and the version fields; the functions it registers
+-- run later with the scripts' API. Both see one environment whose __index is switched.
+local FLAGS = { ['no-writes'] = 1, ['allow-oom'] = 2, ['allow-stale'] = 4,
+  ['no-cluster'] = 8, ['allow-cross-slot-keys'] = 16 }
+local pending
+local function stringish(v) return type(v) == 'string' or type(v) == 'number' end
+local function fail(msg) error(errtable(msg)) end
+local function register(...)
+  local n = select('#', ...)
+  local name, callback, flags, desc = nil, nil, 0, nil
+  if n == 1 then
+    local t = ...
+    if type(t) ~= 'table' then
+      fail('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+    end
+    for k, v in pairs(t) do
+      if type(k) ~= 'string' then
+        fail('named argument key given to redis.register_function is not a string')
+      elseif k == 'function_name' then
+        if not stringish(v) then
+          fail('function_name argument given to redis.register_function must be a string')
+        end
+        name = tostring(v)
+      elseif k == 'description' then
+        if not stringish(v) then
+          fail('description argument given to redis.register_function must be a string')
+        end
+        desc = tostring(v)
+      elseif k == 'callback' then
+        if type(v) ~= 'function' then
+          fail('callback argument given to redis.register_function must be a function')
+        end
+        callback = v
+      elseif k == 'flags' then
+        if type(v) ~= 'table' then
+          fail('flags argument to redis.register_function must be a table representing function flags')
+        end
+        for _, f in pairs(v) do
+          local b = type(f) == 'string' and FLAGS[f]
+          if not b then fail('unknown flag given') end
+          if flags % (2 * b) < b then flags = flags + b end
+        end
+      else
+        fail('unknown argument given to redis.register_function')
+      end
+    end
+    if not name then fail('redis.register_function must get a function name argument') end
+    if not callback then fail('redis.register_function must get a callback argument') end
+  elseif n == 2 then
+    local a, b = ...
+    if not stringish(a) then fail('first argument to redis.register_function must be a string') end
+    if type(b) ~= 'function' then
+      fail('second argument to redis.register_function must be a function')
+    end
+    name, callback = tostring(a), b
+  else
+    fail('wrong number of arguments to redis.register_function')
+  end
+  if name == '' or find(name, '[^%w_]') then
+    fail('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+  end
+  for _, p in ipairs(pending) do
+    if p[1] == name then fail('Function already exists in the library') end
+  end
+  pending[#pending + 1] = { name, callback, flags, desc }
+end
+local function missing(_, n)
+  error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+end
+local function ro() error('Attempt to modify a readonly table', 2) end
+local strict = { __index = missing, __newindex = ro, __metatable = false }
+local load_redis = {
+  register_function = register, log = redis.log,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+}
+setmetatable(load_redis, strict)
+local load_globals = setmetatable({ redis = load_redis }, strict)
+local fenv_mt = { __index = G, __newindex = ro, __metatable = false }
+local fenv = setmetatable({}, fenv_mt)
+local function load_library(chunk)
+  pending = {}
+  fenv_mt.__index = load_globals
+  local ok, err = xpcall(chunk, handler)
+  fenv_mt.__index = G
+  local got = pending
+  pending = nil
+  if not ok then return false, err end
+  return true, got
+end
+local function call_function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+return runner, env, fenv, load_library, call_function
 "#;
 
 /// Calls the function registered under `name` (in the Lua registry) with this C
@@ -409,7 +514,10 @@ impl Engine {
                     });
                     match found {
                         None => break,
-                        Some((Some(src), line)) if src.starts_with("@user_script") => {
+                        Some((Some(src), line))
+                            if src.starts_with("@user_script")
+                                || src.starts_with("@user_function") =>
+                        {
                             return Ok((Some(src), line.map(|l| l as i64)));
                         }
                         Some(_) => {}
@@ -437,7 +545,13 @@ impl Engine {
             "version_num",
             version_num(crate::command::meta::REDIS_VERSION),
         )?;
-        let (runner, env): (Function, Table) = lua
+        let (runner, env, fenv, load_library, call_function): (
+            Function,
+            Table,
+            Table,
+            Function,
+            Function,
+        ) = lua
             .load(PRELUDE)
             .set_name("=corekv_prelude")
             .call(hidden.clone())?;
@@ -446,6 +560,10 @@ impl Engine {
             runner,
             env,
             compiled: AHashMap::new(),
+            call_function,
+            load_library,
+            fenv,
+            libs: functions::Libraries::default(),
             ctx,
             _cjson: cjson_cfg,
         })
@@ -506,9 +624,12 @@ impl Scripts {
             .is_some_and(|e| e.compiled.contains_key(&sha))
     }
 
-    /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
+    /// SCRIPT FLUSH: forgets every script (not the functions).
     pub fn flush(&mut self) {
-        self.engine = None;
+        if let Some(e) = self.engine.as_mut() {
+            e.compiled.clear();
+            let _ = e.lua.gc_collect();
+        }
     }
 
     /// Runs the script `sha` (compiling `body` first when given: EVAL) with `keys` and
@@ -533,7 +654,8 @@ impl Scripts {
         let Some(f) = engine.compiled.get(&sha).cloned() else {
             return Outcome::NoScript;
         };
-        if let Err(e) = engine.run(&f, &sha, keys, argv, host, out) {
+        let caller = engine.runner.clone();
+        if let Err(e) = engine.run(&caller, &f, false, &sha, keys, argv, host, out) {
             out.err(&format!("Error running script {sha}: {e}"));
         }
         Outcome::Ran
@@ -541,10 +663,16 @@ impl Scripts {
 }
 
 impl Engine {
+    /// Runs `f` through `caller` (the runner, or `call_function` with `as_function`:
+    /// keys and arguments passed as tables rather than KEYS and ARGV), writing its reply
+    /// or its error (named `label`) to `out`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
+        caller: &Function,
         f: &Function,
-        sha: &str,
+        as_function: bool,
+        label: &str,
         keys: &[&[u8]],
         argv: &[&[u8]],
         host: &mut dyn Host,
@@ -563,20 +691,29 @@ impl Engine {
         // nothing behind.
         let result = unsafe {
             self.lua
-                .exec_raw::<()>((self.runner.clone(), f.clone()), |state| {
-                    raw::set_global_array(state, c"KEYS", keys);
-                    raw::set_global_array(state, c"ARGV", argv);
-                    ffi::lua_call(state, 1, 2);
+                .exec_raw::<()>((caller.clone(), f.clone()), |state| {
+                    if as_function {
+                        raw::push_array(state, keys);
+                        raw::push_array(state, argv);
+                        ffi::lua_call(state, 3, 2);
+                    } else {
+                        raw::set_global_array(state, c"KEYS", keys);
+                        raw::set_global_array(state, c"ARGV", argv);
+                        ffi::lua_call(state, 1, 2);
+                    }
                     let ok = ffi::lua_toboolean(state, -2) != 0;
                     let top = ffi::lua_gettop(state);
                     if ok {
                         raw::write_value(state, top, out, resp.get() == 3);
                     } else {
-                        raw::write_error(state, top, sha, out);
+                        raw::write_error(state, top, label, out);
                     }
                     ffi::lua_settop(state, 0);
-                    raw::set_global_array(state, c"KEYS", &[]);
-                    raw::set_global_array(state, c"ARGV", &[]);
+                    if !as_function {
+                        // Functions must not see them (reading KEYS there is an error).
+                        raw::clear_global(state, c"KEYS");
+                        raw::clear_global(state, c"ARGV");
+                    }
                 })
         };
         self.ctx.host = None;

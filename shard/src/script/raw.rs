@@ -432,15 +432,31 @@ pub(super) unsafe fn write_error(state: *mut lua_State, idx: c_int, sha: &str, o
     }
 }
 
-/// Sets global `name` (bypassing the globals' read-only guard) to an array of `items`.
-pub(super) unsafe fn set_global_array(state: *mut lua_State, name: &CStr, items: &[&[u8]]) {
+/// Pushes an array of `items`.
+pub(super) unsafe fn push_array(state: *mut lua_State, items: &[&[u8]]) {
     unsafe {
-        ffi::lua_pushstring(state, name.as_ptr());
         ffi::lua_createtable(state, items.len().min(1 << 20) as c_int, 0);
         for (i, item) in items.iter().enumerate() {
             ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
             ffi::lua_rawseti(state, -2, (i + 1) as _);
         }
+    }
+}
+
+/// Removes global `name` (bypassing the globals' read-only guard).
+pub(super) unsafe fn clear_global(state: *mut lua_State, name: &CStr) {
+    unsafe {
+        ffi::lua_pushstring(state, name.as_ptr());
+        ffi::lua_pushnil(state);
+        ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+    }
+}
+
+/// Sets global `name` (bypassing the globals' read-only guard) to an array of `items`.
+pub(super) unsafe fn set_global_array(state: *mut lua_State, name: &CStr, items: &[&[u8]]) {
+    unsafe {
+        ffi::lua_pushstring(state, name.as_ptr());
+        push_array(state, items);
         ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
     }
 }
