@@ -119,6 +119,10 @@ impl Host for ScriptHost<'_, '_, '_> {
             None,
         );
     }
+
+    fn set_readonly(&mut self) {
+        self.readonly = true;
+    }
 }
 
 impl ScriptHost<'_, '_, '_> {
@@ -174,7 +178,7 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     };
     match scripting
         .scripts
-        .run(body, &sha, &keys, &argv, &mut host, &mut ctx.out)
+        .run(body, &sha, &keys, &argv, readonly, &mut host, &mut ctx.out)
     {
         Outcome::Ran => {
             if fresh && scripting.scripts.exists(&sha) && scripting.map.shards() > 1 {

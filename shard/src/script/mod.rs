@@ -40,6 +40,9 @@ pub trait Host {
     /// `proto` to `out`; a refusal (unknown command, wrong arity, a key of another
     /// shard, a write from a read-only script) is an error reply.
     fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>);
+
+    /// From now on refuse writes (the script declared `no-writes`).
+    fn set_readonly(&mut self);
 }
 
 /// A script's SHA1, as 40 lower-case hex digits.
@@ -59,7 +62,9 @@ struct Engine {
     runner: Function,
     /// The read-only view of the globals scripts run in.
     env: Table,
-    compiled: AHashMap<String, Function>,
+    /// Compiled scripts by SHA1, with their shebang flags (`None`: no shebang, Redis's
+    /// compatibility mode).
+    compiled: AHashMap<String, (Function, Option<u8>)>,
     /// Runs a function with its keys and arguments under the same handler.
     call_function: Function,
     /// Runs a library's code with the load-time API: `(ok, registrations | error)`.
@@ -574,9 +579,10 @@ impl Engine {
         if self.compiled.contains_key(sha) {
             return Ok(());
         }
+        let (flags, start) = shebang(body)?;
         let f = self
             .lua
-            .load(body)
+            .load(&body[start..])
             .set_name("@user_script")
             .set_environment(self.env.clone())
             .into_function()
@@ -587,9 +593,40 @@ impl Engine {
                 };
                 format!("Error compiling script (new function): {msg}")
             })?;
-        self.compiled.insert(sha.to_string(), f);
+        self.compiled.insert(sha.to_string(), (f, flags));
         Ok(())
     }
+}
+
+/// An EVAL script's `#!lua flags=...` line, as Redis's `evalExtractShebangFlags` reads
+/// it: the flags (`None` without a shebang) and where the code starts (at the newline
+/// ending the shebang, so line numbers count it).
+fn shebang(body: &[u8]) -> Result<(Option<u8>, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((None, 0));
+    }
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Err("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]).into_owned();
+    let mut parts = line.split([' ', '\t', '\r']).filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = 0;
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("Unknown lua shebang option: {part}"));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            let Some((_, bit)) = functions::FLAGS.iter().find(|(n, _)| *n == flag) else {
+                return Err(format!("Unexpected flag in script shebang: {flag}"));
+            };
+            flags |= bit;
+        }
+    }
+    Ok((Some(flags), end))
 }
 
 /// `7.0.15` as Redis's `REDIS_VERSION_NUM`: `0x00MMmmpp`.
@@ -633,13 +670,16 @@ impl Scripts {
     }
 
     /// Runs the script `sha` (compiling `body` first when given: EVAL) with `keys` and
-    /// `argv`, writing its reply (or error) to `out`.
+    /// `argv`, writing its reply (or error) to `out`. `ro_command`: EVAL_RO or
+    /// EVALSHA_RO, which refuse a script whose shebang does not say `no-writes`.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &mut self,
         body: Option<&[u8]>,
         sha: &[u8],
         keys: &[&[u8]],
         argv: &[&[u8]],
+        ro_command: bool,
         host: &mut dyn Host,
         out: &mut Reply,
     ) -> Outcome {
@@ -651,9 +691,18 @@ impl Scripts {
                 return Outcome::Ran;
             }
         }
-        let Some(f) = engine.compiled.get(&sha).cloned() else {
+        let Some((f, flags)) = engine.compiled.get(&sha).cloned() else {
             return Outcome::NoScript;
         };
+        if let Some(flags) = flags {
+            if flags & functions::NO_WRITES == 0 && ro_command {
+                out.err("Can not execute a script with write flag using *_ro command.");
+                return Outcome::Ran;
+            }
+            if flags & functions::NO_WRITES != 0 {
+                host.set_readonly();
+            }
+        }
         let caller = engine.runner.clone();
         if let Err(e) = engine.run(&caller, &f, false, &sha, keys, argv, host, out) {
             out.err(&format!("Error running script {sha}: {e}"));
@@ -748,6 +797,8 @@ mod tests {
                 _ => r.ok(),
             }
         }
+
+        fn set_readonly(&mut self) {}
     }
 
     fn eval(scripts: &mut Scripts, body: &str, keys: &[&str]) -> String {
@@ -759,6 +810,7 @@ mod tests {
             sha.as_bytes(),
             &keys,
             &[],
+            false,
             &mut Fake(Vec::new()),
             &mut Reply::new(&mut out, Proto::Resp2),
         );
