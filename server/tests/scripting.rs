@@ -132,3 +132,31 @@ fn a_script_over_keys_of_several_shards_runs_atomically() {
     }
     assert_eq!(reader.call(&["EVAL", sum, "2", "a", "b"]), b":200\r\n");
 }
+
+#[test]
+fn a_script_that_allocates_without_bound_stops_and_the_server_lives() {
+    for shards in SHARD_COUNTS {
+        let server = Server::corekv(shards, &["--maxmemory", "64mb"]);
+        let mut c = server.client();
+        c.call(&["SET", "kept", "1"]);
+        let greedy =
+            "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end return #t";
+        let reply = String::from_utf8(c.call(&["EVAL", greedy, "1", "kept"])).unwrap();
+        assert!(
+            reply.starts_with("-ERR Error running script ")
+                && reply.ends_with(": not enough memory\r\n"),
+            "{reply}"
+        );
+        // Past the cap inside a library's C code too (cjson building a huge table).
+        let decode = "local s = '[' .. string.rep('\"abcdefghij\",', 1500000) .. '1]' \
+                      return #cjson.decode(s)";
+        let reply = String::from_utf8(c.call(&["EVAL", decode, "1", "kept"])).unwrap();
+        assert!(reply.ends_with(": not enough memory\r\n"), "{reply}");
+        // The next script has its room back; data and other clients are untouched.
+        assert_eq!(
+            c.call(&["EVAL", "return redis.call('get', KEYS[1])", "1", "kept"]),
+            b"$1\r\n1\r\n"
+        );
+        assert_eq!(server.client().call(&["GET", "kept"]), b"$1\r\n1\r\n");
+    }
+}

@@ -456,6 +456,15 @@ impl State {
         self.cmdstats.reset();
     }
 
+    /// The cap on this shard's Lua heap: its share of `maxmemory`, or 1 GiB without one
+    /// (a script that allocates without bound stops with an error, and the server lives).
+    pub(crate) fn script_memory_limit(&self) -> usize {
+        match self.config.shard_maxmemory() {
+            0 => 1 << 30,
+            n => n as usize,
+        }
+    }
+
     /// Before a command that may grow memory: while the keyspace is over this shard's
     /// share of `maxmemory`, evicts by the policy. False when it stays over (noeviction,
     /// or nothing the policy may evict): the command must be refused.

@@ -87,6 +87,8 @@ pub struct Scripting<'a> {
     /// A script running over copies of keys from several shards: it may touch only its
     /// declared keys.
     pub declared_only: bool,
+    /// The cap on the shard's Lua heap (see `State::script_memory_limit`).
+    pub memory_limit: usize,
 }
 
 /// A blocking command's request to wait.

@@ -162,6 +162,7 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
     let fresh = with_body && !scripting.scripts.exists(&sha);
+    scripting.scripts.limit_memory(scripting.memory_limit);
     let mut host = ScriptHost {
         store: &mut ctx.store,
         env: Env {
@@ -224,6 +225,7 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
     };
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
+    scripting.scripts.limit_memory(scripting.memory_limit);
     let mut host = ScriptHost {
         store: &mut ctx.store,
         env: Env {
@@ -327,6 +329,7 @@ pub fn run_gathered(
         may_block: false,
     };
     let scripting = super::Scripting {
+        memory_limit: state.script_memory_limit(),
         scripts: &mut state.scripts,
         shard: state.id,
         map: crate::slot::SlotMap::new(state.shards),
@@ -473,12 +476,16 @@ const FUNCTION_LOAD: Fanout = Fanout {
             data: MergeData::None,
         })
     },
-    part: |state: &mut State, args, out| match state
-        .scripts
-        .function_load(args.get(1), args.get(0) == b"1")
-    {
-        Ok(name) => out.bulk(name.as_bytes()),
-        Err(e) => out.err(&e),
+    part: |state: &mut State, args, out| {
+        let limit = state.script_memory_limit();
+        state.scripts.limit_memory(limit);
+        match state
+            .scripts
+            .function_load(args.get(1), args.get(0) == b"1")
+        {
+            Ok(name) => out.bulk(name.as_bytes()),
+            Err(e) => out.err(&e),
+        }
     },
     merge: first,
 };

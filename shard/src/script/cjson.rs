@@ -56,17 +56,11 @@ unsafe fn config<'c>(state: *mut lua_State) -> &'c mut Config {
     unsafe { &mut *(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *mut Config) }
 }
 
-/// Raises `msg` as a Lua error. Every Rust value of the caller must be dropped first:
-/// callers return an `Err(String)` up to their C entry point, which calls this last.
+/// Raises `msg` (see `raw::raise_message`). Every Rust value of the caller must be
+/// dropped first: callers return an `Err(String)` up to their C entry point, which
+/// calls this last.
 unsafe fn raise(state: *mut lua_State, msg: String) -> c_int {
-    unsafe {
-        // As `luaL_error`: prefixed with where the script called us.
-        ffi::luaL_where(state, 1);
-        ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
-        drop(msg);
-        ffi::lua_concat(state, 2);
-        ffi::lua_error(state)
-    }
+    unsafe { super::raw::raise_message(state, msg) }
 }
 
 fn type_name(state: *mut lua_State, idx: c_int) -> String {
@@ -110,9 +104,7 @@ impl Encoder<'_> {
                 ffi::LUA_TTABLE => {
                     let depth = depth + 1;
                     // Recursion here: never deeper than the default, whatever the setting.
-                    if depth > self.cfg.encode_max_depth.min(1000)
-                        || ffi::lua_checkstack(state, 3) == 0
-                    {
+                    if depth > self.cfg.encode_max_depth.min(1000) {
                         return Err(format!("Cannot serialise, excessive nesting ({depth})"));
                     }
                     match self.array_length()? {
@@ -253,12 +245,16 @@ impl Encoder<'_> {
 }
 
 unsafe extern "C-unwind" fn encode(state: *mut lua_State) -> c_int {
-    // SAFETY: called by Lua with the Config upvalue; errors are raised after every Rust
-    // value is dropped.
+    // SAFETY: called by Lua with the Config upvalue. The stack is grown for the deepest
+    // nesting before the buffer exists, so encoding allocates nothing in Lua (nothing
+    // there can raise); the result is pushed in protected mode (`raw::protected`), and
+    // every Rust value is dropped before an error is raised.
     unsafe {
         if ffi::lua_gettop(state) != 1 {
             ffi::luaL_argerror(state, 1, c"expected 1 argument".as_ptr());
         }
+        let depth = config(state).encode_max_depth.min(1000);
+        ffi::luaL_checkstack(state, 3 * depth + 8, c"too deep to encode".as_ptr());
         let result = {
             let mut e = Encoder {
                 state,
@@ -267,14 +263,18 @@ unsafe extern "C-unwind" fn encode(state: *mut lua_State) -> c_int {
             };
             e.value(0).map(|()| e.out)
         };
-        match result {
-            Ok(json) => {
-                ffi::lua_pushlstring(state, json.as_ptr().cast(), json.len());
-                drop(json);
-                1
-            }
-            Err(msg) => raise(state, msg),
+        let json = match result {
+            Ok(json) => json,
+            Err(msg) => return raise(state, msg),
+        };
+        let ok = super::raw::protected(state, &mut |s| {
+            ffi::lua_pushlstring(s, json.as_ptr().cast(), json.len());
+        });
+        drop(json);
+        if !ok {
+            ffi::lua_error(state);
         }
+        1
     }
 }
 
@@ -648,14 +648,17 @@ unsafe extern "C-unwind" fn decode(state: *mut lua_State) -> c_int {
                 })
             }
         };
-        match result {
-            Ok(v) => {
-                push(state, &v);
-                drop(v);
-                1
-            }
-            Err(msg) => raise(state, msg),
+        let v = match result {
+            Ok(v) => v,
+            Err(msg) => return raise(state, msg),
+        };
+        // SAFETY: as above; the tree is dropped before a push error is raised.
+        let ok = super::raw::protected(state, &mut |s| push(s, &v));
+        drop(v);
+        if !ok {
+            ffi::lua_error(state);
         }
+        1
     }
 }
 

@@ -162,13 +162,13 @@ unsafe fn is_array(state: *mut lua_State) -> bool {
 
 unsafe fn encode_table(state: *mut lua_State, out: &mut Vec<u8>, level: u32) {
     unsafe {
-        ffi::lua_checkstack(state, 4);
         if is_array(state) {
             let n = ffi::lua_objlen(state, -1);
             encode_len(out, n, 0x90, 0xdc, 0xdd);
             for j in 1..=n {
-                ffi::lua_pushnumber(state, j as f64);
-                ffi::lua_gettable(state, -2);
+                // Raw, where lua-cmsgpack honours __index: a metamethod could raise
+                // while the buffer is held.
+                ffi::lua_rawgeti(state, -1, j as _);
                 encode(state, out, level + 1);
             }
         } else {
@@ -190,20 +190,32 @@ unsafe fn encode_table(state: *mut lua_State, out: &mut Vec<u8>, level: u32) {
 }
 
 unsafe extern "C-unwind" fn pack(state: *mut lua_State) -> c_int {
-    // SAFETY: called by Lua; the argument error is raised before anything is held.
+    // SAFETY: called by Lua; the argument error is raised before anything is held. The
+    // stack is grown for the deepest nesting first and tables are read raw, so encoding
+    // allocates nothing in Lua (nothing there can raise); the result is pushed in
+    // protected mode and the buffer dropped before an error is raised.
     unsafe {
         let n = ffi::lua_gettop(state);
         if n == 0 {
             return ffi::luaL_argerror(state, 0, c"MessagePack pack needs input.".as_ptr());
         }
-        ffi::lua_checkstack(state, 4);
+        ffi::luaL_checkstack(
+            state,
+            4 * MAX_NESTING as c_int + 8,
+            c"too deep to pack".as_ptr(),
+        );
         let mut out = Vec::new();
         for i in 1..=n {
             ffi::lua_pushvalue(state, i);
             encode(state, &mut out, 0);
         }
-        ffi::lua_pushlstring(state, out.as_ptr().cast(), out.len());
+        let ok = super::raw::protected(state, &mut |s| {
+            ffi::lua_pushlstring(s, out.as_ptr().cast(), out.len());
+        });
         drop(out);
+        if !ok {
+            ffi::lua_error(state);
+        }
         1
     }
 }
@@ -402,31 +414,42 @@ unsafe fn unpack_full(state: *mut lua_State, limit: i64, offset: i64) -> c_int {
             }
             Err(msg) => return raise(state, msg),
         };
-        if ffi::lua_checkstack(state, values.len().min(1 << 20) as c_int + 2) == 0 {
-            drop(values);
-            return raise(state, c"too many results to unpack");
+        // The values go into one table in protected mode (an allocation error unwinds
+        // to here), the decoded tree is dropped, and only then are they spread onto the
+        // stack, where an error holds nothing of ours.
+        let count = values.len();
+        let ok = super::raw::protected(state, &mut |s| {
+            ffi::lua_createtable(s, count.min(1 << 20) as c_int, 0);
+            for (i, v) in values.iter().enumerate() {
+                push(s, v);
+                ffi::lua_rawseti(s, -2, (i + 1) as _);
+            }
+        });
+        drop(values);
+        if !ok {
+            ffi::lua_error(state);
         }
-        let mut n = values.len() as c_int;
+        let table = ffi::lua_gettop(state);
+        ffi::luaL_checkstack(
+            state,
+            count.min(1 << 20) as c_int + 2,
+            c"too many results to unpack".as_ptr(),
+        );
+        let mut n = count as c_int;
         if !all {
             ffi::lua_pushnumber(state, if pos >= len { -1.0 } else { pos as f64 });
             n += 1;
         }
-        for v in &values {
-            push(state, v);
+        for i in 1..=count {
+            ffi::lua_rawgeti(state, table, i as _);
         }
-        drop(values);
+        ffi::lua_remove(state, table);
         n
     }
 }
 
 unsafe fn raise_fmt(state: *mut lua_State, msg: String) -> c_int {
-    unsafe {
-        ffi::luaL_where(state, 1);
-        ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
-        drop(msg);
-        ffi::lua_concat(state, 2);
-        ffi::lua_error(state)
-    }
+    unsafe { super::raw::raise_message(state, msg) }
 }
 
 unsafe extern "C-unwind" fn unpack(state: *mut lua_State) -> c_int {

@@ -49,6 +49,14 @@ pub(super) struct Libraries {
 }
 
 impl Libraries {
+    /// Functions registered, and their libraries' code bytes.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        (
+            self.libs.iter().map(|l| l.functions.len()).sum(),
+            self.libs.iter().map(|l| l.code.len()).sum(),
+        )
+    }
+
     fn function(&self, name: &[u8]) -> Option<&Func> {
         self.libs
             .iter()

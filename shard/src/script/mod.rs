@@ -65,6 +65,8 @@ struct Engine {
     /// Compiled scripts by SHA1, with their shebang flags (`None`: no shebang, Redis's
     /// compatibility mode).
     compiled: AHashMap<String, (Function, Option<u8>)>,
+    /// Bytes of the compiled scripts' bodies.
+    script_bytes: usize,
     /// Runs a function with its keys and arguments under the same handler.
     call_function: Function,
     /// Runs a library's code with the load-time API: `(ok, registrations | error)`.
@@ -77,6 +79,21 @@ struct Engine {
     ctx: Box<raw::CallCtx>,
     /// cjson's settings (its C closures point at them).
     _cjson: Box<cjson::Config>,
+}
+
+/// What INFO memory shows of a shard's scripts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Bytes of the Lua heap (scripts and functions share the state).
+    pub heap: usize,
+    /// Cached scripts.
+    pub scripts: usize,
+    /// Their bodies' bytes.
+    pub script_bytes: usize,
+    /// Functions registered.
+    pub functions: usize,
+    /// Their libraries' code bytes.
+    pub function_bytes: usize,
 }
 
 /// What a script run ended with.
@@ -565,6 +582,7 @@ impl Engine {
             runner,
             env,
             compiled: AHashMap::new(),
+            script_bytes: 0,
             call_function,
             load_library,
             fenv,
@@ -594,6 +612,7 @@ impl Engine {
                 format!("Error compiling script (new function): {msg}")
             })?;
         self.compiled.insert(sha.to_string(), (f, flags));
+        self.script_bytes += body.len();
         Ok(())
     }
 }
@@ -646,6 +665,35 @@ impl Scripts {
             .get_or_insert_with(|| Engine::new().expect("the script engine starts"))
     }
 
+    /// What INFO memory shows.
+    pub fn stats(&self) -> Stats {
+        let Some(e) = self.engine.as_ref() else {
+            return Stats::default();
+        };
+        let (functions, function_bytes) = e.libs.counts();
+        Stats {
+            heap: e.lua.used_memory(),
+            scripts: e.compiled.len(),
+            script_bytes: e.script_bytes,
+            functions,
+            function_bytes,
+        }
+    }
+
+    /// Caps the Lua heap at `bytes` (0: no cap): past it an allocation fails and the
+    /// script running stops with an error.
+    pub fn limit_memory(&mut self, bytes: usize) {
+        let lua = &self.engine().lua;
+        // A script stopped at the cap leaves its garbage behind: collect it before the
+        // next one starts short of room.
+        if bytes > 0 && lua.used_memory() >= bytes / 4 * 3 {
+            // Without the cap while collecting: mlua's collection itself allocates.
+            let _ = lua.set_memory_limit(0);
+            let _ = lua.gc_collect();
+        }
+        let _ = lua.set_memory_limit(bytes);
+    }
+
     /// SCRIPT LOAD: compiles and caches `body`; its SHA1, or Redis's compile error.
     pub fn load(&mut self, body: &[u8]) -> Result<String, String> {
         let sha = sha1hex(body);
@@ -665,6 +713,7 @@ impl Scripts {
     pub fn flush(&mut self) {
         if let Some(e) = self.engine.as_mut() {
             e.compiled.clear();
+            e.script_bytes = 0;
             let _ = e.lua.gc_collect();
         }
     }
@@ -734,7 +783,9 @@ impl Engine {
             std::mem::transmute::<*mut (dyn Host + '_), *mut (dyn Host + 'static)>(host)
         });
         self.ctx.resp.set(2);
-        let resp = self.ctx.resp.clone();
+        // Borrowed, not owned, by the closure below: a Lua error inside it skips its
+        // frame, which must then hold nothing to drop.
+        let resp: &Cell<u8> = &self.ctx.resp;
         // SAFETY: the closure keeps Lua's stack discipline: it gets the runner and the
         // script on the stack, calls one with the other, writes the result and leaves
         // nothing behind.

@@ -127,6 +127,61 @@ unsafe fn call(state: *mut lua_State) -> bool {
     unsafe { push_resp(state, &ctx.reply, &mut pos) }
 }
 
+/// Runs `f`, which pushes one value, in Lua's protected mode: true with the value on
+/// top, or false with the error (an allocation past the heap cap) on top. For C functions
+/// that hold Rust values while they push: an error inside `f` unwinds to here, never
+/// across the caller's frame, so the caller drops its values and then raises the error.
+///
+/// # Safety
+///
+/// `state` is a running Lua state; `f` keeps Lua's stack discipline and holds no value
+/// that needs dropping in its own frame.
+pub(super) unsafe fn protected(state: *mut lua_State, f: &mut dyn FnMut(*mut lua_State)) -> bool {
+    unsafe extern "C-unwind" fn trampoline(state: *mut lua_State) -> c_int {
+        // SAFETY: the light userdata is the `&mut dyn FnMut` `protected` passed, alive
+        // for this call.
+        unsafe {
+            let f = &mut *(ffi::lua_touserdata(state, 1) as *mut &mut dyn FnMut(*mut lua_State));
+            f(state);
+            ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_protected".as_ptr());
+        }
+        0
+    }
+    let mut f = f;
+    unsafe {
+        let ud: *mut &mut dyn FnMut(*mut lua_State) = &mut f;
+        if ffi::lua_cpcall(state, trampoline, ud.cast()) != 0 {
+            return false;
+        }
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_protected".as_ptr());
+        ffi::lua_pushnil(state);
+        ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_protected".as_ptr());
+    }
+    true
+}
+
+/// Raises `msg` as a Lua error, prefixed (as `luaL_error` does) with where the script
+/// called the running C function. The message is copied into Lua in protected mode and
+/// dropped before anything can raise.
+///
+/// # Safety
+///
+/// Called from a C function Lua is running, whose own frame holds nothing to drop.
+pub(super) unsafe fn raise_message(state: *mut lua_State, msg: String) -> ! {
+    unsafe {
+        let ok = protected(state, &mut |s| {
+            ffi::lua_pushlstring(s, msg.as_ptr().cast(), msg.len());
+        });
+        drop(msg);
+        if ok {
+            ffi::luaL_where(state, 1);
+            ffi::lua_insert(state, -2);
+            ffi::lua_concat(state, 2);
+        }
+        ffi::lua_error(state)
+    }
+}
+
 /// Pushes `{err = "ERR <msg>"}`.
 unsafe fn push_error(state: *mut lua_State, msg: &[u8]) {
     let mut text = b"ERR ".to_vec();
@@ -403,31 +458,33 @@ unsafe fn write_table(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3:
 /// handler filled with `source` and `line`, or anything else).
 pub(super) unsafe fn write_error(state: *mut lua_State, idx: c_int, sha: &str, out: &mut Reply) {
     unsafe {
+        if ffi::lua_type(state, idx) == ffi::LUA_TSTRING {
+            // An error the handler never saw: Lua's "not enough memory".
+            let msg = String::from_utf8_lossy(string_at(state, idx)).into_owned();
+            out.err(&format!("Error running script {sha}: {msg}"));
+            return;
+        }
+        if ffi::lua_type(state, idx) != ffi::LUA_TTABLE {
+            out.err(&format!("Error running script {sha}, execution failure"));
+            return;
+        }
+        // Every Lua step first (they may allocate, and so raise), then Rust's.
         let top = ffi::lua_gettop(state);
-        if ffi::lua_type(state, idx) != ffi::LUA_TTABLE
-            || raw_field(state, idx, c"err") != ffi::LUA_TSTRING
-        {
+        let err = raw_field(state, idx, c"err") == ffi::LUA_TSTRING;
+        let source = raw_field(state, idx, c"source") == ffi::LUA_TSTRING;
+        let line = raw_field(state, idx, c"line") == ffi::LUA_TNUMBER;
+        if !err {
             ffi::lua_settop(state, top);
             out.err(&format!("Error running script {sha}, execution failure"));
             return;
         }
-        let mut msg = string_at(state, -1).to_vec();
-        ffi::lua_settop(state, top);
-        let source = if raw_field(state, idx, c"source") == ffi::LUA_TSTRING {
-            Some(String::from_utf8_lossy(string_at(state, -1)).into_owned())
-        } else {
-            None
-        };
-        ffi::lua_settop(state, top);
-        let line = if raw_field(state, idx, c"line") == ffi::LUA_TNUMBER {
-            Some(ffi::lua_tonumber(state, -1) as i64)
-        } else {
-            None
-        };
-        ffi::lua_settop(state, top);
-        if let (Some(source), Some(line)) = (source, line) {
+        let mut msg = string_at(state, top + 1).to_vec();
+        if source && line {
+            let source = String::from_utf8_lossy(string_at(state, top + 2)).into_owned();
+            let line = ffi::lua_tonumber(state, top + 3) as i64;
             msg.extend_from_slice(format!(" script: {sha}, on {source}:{line}.").as_bytes());
         }
+        ffi::lua_settop(state, top);
         out.error(&msg);
     }
 }

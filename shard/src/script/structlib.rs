@@ -97,14 +97,10 @@ impl Fmt<'_> {
                 h.align = a;
             }
             _ => unsafe {
-                let msg = format!("invalid format option '{}'", char::from(opt));
-                ffi::lua_pushlstring(self.state, msg.as_ptr().cast(), msg.len());
-                drop(msg);
-                ffi::luaL_argerror(
-                    self.state,
-                    1,
-                    ffi::lua_tolstring(self.state, -1, std::ptr::null_mut()),
-                );
+                // The option is one byte: the message fits a fixed buffer, nothing to drop.
+                let mut msg = *b"invalid format option 'x'\0";
+                msg[23] = opt;
+                ffi::luaL_argerror(self.state, 1, msg.as_ptr().cast());
             },
         }
     }
@@ -129,13 +125,7 @@ unsafe fn error(state: *mut lua_State, msg: &CStr) -> ! {
 }
 
 unsafe fn error_string(state: *mut lua_State, msg: String) -> ! {
-    unsafe {
-        ffi::luaL_where(state, 1);
-        ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
-        drop(msg);
-        ffi::lua_concat(state, 2);
-        ffi::lua_error(state)
-    }
+    unsafe { super::raw::raise_message(state, msg) }
 }
 
 unsafe fn fmt_arg<'f>(state: *mut lua_State) -> &'f [u8] {
@@ -234,14 +224,20 @@ unsafe fn pack_pass(state: *mut lua_State, mut out: Option<&mut Vec<u8>>) {
 }
 
 unsafe extern "C-unwind" fn pack(state: *mut lua_State) -> c_int {
-    // SAFETY: called by Lua; the checking pass raises before anything is held, and the
-    // building pass raises nothing.
+    // SAFETY: called by Lua; the checking pass raises before anything is held (and
+    // turns number arguments given for strings into strings, so the building pass
+    // allocates nothing in Lua); the result is pushed in protected mode.
     unsafe {
         pack_pass(state, None);
         let mut out = Vec::new();
         pack_pass(state, Some(&mut out));
-        ffi::lua_pushlstring(state, out.as_ptr().cast(), out.len());
+        let ok = super::raw::protected(state, &mut |s| {
+            ffi::lua_pushlstring(s, out.as_ptr().cast(), out.len());
+        });
         drop(out);
+        if !ok {
+            ffi::lua_error(state);
+        }
         1
     }
 }

@@ -125,11 +125,13 @@ pub fn execute(
         shared_ints: state.config.shared_ints(),
         may_block,
     };
+    let memory_limit = state.script_memory_limit();
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
     let scripting = Some(crate::command::Scripting {
         scripts: &mut state.scripts,
         shard: state.id,
         map: SlotMap::new(state.shards),
+        memory_limit,
         loaded: &mut state.scripts_out,
         declared_only: false,
     });

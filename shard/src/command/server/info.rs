@@ -48,7 +48,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 31;
+const INFO_FIELDS: usize = 36;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -74,6 +74,7 @@ fn info_part(sh: &State, out: &mut Reply) {
     let ks = &sh.store.stats;
     let cpu = sh.cpu.map_or(-1, |c| c as i64);
     let (user, sys) = thread_cpu_us();
+    let script_stats = sh.scripts.stats();
     let fields: [i64; INFO_FIELDS] = [
         sh.store.len() as i64,
         sh.store.volatile() as i64,
@@ -111,6 +112,11 @@ fn info_part(sh: &State, out: &mut Reply) {
         ks.lazyfreed as i64,
         sh.blocked_clients().0 as i64,
         sh.blocked_clients().1 as i64,
+        script_stats.heap as i64,
+        script_stats.scripts as i64,
+        script_stats.script_bytes as i64,
+        script_stats.functions as i64,
+        script_stats.function_bytes as i64,
     ];
     out.array(fields.len() + 3);
     for f in fields {
@@ -281,6 +287,8 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
     let gathered = gather_parts(parts);
     let shards = &gathered.shards;
     let sum = |i: usize| shards.iter().map(|f| f[i]).sum::<i64>();
+    // What every shard holds alike (the script cache, the functions): one shard's count.
+    let most = |i: usize| shards.iter().map(|f| f[i]).max().unwrap_or(0);
     let wanted: Vec<&[u8]> = sections.split(|&b| b == b'\n').collect();
     let everything = wanted.iter().any(|s| matches!(*s, b"all" | b"everything"));
     let default = everything || wanted.contains(&&b"default"[..]);
@@ -402,7 +410,13 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                  used_memory_dataset:{dataset}\r\nmem_clients_normal:{clients}\r\n\
                  maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\n\
                  mem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n\
-                 lazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+                 lazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n\
+                 used_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\n\
+                 used_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts_eval}\r\n\
+                 number_of_cached_scripts:{cached}\r\nnumber_of_functions:{functions}\r\n\
+                 used_memory_vm_functions:0\r\nused_memory_vm_total:{lua}\r\n\
+                 used_memory_vm_total_human:{}\r\nused_memory_functions:{functions_bytes}\r\n\
+                 used_memory_scripts:{scripts}\r\nused_memory_scripts_human:{}\r\n",
                 human_bytes(used),
                 human_bytes(rss),
                 human_bytes(peak),
@@ -410,7 +424,16 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                 human_bytes(config.maxmemory),
                 sum(27),
                 sum(28),
+                human_bytes(sum(31) as u64),
+                human_bytes(sum(31) as u64),
+                human_bytes((most(33) + most(35)) as u64),
                 max = config.maxmemory,
+                lua = sum(31),
+                scripts_eval = most(33),
+                cached = most(32),
+                functions = most(34),
+                functions_bytes = most(35),
+                scripts = most(33) + most(35),
                 policy = config.maxmemory_policy.name,
             ),
         );
