@@ -1916,6 +1916,7 @@ fn script_cases() -> Vec<Vec<Vec<String>>> {
             words(&["script", "flush", "bad"]),
             words(&["script", "kill"]),
             words(&["eval", "return {redis.call('ping'), redis.call('ping','x'), redis.call('echo','e'), #redis.call('time'), redis.call('select', 0)}", "0"]),
+            words(&["eval", "local names = {'loadstring','getfenv','setfenv','collectgarbage','newproxy','gcinfo','module','require','unpack','print','load','rawequal','rawlen','select','xpcall','coroutine','string','table','math','os','io','debug','package','dofile','loadfile','_VERSION','bit','cjson','cmsgpack','struct','redis','KEYS','ARGV','_G','assert','error','next','pairs','ipairs','tonumber','tostring','type','getmetatable','setmetatable','rawget','rawset','pcall'} local out = {} for _, n in ipairs(names) do local ok, v = pcall(function() return _G[n] end) out[#out+1] = n .. '=' .. (ok and type(v) or 'ERR') end return table.concat(out, ' ')", "0"]),
             words(&["eval", "#!lua\nreturn 1", "0"]),
             words(&["eval", "#!lua flags=no-writes\nreturn redis.call('set','a','b')", "0"]),
             words(&["eval", "#!lua flags=no-writes,allow-oom\nreturn 2", "0"]),

@@ -13,7 +13,8 @@
 //! `redis.setresp(3)`), and errors carry Redis's `script: <sha>, on @user_script:N.`
 //! suffix.
 //!
-//! The sandbox: no `io`, `os`, `package`, `loadfile`, `dofile` or `debug`; a script
+//! The sandbox, as Redis 7.0's: no `io`, `os`, `package`, `debug`, `loadfile`, `dofile`,
+//! `getfenv`, `setfenv`, `newproxy` or `print`; a script
 //! cannot create or assign globals ("Attempt to modify a readonly table") and reading
 //! one that does not exist is an error. Scripts see the globals through a read-only
 //! proxy, so one script cannot change what the next one sees.
@@ -228,7 +229,8 @@ pcall = function(f, ...)
   return caught(lua_pcall(f, ...))
 end
 
-loadfile, dofile = nil, nil
+-- What Redis 7.0 removes from scripts' reach.
+loadfile, dofile, getfenv, setfenv, newproxy, print = nil, nil, nil, nil, nil, nil
 rawset(_G, 'redis', redis)
 
 -- Every library table, and the globals, read-only for scripts.
