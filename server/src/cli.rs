@@ -139,6 +139,11 @@ pub struct Args {
     #[arg(long, default_value_t = 128)]
     pub slowlog_max_len: u64,
 
+    /// Milliseconds a script may run before SCRIPT KILL / FUNCTION KILL can stop it
+    /// (Redis's busy-reply-threshold, alias lua-time-limit).
+    #[arg(long, default_value_t = 5000)]
+    pub busy_reply_threshold: u64,
+
     /// On SIGTERM, SIGINT or SHUTDOWN, wait at most this many seconds for clients' in-flight
     /// requests to finish and their replies to be written, then exit anyway.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=2147483647))]

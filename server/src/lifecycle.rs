@@ -173,6 +173,8 @@ impl Lifecycle {
 
     /// Starts the drain: every shard's lifecycle task is woken.
     pub fn stop(&self) {
+        // A shard busy in a script reads nothing until the script ends: stop it.
+        corekv_shard::script::control::abort_all(self.shards.len());
         self.stopping.store(true, Ordering::SeqCst);
         for id in 0..self.shards.len() {
             self.ring(id);

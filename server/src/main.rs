@@ -138,6 +138,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         protected_mode: args.protected_mode,
         slowlog_slower_than: args.slowlog_log_slower_than,
         slowlog_max_len: args.slowlog_max_len,
+        busy_reply_threshold: args.busy_reply_threshold,
         shutdown_timeout: args.shutdown_timeout,
         config_file: args
             .config

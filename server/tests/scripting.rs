@@ -160,3 +160,74 @@ fn a_script_that_allocates_without_bound_stops_and_the_server_lives() {
         assert_eq!(server.client().call(&["GET", "kept"]), b"$1\r\n1\r\n");
     }
 }
+
+/// Sends one raw request on a fresh connection; `None` when no reply comes within
+/// `wait` (the connection landed on a shard that is busy running a script).
+fn try_call(port: u16, req: &[u8], wait: std::time::Duration) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.write_all(req).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+#[test]
+fn script_kill_stops_a_long_script_and_a_shutdown_stops_any() {
+    use std::time::Duration;
+    let server = Server::corekv(4, &["--busy-reply-threshold", "100"]);
+    let port = server.port;
+    // EVAL body 1 w
+    let spin = |body: &'static str| {
+        std::thread::spawn(move || {
+            let req = format!(
+                "*4\r\n$4\r\nEVAL\r\n${}\r\n{body}\r\n$1\r\n1\r\n$1\r\nw\r\n",
+                body.len()
+            );
+            try_call(port, req.as_bytes(), Duration::from_secs(30))
+        })
+    };
+    // A connection on the busy shard is not read until the script ends (as a Redis
+    // client would wait): SCRIPT KILL is sent again on new connections until one lands
+    // on another shard.
+    let kill = |cmd: &[u8]| loop {
+        if let Some(r) = try_call(port, cmd, Duration::from_millis(300)) {
+            break r;
+        }
+    };
+    let script_kill = b"*2\r\n$6\r\nSCRIPT\r\n$4\r\nKILL\r\n";
+    let function_kill = b"*2\r\n$8\r\nFUNCTION\r\n$4\r\nKILL\r\n";
+    assert_eq!(
+        kill(script_kill),
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
+
+    let busy = spin("local i = 0 while true do i = i + 1 end");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(kill(function_kill)
+        .starts_with(b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL"));
+    assert_eq!(kill(script_kill), b"+OK\r\n");
+    let reply = String::from_utf8(busy.join().unwrap().expect("a reply")).unwrap();
+    assert!(
+        reply.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{reply}"
+    );
+
+    // One that wrote cannot be killed, but a shutdown stops it.
+    let writer = spin("redis.call('set', KEYS[1], '1') local i = 0 while true do i = i + 1 end");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(kill(script_kill)
+        .starts_with(b"-UNKILLABLE Sorry the script already executed write commands"));
+    let shutdown = b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n";
+    let _ = try_call(port, shutdown, Duration::from_secs(2));
+    let reply = writer.join().unwrap();
+    assert!(
+        reply
+            .as_deref()
+            .is_none_or(|r| r.starts_with(b"-ERR Script killed")),
+        "{:?}",
+        reply.map(|r| String::from_utf8_lossy(&r).into_owned())
+    );
+}

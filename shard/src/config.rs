@@ -96,6 +96,9 @@ pub struct Config {
     pub slowlog_slower_than: i64,
     /// Most entries each shard's slow log keeps (`slowlog-max-len`).
     pub slowlog_max_len: u64,
+    /// Milliseconds a script runs before SCRIPT KILL and FUNCTION KILL can stop it
+    /// (`busy-reply-threshold`, alias `lua-time-limit`).
+    pub busy_reply_threshold: u64,
     /// Seconds SHUTDOWN, SIGTERM and SIGINT wait for connections to finish
     /// (`shutdown-timeout`).
     pub shutdown_timeout: u64,
@@ -255,6 +258,7 @@ impl Default for Config {
             protected_mode: true,
             slowlog_slower_than: 10_000,
             slowlog_max_len: 128,
+            busy_reply_threshold: 5000,
             shutdown_timeout: 10,
             config_file: String::new(),
             executable: String::new(),
@@ -342,6 +346,8 @@ pub enum Setting {
     SlowlogSlowerThan(i64),
     /// `slowlog-max-len`.
     SlowlogMaxLen(u64),
+    /// `busy-reply-threshold` (`lua-time-limit`), milliseconds.
+    BusyReplyThreshold(u64),
     /// `shutdown-timeout`, seconds.
     ShutdownTimeout(u64),
     /// `client-output-buffer-limit`: the classes named, each with its limit.
@@ -434,6 +440,9 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             integer("slowlog-log-slower-than", -1, i64::MAX).map(Setting::SlowlogSlowerThan)
         }
         "slowlog-max-len" => count("slowlog-max-len", 0, i64::MAX).map(Setting::SlowlogMaxLen),
+        "busy-reply-threshold" | "lua-time-limit" => {
+            count(&lower, 0, i64::MAX).map(Setting::BusyReplyThreshold)
+        }
         "shutdown-timeout" => {
             count("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
         }
@@ -529,6 +538,11 @@ impl Config {
                 self.slowlog_slower_than.to_string(),
             ),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            (
+                "busy-reply-threshold",
+                self.busy_reply_threshold.to_string(),
+            ),
+            ("lua-time-limit", self.busy_reply_threshold.to_string()),
             ("shutdown-timeout", self.shutdown_timeout.to_string()),
             ("client-output-buffer-limit", self.output_limits.text()),
             ("maxmemory", self.maxmemory.to_string()),
@@ -575,6 +589,7 @@ impl Config {
             Setting::ProtectedMode(b) => self.protected_mode = b,
             Setting::SlowlogSlowerThan(v) => self.slowlog_slower_than = v,
             Setting::SlowlogMaxLen(v) => self.slowlog_max_len = v,
+            Setting::BusyReplyThreshold(v) => self.busy_reply_threshold = v,
             Setting::ShutdownTimeout(v) => self.shutdown_timeout = v,
             Setting::OutputLimit(groups) => self.output_limits.set(&groups),
             Setting::MaxMemory(v) => self.maxmemory = v,

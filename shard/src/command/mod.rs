@@ -89,6 +89,8 @@ pub struct Scripting<'a> {
     pub declared_only: bool,
     /// The cap on the shard's Lua heap (see `State::script_memory_limit`).
     pub memory_limit: usize,
+    /// `busy-reply-threshold`, ms.
+    pub busy_threshold: u64,
 }
 
 /// A blocking command's request to wait.

@@ -17,8 +17,8 @@ use corekv_protocol::number::parse_i64;
 use corekv_protocol::{Proto, Reply};
 
 use super::{
-    errors, every_shard, Args, Check, Commands, Coordinated, Ctx, Env, Fanout, Lookup, OwnedArgs,
-    Plan, Registrations, Route,
+    errors, every_shard, Args, Check, Commands, Coordinated, Ctx, Env, Fanout, Flow, Local, Lookup,
+    OwnedArgs, Plan, Registrations, Route,
 };
 use crate::assembly::{MergeCtx, MergeData};
 use crate::script::functions::{Fcall, NO_WRITES};
@@ -35,7 +35,7 @@ pub(super) const COMMANDS: Registrations = &[
     ("script|load", Route::Fanout(&SCRIPT_LOAD)),
     ("script|exists", Route::Fanout(&SCRIPT_EXISTS)),
     ("script|flush", Route::Fanout(&SCRIPT_FLUSH)),
-    ("script|kill", Route::Fanout(&SCRIPT_KILL)),
+    ("script|kill", Route::Local(script_kill)),
     ("fcall", Route::coordinated(fcall, &CROSS_SHARD)),
     ("fcall_ro", Route::coordinated(fcall_ro, &CROSS_SHARD)),
     ("function|load", Route::Fanout(&FUNCTION_LOAD)),
@@ -43,7 +43,7 @@ pub(super) const COMMANDS: Registrations = &[
     ("function|delete", Route::Fanout(&FUNCTION_DELETE)),
     ("function|flush", Route::Fanout(&FUNCTION_FLUSH)),
     ("function|stats", Route::Fanout(&FUNCTION_STATS)),
-    ("function|kill", Route::Fanout(&SCRIPT_KILL)),
+    ("function|kill", Route::Local(function_kill)),
 ];
 
 /// A script whose declared keys span shards: run over copies of them with their owners
@@ -84,8 +84,11 @@ struct ScriptHost<'c, 'a, 'k> {
 }
 
 impl Host for ScriptHost<'_, '_, '_> {
-    fn call(&mut self, a: Args, proto: Proto, out: &mut Vec<u8>) {
-        let mut refuse = |msg: &str| Reply::new(out, proto).err(msg);
+    fn call(&mut self, a: Args, proto: Proto, out: &mut Vec<u8>) -> bool {
+        let mut refuse = |msg: &str| {
+            Reply::new(out, proto).err(msg);
+            false
+        };
         let Lookup::Found(spec) = Commands::global().lookup(a) else {
             return refuse("Unknown Redis command called from script");
         };
@@ -99,7 +102,8 @@ impl Host for ScriptHost<'_, '_, '_> {
             return refuse("Write commands are not allowed from read-only scripts.");
         }
         let Route::Keyed(f, _) = spec.route else {
-            return self.call_unkeyed(spec.name, a, &mut Reply::new(out, proto));
+            self.call_unkeyed(spec.name, a, &mut Reply::new(out, proto));
+            return false;
         };
         let foreign = |k: &[u8]| match self.declared {
             Some(keys) => !keys.contains(&k),
@@ -118,6 +122,7 @@ impl Host for ScriptHost<'_, '_, '_> {
             proto,
             None,
         );
+        spec.write
     }
 
     fn set_readonly(&mut self) {
@@ -163,6 +168,9 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
     let fresh = with_body && !scripting.scripts.exists(&sha);
     scripting.scripts.limit_memory(scripting.memory_limit);
+    scripting
+        .scripts
+        .set_control(scripting.shard, scripting.busy_threshold);
     let mut host = ScriptHost {
         store: &mut ctx.store,
         env: Env {
@@ -226,6 +234,9 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
     scripting.scripts.limit_memory(scripting.memory_limit);
+    scripting
+        .scripts
+        .set_control(scripting.shard, scripting.busy_threshold);
     let mut host = ScriptHost {
         store: &mut ctx.store,
         env: Env {
@@ -330,6 +341,7 @@ pub fn run_gathered(
     };
     let scripting = super::Scripting {
         memory_limit: state.script_memory_limit(),
+        busy_threshold: state.config.busy_reply_threshold,
         scripts: &mut state.scripts,
         shard: state.id,
         map: crate::slot::SlotMap::new(state.shards),
@@ -575,10 +587,38 @@ const FUNCTION_STATS: Fanout = Fanout {
     merge: first,
 };
 
-/// SCRIPT KILL: a script runs to its end before a shard reads anything else, so none
-/// is running when this one is read.
-const SCRIPT_KILL: Fanout = Fanout {
-    check: every_shard,
-    part: |_, _, out| out.error(b"NOTBUSY No scripts in execution right now."),
-    merge: first,
-};
+/// SCRIPT KILL and FUNCTION KILL: a script that has run past `busy-reply-threshold` on
+/// any shard is asked to stop (see `script::control`), if it has not written.
+fn kill(l: &mut Local, function: bool) -> Flow {
+    use crate::script::control::{self, Kill};
+    let shards = l.config.shards;
+    let mut out = l.reply();
+    match control::kill(shards, function) {
+        Kill::Killed => out.ok(),
+        Kill::NotBusy => out.error(b"NOTBUSY No scripts in execution right now."),
+        Kill::Unkillable => out.error(
+            b"UNKILLABLE Sorry the script already executed write commands against the \
+              dataset. You can either wait the script termination or kill the server in a \
+              hard way using the SHUTDOWN NOSAVE command.",
+        ),
+        Kill::OtherKind if function => out.error(
+            b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or \
+              SHUTDOWN NOSAVE.",
+        ),
+        Kill::OtherKind => out.error(
+            b"BUSY Redis is busy running a script. You can only call FUNCTION KILL or \
+              SHUTDOWN NOSAVE.",
+        ),
+    }
+    Flow::Continue
+}
+
+/// SCRIPT KILL
+fn script_kill(l: &mut Local, _: Args) -> Flow {
+    kill(l, false)
+}
+
+/// FUNCTION KILL
+fn function_kill(l: &mut Local, _: Args) -> Flow {
+    kill(l, true)
+}

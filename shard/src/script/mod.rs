@@ -31,6 +31,7 @@ use crate::args::Args;
 mod bit;
 mod cjson;
 mod cmsgpack;
+pub mod control;
 pub mod functions;
 mod raw;
 mod structlib;
@@ -40,7 +41,8 @@ pub trait Host {
     /// Runs `args` (a command and its arguments) for the script, appending its reply in
     /// `proto` to `out`; a refusal (unknown command, wrong arity, a key of another
     /// shard, a write from a read-only script) is an error reply.
-    fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>);
+    /// Returns whether the command was a write.
+    fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>) -> bool;
 
     /// From now on refuse writes (the script declared `no-writes`).
     fn set_readonly(&mut self);
@@ -438,6 +440,14 @@ impl Engine {
         let rng = Rc::new(Cell::new(0x1234_ABCD_330E));
         let mut ctx = Box::new(raw::CallCtx::new());
         let ctx_ptr: *mut raw::CallCtx = &mut *ctx;
+        // SAFETY: the registry keeps a light userdata of the boxed CallCtx, which the
+        // engine owns, for the count hook.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                ffi::lua_pushlightuserdata(state, ctx_ptr.cast());
+                ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_ctx".as_ptr());
+            })?;
+        }
         // SAFETY: pushes two C closures whose upvalue is the boxed CallCtx, which the
         // engine owns (and so outlives its Lua state's use of it).
         let (c_call, c_pcall): (Function, Function) = unsafe {
@@ -682,6 +692,11 @@ impl Scripts {
         }
     }
 
+    /// The shard scripts run on and its `busy-reply-threshold` (see [`control`]).
+    pub fn set_control(&mut self, shard: usize, threshold_ms: u64) {
+        self.engine().set_control(shard, threshold_ms);
+    }
+
     /// Caps the Lua heap at `bytes` (0: no cap): past it an allocation fails and the
     /// script running stops with an error.
     pub fn limit_memory(&mut self, bytes: usize) {
@@ -785,6 +800,10 @@ impl Engine {
             std::mem::transmute::<*mut (dyn Host + '_), *mut (dyn Host + 'static)>(host)
         });
         self.ctx.resp.set(2);
+        self.ctx.start = std::time::Instant::now();
+        self.ctx.function = as_function;
+        self.ctx.wrote = false;
+        self.ctx.marked = false;
         // Borrowed, not owned, by the closure below: a Lua error inside it skips its
         // frame, which must then hold nothing to drop.
         let resp: &Cell<u8> = &self.ctx.resp;
@@ -794,6 +813,13 @@ impl Engine {
         let result = unsafe {
             self.lua
                 .exec_raw::<()>((caller.clone(), f.clone()), |state| {
+                    // Counting again, whatever a killed script left set.
+                    ffi::lua_sethook(
+                        state,
+                        Some(raw::count_hook),
+                        ffi::LUA_MASKCOUNT,
+                        raw::HOOK_EVERY,
+                    );
                     if as_function {
                         raw::push_array(state, keys);
                         raw::push_array(state, argv);
@@ -819,7 +845,16 @@ impl Engine {
                 })
         };
         self.ctx.host = None;
+        if self.ctx.marked {
+            control::of(self.ctx.shard).clear();
+        }
         result
+    }
+
+    /// Where the next script runs and how long it may run before it can be killed.
+    fn set_control(&mut self, shard: usize, threshold_ms: u64) {
+        self.ctx.shard = shard;
+        self.ctx.threshold_ms = threshold_ms;
     }
 }
 
@@ -841,7 +876,7 @@ mod tests {
     struct Fake(Vec<Vec<Vec<u8>>>);
 
     impl Host for Fake {
-        fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>) {
+        fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>) -> bool {
             self.0.push(args.iter().map(<[u8]>::to_vec).collect());
             let mut r = Reply::new(out, proto);
             match args.get(0) {
@@ -849,6 +884,7 @@ mod tests {
                 b"incr" => r.err("value is not an integer or out of range"),
                 _ => r.ok(),
             }
+            args.get(0) != b"get"
         }
 
         fn set_readonly(&mut self) {}

@@ -27,6 +27,18 @@ pub(super) struct CallCtx {
     args: OwnedArgs,
     number: Vec<u8>,
     reply: Vec<u8>,
+    /// When the running script started.
+    pub start: std::time::Instant,
+    /// The shard it runs on (its `control` cell).
+    pub shard: usize,
+    /// `busy-reply-threshold`, ms.
+    pub threshold_ms: u64,
+    /// It is a function.
+    pub function: bool,
+    /// It has run a write command.
+    pub wrote: bool,
+    /// Its control cell says it is busy.
+    pub marked: bool,
 }
 
 impl CallCtx {
@@ -37,6 +49,12 @@ impl CallCtx {
             args: OwnedArgs::new(),
             number: Vec::new(),
             reply: Vec::new(),
+            start: std::time::Instant::now(),
+            shard: 0,
+            threshold_ms: 5000,
+            function: false,
+            wrote: false,
+            marked: false,
         }
     }
 }
@@ -122,7 +140,7 @@ unsafe fn call(state: *mut lua_State) -> bool {
     };
     ctx.reply.clear();
     // SAFETY: the host outlives the script run that set it (see `Engine::run`).
-    unsafe { (*host).call(ctx.args.args(), proto, &mut ctx.reply) };
+    ctx.wrote |= unsafe { (*host).call(ctx.args.args(), proto, &mut ctx.reply) };
     let mut pos = 0;
     unsafe { push_resp(state, &ctx.reply, &mut pos) }
 }
@@ -179,6 +197,57 @@ pub(super) unsafe fn raise_message(state: *mut lua_State, msg: String) -> ! {
             ffi::lua_concat(state, 2);
         }
         ffi::lua_error(state)
+    }
+}
+
+/// Instructions between two looks at the clock while a script runs.
+pub(super) const HOOK_EVERY: c_int = 100_000;
+
+/// The count hook: past `busy-reply-threshold` the script's control cell says it is
+/// busy, and a stop asked there (SCRIPT KILL, FUNCTION KILL, a shutdown) ends it with
+/// Redis's error. After that the hook runs on every line, so a `pcall` that catches the
+/// error cannot keep the script going.
+///
+/// # Safety
+///
+/// Set by the engine on its own state, whose registry holds the engine's [`CallCtx`]
+/// under `corekv_ctx`. Nothing here is dropped across `lua_error`.
+pub(super) unsafe extern "C-unwind" fn count_hook(state: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    let stop = unsafe {
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_ctx".as_ptr());
+        let ctx = ffi::lua_touserdata(state, -1) as *mut CallCtx;
+        ffi::lua_settop(state, -2);
+        let Some(ctx) = ctx.as_mut() else {
+            return;
+        };
+        if ctx.host.is_none() || (ctx.start.elapsed().as_millis() as u64) < ctx.threshold_ms {
+            return;
+        }
+        let cell = super::control::of(ctx.shard);
+        if !ctx.marked {
+            ctx.marked = true;
+            tracing::warn!(
+                shard = ctx.shard,
+                "a script has run past busy-reply-threshold; SCRIPT KILL or FUNCTION KILL can stop it"
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64);
+        cell.mark_busy(now, ctx.function, ctx.wrote);
+        match cell.stop_request() {
+            super::control::ABORT => true,
+            super::control::KILL => !ctx.wrote,
+            _ => false,
+        }
+    };
+    if stop {
+        // SAFETY: as above; nothing of ours is alive past this point.
+        unsafe {
+            ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKLINE, 0);
+            push_error(state, b"Script killed by user with SCRIPT KILL...");
+            ffi::lua_error(state);
+        }
     }
 }
 

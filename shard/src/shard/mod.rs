@@ -132,6 +132,7 @@ pub fn execute(
         shard: state.id,
         map: SlotMap::new(state.shards),
         memory_limit,
+        busy_threshold: state.config.busy_reply_threshold,
         loaded: &mut state.scripts_out,
         declared_only: false,
     });
