@@ -102,6 +102,11 @@ pub struct Args {
     #[arg(long, value_parser = parse_size, default_value = "0")]
     pub maxmemory: u64,
 
+    /// Most memory each shard's Lua state (scripts and functions) may use; a script
+    /// that allocates past it stops with an error. Units as above.
+    #[arg(long, value_parser = parse_size, default_value = "1gb")]
+    pub script_heap_limit: u64,
+
     /// What to evict at maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random,
     /// volatile-lru, volatile-lfu, volatile-random, volatile-ttl (Redis's names; LRU and
     /// LFU are CLOCK and GCLOCK hands over each shard's keys).

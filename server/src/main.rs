@@ -131,6 +131,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         query_buffer_limit: args.client_query_buffer_limit,
         output_limits: args.client_output_buffer_limit,
         maxmemory: args.maxmemory,
+        script_heap_limit: args.script_heap_limit,
         maxmemory_policy: args.maxmemory_policy,
         maxclients: args.maxclients,
         timeout: args.timeout,

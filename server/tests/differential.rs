@@ -2045,6 +2045,48 @@ fn script_libraries_match_redis() {
     compare(&[case], &|_| "script libraries".to_string());
 }
 
+/// Scripts against `maxmemory` (noeviction): plain scripts are refused per write
+/// command, shebang scripts that may write at their start, `no-writes` and `allow-oom`
+/// as Redis lets them through.
+#[test]
+fn scripts_respect_maxmemory_as_redis_does() {
+    let case = vec![
+        words(&["set", "big", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]),
+        words(&["config", "set", "maxmemory-policy", "noeviction"]),
+        words(&["config", "set", "maxmemory", "1"]),
+        words(&["eval", "return redis.call('set', KEYS[1], 'v')", "1", "big"]),
+        words(&[
+            "eval",
+            "return redis.pcall('set', KEYS[1], 'v')",
+            "1",
+            "big",
+        ]),
+        words(&["eval", "return redis.call('get', KEYS[1])", "1", "big"]),
+        words(&[
+            "eval",
+            "#!lua\nreturn redis.call('get', KEYS[1])",
+            "1",
+            "big",
+        ]),
+        words(&[
+            "eval",
+            "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+            "1",
+            "big",
+        ]),
+        words(&[
+            "eval",
+            "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], 'w')",
+            "1",
+            "big",
+        ]),
+        words(&["get", "big"]),
+        words(&["config", "set", "maxmemory", "0"]),
+        words(&["eval", "return redis.call('set', KEYS[1], 'v')", "1", "big"]),
+    ];
+    compare(&[case], &|_| "scripts under maxmemory".to_string());
+}
+
 #[test]
 fn script_cases_match_redis() {
     compare(&script_cases(), &|i| format!("script case {i}"));

@@ -136,7 +136,7 @@ fn a_script_over_keys_of_several_shards_runs_atomically() {
 #[test]
 fn a_script_that_allocates_without_bound_stops_and_the_server_lives() {
     for shards in SHARD_COUNTS {
-        let server = Server::corekv(shards, &["--maxmemory", "64mb"]);
+        let server = Server::corekv(shards, &["--script-heap-limit", "64mb"]);
         let mut c = server.client();
         c.call(&["SET", "kept", "1"]);
         let greedy =

@@ -96,6 +96,8 @@ pub struct Config {
     pub slowlog_slower_than: i64,
     /// Most entries each shard's slow log keeps (`slowlog-max-len`).
     pub slowlog_max_len: u64,
+    /// Most bytes each shard's Lua state may hold (`--script-heap-limit`).
+    pub script_heap_limit: u64,
     /// Milliseconds a script runs before SCRIPT KILL and FUNCTION KILL can stop it
     /// (`busy-reply-threshold`, alias `lua-time-limit`).
     pub busy_reply_threshold: u64,
@@ -259,6 +261,7 @@ impl Default for Config {
             slowlog_slower_than: 10_000,
             slowlog_max_len: 128,
             busy_reply_threshold: 5000,
+            script_heap_limit: 1 << 30,
             shutdown_timeout: 10,
             config_file: String::new(),
             executable: String::new(),

@@ -16,7 +16,7 @@ use crate::pool::BufPool;
 use crate::shutdown::Shutdown;
 use crate::slowlog::SlowLog;
 use crate::stats::{CommandStats, Stats};
-use crate::store::Store;
+use crate::store::{Keyspace, Store};
 use crate::ticks::Clock;
 use crate::timer::{Timer, Timers};
 use crate::wheel::TimerHandle;
@@ -456,13 +456,10 @@ impl State {
         self.cmdstats.reset();
     }
 
-    /// The cap on this shard's Lua heap: its share of `maxmemory`, or 1 GiB without one
-    /// (a script that allocates without bound stops with an error, and the server lives).
+    /// The cap on this shard's Lua heap (`--script-heap-limit`): a script that allocates
+    /// without bound stops with an error, and the server lives.
     pub(crate) fn script_memory_limit(&self) -> usize {
-        match self.config.shard_maxmemory() {
-            0 => 1 << 30,
-            n => n as usize,
-        }
+        self.config.script_heap_limit as usize
     }
 
     /// Before a command that may grow memory: while the keyspace is over this shard's
@@ -470,25 +467,8 @@ impl State {
     /// or nothing the policy may evict): the command must be refused.
     pub(crate) fn admit(&mut self) -> bool {
         let limit = self.config.shard_maxmemory();
-        if limit == 0 {
-            return true;
-        }
         let policy = self.config.maxmemory_policy;
-        while self.store.used_memory() as u64 > limit {
-            if self
-                .store
-                .evict_one(
-                    policy.eviction,
-                    policy.volatile_only,
-                    &mut self.rng,
-                    &mut self.timers,
-                )
-                .is_none()
-            {
-                return false;
-            }
-        }
-        true
+        Keyspace::new(&mut self.store, &mut self.timers).admit(limit, policy, &mut self.rng)
     }
 
     /// Writes an error (`text` starts with its code) to the connection's output, and

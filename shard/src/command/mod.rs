@@ -91,6 +91,13 @@ pub struct Scripting<'a> {
     pub memory_limit: usize,
     /// `busy-reply-threshold`, ms.
     pub busy_threshold: u64,
+    /// The shard's share of `maxmemory` (0: none) and the eviction policy: a script's
+    /// commands that may grow memory are admitted as a client's are.
+    pub maxmemory: u64,
+    /// See `maxmemory`.
+    pub policy: &'static crate::config::Policy,
+    /// For eviction's sampling.
+    pub rng: &'a mut fastrand::Rng,
 }
 
 /// A blocking command's request to wait.

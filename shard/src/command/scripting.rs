@@ -21,7 +21,7 @@ use super::{
     OwnedArgs, Plan, Registrations, Route,
 };
 use crate::assembly::{MergeCtx, MergeData};
-use crate::script::functions::{Fcall, NO_WRITES};
+use crate::script::functions::{Fcall, ALLOW_OOM, NO_WRITES};
 use crate::script::{Host, Outcome};
 use crate::state::State;
 use crate::store::Keyspace;
@@ -81,6 +81,12 @@ struct ScriptHost<'c, 'a, 'k> {
     /// touch.
     declared: Option<&'k [&'k [u8]]>,
     readonly: bool,
+    /// The shard's share of `maxmemory` and its policy, for commands that may grow
+    /// memory (unless the script is `allow-oom`).
+    maxmemory: u64,
+    policy: &'static crate::config::Policy,
+    rng: &'k mut fastrand::Rng,
+    allow_oom: bool,
 }
 
 impl Host for ScriptHost<'_, '_, '_> {
@@ -100,6 +106,10 @@ impl Host for ScriptHost<'_, '_, '_> {
         }
         if self.readonly && spec.write {
             return refuse("Write commands are not allowed from read-only scripts.");
+        }
+        if spec.denyoom && !self.allow_oom && !self.admit() {
+            Reply::new(out, proto).error(crate::state::OOM);
+            return false;
         }
         let Route::Keyed(f, _) = spec.route else {
             self.call_unkeyed(spec.name, a, &mut Reply::new(out, proto));
@@ -125,8 +135,13 @@ impl Host for ScriptHost<'_, '_, '_> {
         spec.write
     }
 
-    fn set_readonly(&mut self) {
-        self.readonly = true;
+    fn set_flags(&mut self, flags: u8) {
+        self.readonly |= flags & NO_WRITES != 0;
+        self.allow_oom = flags & ALLOW_OOM != 0;
+    }
+
+    fn admit(&mut self) -> bool {
+        self.store.admit(self.maxmemory, self.policy, self.rng)
     }
 }
 
@@ -184,6 +199,10 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
         map: scripting.map,
         declared: scripting.declared_only.then_some(&keys[..]),
         readonly,
+        maxmemory: scripting.maxmemory,
+        policy: scripting.policy,
+        rng: &mut *scripting.rng,
+        allow_oom: false,
     };
     match scripting
         .scripts
@@ -250,6 +269,10 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
         map: scripting.map,
         declared: scripting.declared_only.then_some(&keys[..]),
         readonly,
+        maxmemory: scripting.maxmemory,
+        policy: scripting.policy,
+        rng: &mut *scripting.rng,
+        allow_oom: false,
     };
     if let Fcall::NotFound = scripting
         .scripts
@@ -342,6 +365,9 @@ pub fn run_gathered(
     let scripting = super::Scripting {
         memory_limit: state.script_memory_limit(),
         busy_threshold: state.config.busy_reply_threshold,
+        maxmemory: state.config.shard_maxmemory(),
+        policy: state.config.maxmemory_policy,
+        rng: &mut state.rng,
         scripts: &mut state.scripts,
         shard: state.id,
         map: crate::slot::SlotMap::new(state.shards),

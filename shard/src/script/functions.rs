@@ -25,6 +25,15 @@ pub const FLAGS: [(&str, u8); 5] = [
 
 /// The flag that makes a function read-only (and lets FCALL_RO call it).
 pub const NO_WRITES: u8 = 1;
+/// The flag that lets a script's writes past `maxmemory`.
+pub const ALLOW_OOM: u8 = 2;
+
+/// Whether a script with these (shebang or function) flags may start: one that may
+/// write and is not `allow-oom` does not while the keyspace is over `maxmemory`, as in
+/// Redis.
+pub(super) fn may_start(flags: u8, host: &mut dyn Host) -> bool {
+    flags & (NO_WRITES | ALLOW_OOM) != 0 || host.admit()
+}
 
 const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and \
                         must be at least one character long";
@@ -301,7 +310,12 @@ impl Scripts {
         let Some(f) = engine.libs.function(name) else {
             return Fcall::NotFound;
         };
-        let (callback, label) = (f.callback.clone(), f.name.clone());
+        let (callback, label, flags) = (f.callback.clone(), f.name.clone(), f.flags);
+        if !may_start(flags, host) {
+            out.error(crate::state::OOM);
+            return Fcall::Ran;
+        }
+        host.set_flags(flags);
         let caller = engine.call_function.clone();
         if let Err(e) = engine.run(&caller, &callback, true, &label, keys, argv, host, out) {
             out.err(&format!("Error running function {label}: {e}"));

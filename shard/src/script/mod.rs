@@ -44,8 +44,12 @@ pub trait Host {
     /// Returns whether the command was a write.
     fn call(&mut self, args: Args, proto: Proto, out: &mut Vec<u8>) -> bool;
 
-    /// From now on refuse writes (the script declared `no-writes`).
-    fn set_readonly(&mut self);
+    /// The script's flags (its shebang's, or its function's): `no-writes` makes it
+    /// read-only, `allow-oom` lets its writes past `maxmemory`.
+    fn set_flags(&mut self, flags: u8);
+
+    /// Whether the keyspace is within `maxmemory` (evicting to get there).
+    fn admit(&mut self) -> bool;
 }
 
 /// A script's SHA1, as 40 lower-case hex digits.
@@ -765,9 +769,11 @@ impl Scripts {
                 out.err("Can not execute a script with write flag using *_ro command.");
                 return Outcome::Ran;
             }
-            if flags & functions::NO_WRITES != 0 {
-                host.set_readonly();
+            if !functions::may_start(flags, host) {
+                out.error(crate::state::OOM);
+                return Outcome::Ran;
             }
+            host.set_flags(flags);
         }
         let caller = engine.runner.clone();
         if let Err(e) = engine.run(&caller, &f, false, &sha, keys, argv, host, out) {
@@ -887,7 +893,11 @@ mod tests {
             args.get(0) != b"get"
         }
 
-        fn set_readonly(&mut self) {}
+        fn set_flags(&mut self, _: u8) {}
+
+        fn admit(&mut self) -> bool {
+            true
+        }
     }
 
     fn eval(scripts: &mut Scripts, body: &str, keys: &[&str]) -> String {

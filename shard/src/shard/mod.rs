@@ -133,6 +133,9 @@ pub fn execute(
         map: SlotMap::new(state.shards),
         memory_limit,
         busy_threshold: state.config.busy_reply_threshold,
+        maxmemory: state.config.shard_maxmemory(),
+        policy: state.config.maxmemory_policy,
+        rng: &mut state.rng,
         loaded: &mut state.scripts_out,
         declared_only: false,
     });

@@ -1191,6 +1191,30 @@ impl<'a> Keyspace<'a> {
         Keyspace { store, timers }
     }
 
+    /// While the keyspace is over `limit` bytes (0: no limit), evicts by `policy`. False
+    /// when it stays over (noeviction, or nothing the policy may evict): a command that
+    /// may grow memory must be refused.
+    pub fn admit(
+        &mut self,
+        limit: u64,
+        policy: &crate::config::Policy,
+        rng: &mut fastrand::Rng,
+    ) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        while self.store.used_memory() as u64 > limit {
+            if self
+                .store
+                .evict_one(policy.eviction, policy.volatile_only, rng, self.timers)
+                .is_none()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The same keyspace, borrowed again (for the commands a script runs).
     pub fn reborrow(&mut self) -> Keyspace<'_> {
         Keyspace {
