@@ -53,7 +53,7 @@ fn a_script_evaluated_on_one_shard_is_found_by_evalsha_on_every_shard() {
         let mut tries = 0;
         let reply = loop {
             let r = b.call(&["EVALSHA", &sha, "1", &key]);
-            if !r.starts_with(b"-NOSCRIPT") || tries == 100 {
+            if !r.starts_with(b"-NOSCRIPT") || tries == 500 {
                 break r;
             }
             tries += 1;
@@ -190,25 +190,37 @@ fn script_kill_stops_a_long_script_and_a_shutdown_stops_any() {
         })
     };
     // A connection on the busy shard is not read until the script ends (as a Redis
-    // client would wait): SCRIPT KILL is sent again on new connections until one lands
-    // on another shard.
-    let kill = |cmd: &[u8]| loop {
+    // client would wait): a request is sent again on new connections until one lands
+    // on another shard, and again until the script is seen busy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let send = |cmd: &[u8]| loop {
+        assert!(std::time::Instant::now() < deadline, "no shard answered");
         if let Some(r) = try_call(port, cmd, Duration::from_millis(300)) {
             break r;
         }
     };
+    let busy_reply = |cmd: &[u8]| loop {
+        let r = send(cmd);
+        if !r.starts_with(b"-NOTBUSY") {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never ran busy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let script_kill = b"*2\r\n$6\r\nSCRIPT\r\n$4\r\nKILL\r\n";
     let function_kill = b"*2\r\n$8\r\nFUNCTION\r\n$4\r\nKILL\r\n";
     assert_eq!(
-        kill(script_kill),
+        send(script_kill),
         b"-NOTBUSY No scripts in execution right now.\r\n"
     );
 
     let busy = spin("local i = 0 while true do i = i + 1 end");
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(kill(function_kill)
+    assert!(busy_reply(function_kill)
         .starts_with(b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL"));
-    assert_eq!(kill(script_kill), b"+OK\r\n");
+    assert_eq!(send(script_kill), b"+OK\r\n");
     let reply = String::from_utf8(busy.join().unwrap().expect("a reply")).unwrap();
     assert!(
         reply.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
@@ -217,11 +229,17 @@ fn script_kill_stops_a_long_script_and_a_shutdown_stops_any() {
 
     // One that wrote cannot be killed, but a shutdown stops it.
     let writer = spin("redis.call('set', KEYS[1], '1') local i = 0 while true do i = i + 1 end");
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(kill(script_kill)
+    assert!(busy_reply(script_kill)
         .starts_with(b"-UNKILLABLE Sorry the script already executed write commands"));
     let shutdown = b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n";
-    let _ = try_call(port, shutdown, Duration::from_secs(2));
+    // SHUTDOWN replies nothing: sent on connections until the server goes away.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not shut down"
+        );
+        let _ = try_call(port, shutdown, Duration::from_millis(300));
+    }
     let reply = writer.join().unwrap();
     assert!(
         reply
@@ -229,5 +247,53 @@ fn script_kill_stops_a_long_script_and_a_shutdown_stops_any() {
             .is_none_or(|r| r.starts_with(b"-ERR Script killed")),
         "{:?}",
         reply.map(|r| String::from_utf8_lossy(&r).into_owned())
+    );
+}
+
+/// Reads one bulk reply's payload.
+fn bulk(reply: &[u8]) -> Vec<u8> {
+    let header = reply.iter().position(|&b| b == b'\n').expect("a header") + 1;
+    reply[header..reply.len() - 2].to_vec()
+}
+
+#[test]
+fn function_dumps_move_between_redis_and_corekv_both_ways() {
+    let redis = Server::redis();
+    let corekv = Server::corekv(4, &[]);
+    let (mut r, mut k) = (redis.client(), corekv.client());
+    // Thirty functions: long enough code that Redis LZF-compresses it in its dump.
+    let mut big = String::from("#!lua name=big\n");
+    for i in 0..30 {
+        big.push_str(&format!(
+            "redis.register_function('g{i}', function() return {i} end)\n"
+        ));
+    }
+    let small = "#!lua name=small\nredis.register_function('f1', function() return 1 end)";
+    for c in [&mut r, &mut k] {
+        c.call(&["FUNCTION", "FLUSH"]);
+        c.call(&["FUNCTION", "LOAD", &big]);
+        c.call(&["FUNCTION", "LOAD", small]);
+    }
+    let from_redis = bulk(&r.call(&["FUNCTION", "DUMP"]));
+    let from_corekv = bulk(&k.call(&["FUNCTION", "DUMP"]));
+    for c in [&mut r, &mut k] {
+        assert_eq!(c.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+    }
+    let restore = |c: &mut common::Client, payload: &[u8]| {
+        c.send_bytes(&[b"FUNCTION", b"RESTORE", payload]);
+        c.read_reply()
+    };
+    assert_eq!(restore(&mut k, &from_redis), b"+OK\r\n");
+    assert_eq!(restore(&mut r, &from_corekv), b"+OK\r\n");
+    for c in [&mut r, &mut k] {
+        assert_eq!(c.call(&["FCALL", "g29", "0"]), b":29\r\n");
+        assert_eq!(c.call(&["FCALL", "f1", "0"]), b":1\r\n");
+    }
+    // A corrupt payload: Redis's error, nothing loaded.
+    let mut bad = from_redis.clone();
+    bad[3] ^= 1;
+    assert_eq!(
+        restore(&mut k, &bad),
+        b"-ERR DUMP payload version or checksum are wrong\r\n"
     );
 }

@@ -49,6 +49,7 @@ pub mod notify;
 pub mod pause;
 pub mod pool;
 pub mod pubsub;
+pub mod rdb;
 pub mod script;
 pub mod session;
 pub mod shard;

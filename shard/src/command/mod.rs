@@ -98,6 +98,9 @@ pub struct Scripting<'a> {
     pub policy: &'static crate::config::Policy,
     /// For eviction's sampling.
     pub rng: &'a mut fastrand::Rng,
+    /// Whether the keyspace is over `maxmemory`, when already known (a script over
+    /// copies of keys: the real keyspace's state, not the copies'); `None`: look.
+    pub oom: Option<bool>,
 }
 
 /// A blocking command's request to wait.

@@ -21,7 +21,7 @@ use super::{
     OwnedArgs, Plan, Registrations, Route,
 };
 use crate::assembly::{MergeCtx, MergeData};
-use crate::script::functions::{Fcall, ALLOW_OOM, NO_WRITES};
+use crate::script::functions::{Fcall, RestorePolicy, ALLOW_OOM, NO_WRITES};
 use crate::script::{Host, Outcome};
 use crate::state::State;
 use crate::store::Keyspace;
@@ -43,6 +43,8 @@ pub(super) const COMMANDS: Registrations = &[
     ("function|delete", Route::Fanout(&FUNCTION_DELETE)),
     ("function|flush", Route::Fanout(&FUNCTION_FLUSH)),
     ("function|stats", Route::Fanout(&FUNCTION_STATS)),
+    ("function|dump", Route::Fanout(&FUNCTION_DUMP)),
+    ("function|restore", Route::Fanout(&FUNCTION_RESTORE)),
     ("function|kill", Route::Local(function_kill)),
 ];
 
@@ -81,12 +83,13 @@ struct ScriptHost<'c, 'a, 'k> {
     /// touch.
     declared: Option<&'k [&'k [u8]]>,
     readonly: bool,
-    /// The shard's share of `maxmemory` and its policy, for commands that may grow
-    /// memory (unless the script is `allow-oom`).
-    maxmemory: u64,
-    policy: &'static crate::config::Policy,
-    rng: &'k mut fastrand::Rng,
+    /// The keyspace was over `maxmemory` when the script started (after evicting what
+    /// the policy allows): as in Redis, its first write that may grow memory is refused
+    /// (unless the script is `allow-oom`), and nothing is evicted mid-script.
+    oom: bool,
     allow_oom: bool,
+    /// It has run a write command.
+    wrote: bool,
 }
 
 impl Host for ScriptHost<'_, '_, '_> {
@@ -107,9 +110,15 @@ impl Host for ScriptHost<'_, '_, '_> {
         if self.readonly && spec.write {
             return refuse("Write commands are not allowed from read-only scripts.");
         }
-        if spec.denyoom && !self.allow_oom && !self.admit() {
+        if spec.denyoom && self.oom && !self.allow_oom && !self.wrote {
             Reply::new(out, proto).error(crate::state::OOM);
             return false;
+        }
+        if let Route::Keyed(_, Some(super::Multi::Coord(how))) = spec.route {
+            if self.map.shards() > 1 && how.kind.looks_up(a) {
+                // SORT's BY and GET patterns name keys anywhere: not from a script.
+                return refuse("Script attempted to access a non local key in a cluster node");
+            }
         }
         let Route::Keyed(f, _) = spec.route else {
             self.call_unkeyed(spec.name, a, &mut Reply::new(out, proto));
@@ -132,6 +141,7 @@ impl Host for ScriptHost<'_, '_, '_> {
             proto,
             None,
         );
+        self.wrote |= spec.write;
         spec.write
     }
 
@@ -140,8 +150,8 @@ impl Host for ScriptHost<'_, '_, '_> {
         self.allow_oom = flags & ALLOW_OOM != 0;
     }
 
-    fn admit(&mut self) -> bool {
-        self.store.admit(self.maxmemory, self.policy, self.rng)
+    fn over_maxmemory(&self) -> bool {
+        self.oom
     }
 }
 
@@ -164,12 +174,22 @@ impl ScriptHost<'_, '_, '_> {
     }
 }
 
+/// Whether the keyspace is over `maxmemory` as a script starts, after evicting what the
+/// policy allows (on the shard's real keyspace; a script over copies was told by
+/// `run_gathered`).
+fn over_maxmemory(store: &mut Keyspace, scripting: &mut super::Scripting) -> bool {
+    match scripting.oom {
+        Some(oom) => oom,
+        None => !store.admit(scripting.maxmemory, scripting.policy, scripting.rng),
+    }
+}
+
 /// EVAL and its kin here: `body` for EVAL (its SHA1 computed), else the SHA1 argument.
 fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     let Some(n) = numkeys(&mut ctx.out, args) else {
         return;
     };
-    let Some(scripting) = ctx.scripting.take() else {
+    let Some(mut scripting) = ctx.scripting.take() else {
         ctx.out.err("scripts cannot call scripts");
         return;
     };
@@ -182,6 +202,7 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
     let fresh = with_body && !scripting.scripts.exists(&sha);
+    let oom = over_maxmemory(&mut ctx.store, &mut scripting);
     scripting.scripts.limit_memory(scripting.memory_limit);
     scripting
         .scripts
@@ -199,10 +220,9 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
         map: scripting.map,
         declared: scripting.declared_only.then_some(&keys[..]),
         readonly,
-        maxmemory: scripting.maxmemory,
-        policy: scripting.policy,
-        rng: &mut *scripting.rng,
+        oom,
         allow_oom: false,
+        wrote: false,
     };
     match scripting
         .scripts
@@ -222,7 +242,7 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
 
 /// FCALL and FCALL_RO here: the function first, then its keys, as Redis checks them.
 fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
-    let Some(scripting) = ctx.scripting.take() else {
+    let Some(mut scripting) = ctx.scripting.take() else {
         ctx.out.err("scripts cannot call scripts");
         return;
     };
@@ -252,6 +272,7 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
     };
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
+    let oom = over_maxmemory(&mut ctx.store, &mut scripting);
     scripting.scripts.limit_memory(scripting.memory_limit);
     scripting
         .scripts
@@ -269,10 +290,9 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
         map: scripting.map,
         declared: scripting.declared_only.then_some(&keys[..]),
         readonly,
-        maxmemory: scripting.maxmemory,
-        policy: scripting.policy,
-        rng: &mut *scripting.rng,
+        oom,
         allow_oom: false,
+        wrote: false,
     };
     if let Fcall::NotFound = scripting
         .scripts
@@ -329,24 +349,33 @@ pub fn run_gathered(
     let mut store = crate::store::Store::new();
     store.events.flags = state.store.events.flags;
     let mut timers = crate::timer::Timers::new(now);
-    // What each key held: (type, deadline, payload), or nothing.
-    type Held = Option<(Vec<u8>, u64, Vec<u8>)>;
-    let mut before: Vec<(&[u8], Held)> = Vec::with_capacity(copies.len());
+    let mut before: Vec<&[u8]> = Vec::with_capacity(copies.len());
     for (key, dumped) in copies {
-        let held = match frame::parse(dumped) {
-            Ok(Some((Frame::Array(items), _))) if items.len() == 3 => {
-                let ty = items[0].as_bytes().unwrap_or_default().to_vec();
-                let deadline = match items[1] {
-                    Frame::Integer(n) if n > 0 => n as u64,
+        if let Ok(Some((Frame::Array(items), _))) = frame::parse(dumped) {
+            if let [ty, deadline, payload] = &items[..] {
+                let deadline = match deadline {
+                    Frame::Integer(n) if *n > 0 => *n as u64,
                     _ => 0,
                 };
-                let payload = items[2].as_bytes().unwrap_or_default().to_vec();
-                store.restore_value(key, &ty, &payload, deadline, &mut timers);
-                Some((ty, deadline, payload))
+                let (ty, payload) = (
+                    ty.as_bytes().unwrap_or_default(),
+                    payload.as_bytes().unwrap_or_default(),
+                );
+                store.restore_value(key, ty, payload, deadline, &mut timers);
             }
-            _ => None,
-        };
-        before.push((key, held));
+        }
+        before.push(key);
+    }
+    // Each copy watched by a watcher of its own: what the script changed is what the
+    // store marks, whatever the values look like after (the copies' internal order may
+    // differ from their owners').
+    let watcher = |i: usize| crate::store::watch::Watcher {
+        shard: 0,
+        slot: i as u32,
+        gen: 0,
+    };
+    for (i, key) in before.iter().enumerate() {
+        store.watches.watch(key, watcher(i));
     }
     let spec = match Commands::global().lookup(request) {
         Lookup::Found(spec) => spec,
@@ -362,12 +391,20 @@ pub fn run_gathered(
         shared_ints: state.config.shared_ints(),
         may_block: false,
     };
+    // The memory state is the real keyspace's, never the scratch store's (which holds
+    // only copies: nothing may be evicted from it).
+    let oom = !Keyspace::new(&mut state.store, &mut state.timers).admit(
+        state.config.shard_maxmemory(),
+        state.config.maxmemory_policy,
+        &mut state.rng,
+    );
     let scripting = super::Scripting {
         memory_limit: state.script_memory_limit(),
         busy_threshold: state.config.busy_reply_threshold,
         maxmemory: state.config.shard_maxmemory(),
         policy: state.config.maxmemory_policy,
         rng: &mut state.rng,
+        oom: Some(oom),
         scripts: &mut state.scripts,
         shard: state.id,
         map: crate::slot::SlotMap::new(state.shards),
@@ -386,16 +423,17 @@ pub fn run_gathered(
         Some(scripting),
     );
     let mut changed = Vec::new();
-    for (key, held) in &before {
+    for (i, key) in before.iter().enumerate() {
+        if !store.watches.unwatch(watcher(i), [*key]) {
+            continue;
+        }
         let after = store.find(key, now, &mut timers).map(|idx| {
             let mut payload = Vec::new();
             store.dump_value(idx, &mut payload);
             let deadline = store.entry(idx).expire_at().unwrap_or(0);
             (store.dump_type(idx).to_vec(), deadline, payload)
         });
-        if after != *held {
-            changed.push((*key, after));
-        }
+        changed.push((*key, after));
     }
     state.store.events.list.append(&mut store.events.list);
     out.array(1 + changed.len());
@@ -604,6 +642,63 @@ const FUNCTION_FLUSH: Fanout = Fanout {
         out.ok();
     },
     merge: super::merge::all_ok,
+};
+
+/// FUNCTION DUMP: every shard holds the same libraries; the first shard's payload.
+const FUNCTION_DUMP: Fanout = Fanout {
+    check: every_shard,
+    part: |state: &mut State, _, out| out.bulk(&state.scripts.function_dump()),
+    merge: first,
+};
+
+/// FUNCTION RESTORE serialized-value \[FLUSH|APPEND|REPLACE\], on every shard.
+const FUNCTION_RESTORE: Fanout = Fanout {
+    check: |c: &mut Check, args| {
+        let policy: &[u8] = match args.len() {
+            3 => b"append",
+            4 => {
+                let p = args.get(3);
+                if ![&b"flush"[..], b"append", b"replace"]
+                    .iter()
+                    .any(|w| p.eq_ignore_ascii_case(w))
+                {
+                    c.out.err(
+                        "Wrong restore policy given, value should be either FLUSH, APPEND or \
+                         REPLACE.",
+                    );
+                    return None;
+                }
+                p
+            }
+            _ => {
+                c.out.err(
+                    "unknown subcommand or wrong number of arguments for 'RESTORE'. Try \
+                     FUNCTION HELP.",
+                );
+                return None;
+            }
+        };
+        let mut a = OwnedArgs::new();
+        a.push(args.get(2));
+        a.push(&policy.to_ascii_lowercase());
+        Some(Plan {
+            targets: super::Targets::All,
+            args: a,
+            data: MergeData::None,
+        })
+    },
+    part: |state: &mut State, args, out| {
+        let policy = match args.get(1) {
+            b"flush" => RestorePolicy::Flush,
+            b"replace" => RestorePolicy::Replace,
+            _ => RestorePolicy::Append,
+        };
+        match state.scripts.function_restore(args.get(0), policy) {
+            Ok(()) => out.ok(),
+            Err(e) => out.err(&e),
+        }
+    },
+    merge: first,
 };
 
 /// FUNCTION STATS

@@ -94,6 +94,10 @@ unsafe extern "C-unwind" fn bit_tohex(state: *mut lua_State) -> c_int {
         } else {
             arg(state, 2) as i32
         };
+        if n == i32::MIN {
+            // As Redis's patched LuaBitOp: -n would overflow.
+            n += 1;
+        }
         let digits: &[u8; 16] = if n < 0 {
             n = -n;
             b"0123456789ABCDEF"

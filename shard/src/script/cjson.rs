@@ -74,6 +74,9 @@ fn type_name(state: *mut lua_State, idx: c_int) -> String {
 
 // ---- encode ----
 
+/// The largest JSON text `encode` builds.
+const MAX_OUTPUT: usize = 512 << 20;
+
 struct Encoder<'c> {
     state: *mut lua_State,
     cfg: &'c Config,
@@ -199,6 +202,11 @@ impl Encoder<'_> {
         for i in 1..=n {
             if i > 1 {
                 self.out.push(b',');
+            }
+            // A sparse array can ask for more nulls than memory holds (with the sparse
+            // check off): the buffer is Rust's, outside the Lua heap's cap.
+            if self.out.len() > MAX_OUTPUT {
+                return Err("Cannot serialise, output too large (not enough memory)".into());
             }
             unsafe {
                 ffi::lua_rawgeti(self.state, -1, i as _);

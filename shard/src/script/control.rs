@@ -41,11 +41,20 @@ impl Control {
         }
     }
 
-    /// The running script passed the threshold (or wrote since): say so.
+    /// The running script passed the threshold: say so. A KILL still there was meant
+    /// for an earlier script (it raced that script's end), so it is dropped.
     pub fn mark_busy(&self, now_ms: u64, function: bool, wrote: bool) {
+        let _ = self
+            .stop
+            .compare_exchange(KILL, RUN, Ordering::AcqRel, Ordering::Relaxed);
         self.function.store(function, Ordering::Relaxed);
         self.wrote.store(wrote, Ordering::Relaxed);
         self.busy_since.store(now_ms.max(1), Ordering::Release);
+    }
+
+    /// The busy script ran a write command: SCRIPT KILL cannot stop it any more.
+    pub fn set_wrote(&self) {
+        self.wrote.store(true, Ordering::Release);
     }
 
     /// What has been asked of the running script.
@@ -95,7 +104,7 @@ pub fn kill(shards: usize, function: bool) -> Kill {
             found = Kill::OtherKind;
             continue;
         }
-        if c.wrote.load(Ordering::Relaxed) {
+        if c.wrote.load(Ordering::Acquire) {
             found = Kill::Unkillable;
             continue;
         }

@@ -32,7 +32,7 @@ pub const ALLOW_OOM: u8 = 2;
 /// write and is not `allow-oom` does not while the keyspace is over `maxmemory`, as in
 /// Redis.
 pub(super) fn may_start(flags: u8, host: &mut dyn Host) -> bool {
-    flags & (NO_WRITES | ALLOW_OOM) != 0 || host.admit()
+    flags & (NO_WRITES | ALLOW_OOM) != 0 || !host.over_maxmemory()
 }
 
 const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and \
@@ -131,10 +131,13 @@ impl Engine {
                 };
                 format!("Error compiling function: {msg}")
             })?;
-        let (ok, got): (bool, Value) = self
-            .load_library
-            .call(chunk)
-            .map_err(|e| format!("Error registering functions: {e}"))?;
+        Engine::arm_hook(&self.lua).map_err(|e| e.to_string())?;
+        let ctx = self.ctx();
+        ctx.loading = true;
+        ctx.start = std::time::Instant::now();
+        let ran: mlua::Result<(bool, Value)> = self.load_library.call(chunk);
+        self.ctx().loading = false;
+        let (ok, got) = ran.map_err(|e| format!("Error registering functions: {e}"))?;
         let Value::Table(got) = got else {
             return Err("Error registering functions: execution failure".into());
         };
@@ -184,6 +187,82 @@ impl Engine {
     }
 }
 
+/// How FUNCTION RESTORE merges the libraries it reads with the loaded ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// Drop every loaded library first.
+    Flush,
+    /// Add them; a library or function that exists already is an error (the default).
+    Append,
+    /// Add them, replacing loaded libraries of the same names.
+    Replace,
+}
+
+impl Engine {
+    /// FUNCTION RESTORE: all of the payload's libraries or none (the loaded ones stay as
+    /// they were on any error).
+    fn restore_functions(&mut self, payload: &[u8], policy: RestorePolicy) -> Result<(), String> {
+        use crate::rdb;
+        let body = rdb::unseal(payload).ok_or("DUMP payload version or checksum are wrong")?;
+        let mut codes = Vec::new();
+        let mut r = rdb::Reader::new(body);
+        while !r.is_empty() {
+            match r.byte() {
+                Some(rdb::OPCODE_FUNCTION2) => {}
+                Some(rdb::OPCODE_FUNCTION_PRE_GA) => {
+                    return Err("Pre-GA function format not supported".into())
+                }
+                Some(_) => return Err("given type is not a function".into()),
+                None => return Err("can not read data type".into()),
+            }
+            codes.push(
+                r.string()
+                    .ok_or("failed loading the given functions payload")?,
+            );
+        }
+        // Load them apart from the current libraries, then join.
+        let old = std::mem::take(&mut self.libs.libs);
+        let mut loaded = Ok(());
+        for code in &codes {
+            if let Err(e) = self.load_function_library(code, false) {
+                loaded = Err(e);
+                break;
+            }
+        }
+        let fresh = std::mem::replace(&mut self.libs.libs, old);
+        loaded?;
+        if policy == RestorePolicy::Flush {
+            self.libs.libs = fresh;
+            return Ok(());
+        }
+        let replace = policy == RestorePolicy::Replace;
+        let mut kept: Vec<&Library> = Vec::new();
+        for l in &self.libs.libs {
+            if fresh.iter().any(|f| f.name == l.name) {
+                if !replace {
+                    return Err(format!("Library {} already exists", l.name));
+                }
+            } else {
+                kept.push(l);
+            }
+        }
+        for f in fresh.iter().flat_map(|l| l.functions.iter()) {
+            if kept
+                .iter()
+                .flat_map(|l| l.functions.iter())
+                .any(|g| g.name == f.name)
+            {
+                return Err(format!("Function {} already exists", f.name));
+            }
+        }
+        self.libs
+            .libs
+            .retain(|l| !fresh.iter().any(|f| f.name == l.name));
+        self.libs.libs.extend(fresh);
+        Ok(())
+    }
+}
+
 /// What FCALL found.
 pub enum Fcall {
     /// It ran (its reply or error is written).
@@ -196,6 +275,27 @@ impl Scripts {
     /// FUNCTION LOAD \[REPLACE\] code: the library's name, or Redis's error text.
     pub fn function_load(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
         self.engine().load_function_library(code, replace)
+    }
+
+    /// FUNCTION DUMP: every library as a DUMP-style payload (RDB `FUNCTION2` entries,
+    /// strings uncompressed, the version and CRC footer), which redis-server restores.
+    pub fn function_dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in self.engine.iter().flat_map(|e| e.libs.libs.iter()) {
+            out.push(crate::rdb::OPCODE_FUNCTION2);
+            crate::rdb::put_string(&mut out, &l.code);
+        }
+        crate::rdb::seal(&mut out);
+        out
+    }
+
+    /// FUNCTION RESTORE payload \[FLUSH|APPEND|REPLACE\]: Redis's error text on failure.
+    pub fn function_restore(
+        &mut self,
+        payload: &[u8],
+        policy: RestorePolicy,
+    ) -> Result<(), String> {
+        self.engine().restore_functions(payload, policy)
     }
 
     /// FUNCTION DELETE library: whether it existed.
@@ -317,7 +417,9 @@ impl Scripts {
         }
         host.set_flags(flags);
         let caller = engine.call_function.clone();
+        let start = out.len();
         if let Err(e) = engine.run(&caller, &callback, true, &label, keys, argv, host, out) {
+            out.buffer().truncate(start);
             out.err(&format!("Error running function {label}: {e}"));
         }
         Fcall::Ran

@@ -48,8 +48,8 @@ pub trait Host {
     /// read-only, `allow-oom` lets its writes past `maxmemory`.
     fn set_flags(&mut self, flags: u8);
 
-    /// Whether the keyspace is within `maxmemory` (evicting to get there).
-    fn admit(&mut self) -> bool;
+    /// Whether the keyspace was over `maxmemory` when the script started.
+    fn over_maxmemory(&self) -> bool;
 }
 
 /// A script's SHA1, as 40 lower-case hex digits.
@@ -83,9 +83,27 @@ struct Engine {
     /// Loaded function libraries and their functions.
     libs: functions::Libraries,
     /// What `redis.call` works with (its C closures point at it).
-    ctx: Box<raw::CallCtx>,
+    ctx: Owned<raw::CallCtx>,
     /// cjson's settings (its C closures point at them).
-    _cjson: Box<cjson::Config>,
+    _cjson: Owned<cjson::Config>,
+}
+
+/// A heap value Lua's C functions reach through a raw pointer, owned as one: not a
+/// `Box`, whose uniqueness the compiler may assume across a call into Lua. Dropped after
+/// the Lua state (declared after it in [`Engine`]).
+struct Owned<T>(*mut T);
+
+impl<T> Owned<T> {
+    fn new(value: T) -> Self {
+        Owned(Box::into_raw(Box::new(value)))
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw` and is freed once, here.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
 }
 
 /// What INFO memory shows of a shard's scripts.
@@ -373,6 +391,24 @@ end
 local function call_function(f, keys, args)
   return xpcall(function() return f(keys, args) end, handler)
 end
+-- rawset would write into the read-only views (one script changing what the next
+-- sees): it refuses them, as Redis's read-only tables refuse it. The string metatable is
+-- hidden, for its __index is the real string table.
+local guarded = setmetatable({ [G] = true, [env] = true, [fenv] = true,
+  [load_globals] = true, [load_redis] = true }, { __mode = 'k' })
+for _, name in ipairs({
+  'redis', 'string', 'math', 'table', 'coroutine', 'bit', 'cjson', 'cmsgpack', 'struct'
+}) do
+  guarded[rawget(G, name)] = true
+end
+local lua_rawset = rawset
+rawset(G, 'rawset', function(t, k, v)
+  if guarded[t] then error('Attempt to modify a readonly table', 0) end
+  return lua_rawset(t, k, v)
+end)
+local string_view = rawget(G, 'string')
+getmetatable('').__index = string_view
+getmetatable('').__metatable = readonly({ __index = string_view })
 return runner, env, fenv, load_library, call_function
 "#;
 
@@ -442,8 +478,8 @@ impl Engine {
         // Redis's generator starts from lrand48's default state, never reseeded per
         // script: only `math.randomseed` sets it.
         let rng = Rc::new(Cell::new(0x1234_ABCD_330E));
-        let mut ctx = Box::new(raw::CallCtx::new());
-        let ctx_ptr: *mut raw::CallCtx = &mut *ctx;
+        let ctx = Owned::new(raw::CallCtx::new());
+        let ctx_ptr: *mut raw::CallCtx = ctx.0;
         // SAFETY: the registry keeps a light userdata of the boxed CallCtx, which the
         // engine owns, for the count hook.
         unsafe {
@@ -452,6 +488,7 @@ impl Engine {
                 ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_ctx".as_ptr());
             })?;
         }
+        Self::arm_hook(&lua)?;
         // SAFETY: pushes two C closures whose upvalue is the boxed CallCtx, which the
         // engine owns (and so outlives its Lua state's use of it).
         let (c_call, c_pcall): (Function, Function) = unsafe {
@@ -462,8 +499,8 @@ impl Engine {
                 ffi::lua_pushcclosure(state, raw::redis_pcall, 1);
             })?
         };
-        let mut cjson_cfg = Box::new(cjson::Config::new());
-        let cjson_ptr: *mut cjson::Config = &mut *cjson_cfg;
+        let cjson_cfg = Owned::new(cjson::Config::new());
+        let cjson_ptr: *mut cjson::Config = cjson_cfg.0;
         // SAFETY: each pushes one table of C functions; cjson's point at the boxed
         // settings the engine owns.
         let (bit_lib, cjson_lib, cmsgpack_lib, struct_lib): (Table, Table, Table, Table) = unsafe {
@@ -480,7 +517,8 @@ impl Engine {
         lua.globals().raw_set("cmsgpack", cmsgpack_lib)?;
         hidden.raw_set("c_call", c_call)?;
         hidden.raw_set("c_pcall", c_pcall)?;
-        let resp = ctx.resp.clone();
+        // SAFETY: the CallCtx lives as long as the engine; `resp` is an Rc.
+        let resp = unsafe { (*ctx.0).resp.clone() };
         hidden.raw_set(
             "sha1hex",
             lua.create_function(|lua, v: Value| {
@@ -606,6 +644,22 @@ impl Engine {
             ctx,
             _cjson: cjson_cfg,
         })
+    }
+
+    /// Sets the count hook (every `raw::HOOK_EVERY` instructions) on the state, whatever
+    /// a stopped script left there.
+    fn arm_hook(lua: &Lua) -> mlua::Result<()> {
+        // SAFETY: only sets the state's hook; the hook finds its context in the registry.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                ffi::lua_sethook(
+                    state,
+                    Some(raw::count_hook),
+                    ffi::LUA_MASKCOUNT,
+                    raw::HOOK_EVERY,
+                );
+            })
+        }
     }
 
     /// Compiles and caches `body` under `sha`: Redis's compile error text on failure.
@@ -776,7 +830,10 @@ impl Scripts {
             host.set_flags(flags);
         }
         let caller = engine.runner.clone();
+        let start = out.len();
         if let Err(e) = engine.run(&caller, &f, false, &sha, keys, argv, host, out) {
+            // Whatever part of a reply was written before the failure goes.
+            out.buffer().truncate(start);
             out.err(&format!("Error running script {sha}: {e}"));
         }
         Outcome::Ran
@@ -802,17 +859,20 @@ impl Engine {
         let host: *mut (dyn Host + '_) = host;
         // SAFETY: only the lifetime is erased. The pointer is cleared before this
         // function returns, and only `redis.call`, during the call below, uses it.
-        self.ctx.host = Some(unsafe {
+        let ctx = self.ctx();
+        ctx.host = Some(unsafe {
             std::mem::transmute::<*mut (dyn Host + '_), *mut (dyn Host + 'static)>(host)
         });
-        self.ctx.resp.set(2);
-        self.ctx.start = std::time::Instant::now();
-        self.ctx.function = as_function;
-        self.ctx.wrote = false;
-        self.ctx.marked = false;
+        ctx.resp.set(2);
+        ctx.start = std::time::Instant::now();
+        ctx.function = as_function;
+        ctx.wrote = false;
+        ctx.marked = false;
         // Borrowed, not owned, by the closure below: a Lua error inside it skips its
         // frame, which must then hold nothing to drop.
-        let resp: &Cell<u8> = &self.ctx.resp;
+        // SAFETY: the CallCtx outlives this call; `resp` is a Cell, shared with the
+        // C functions.
+        let resp: &Cell<u8> = unsafe { &(*self.ctx.0).resp };
         // SAFETY: the closure keeps Lua's stack discipline: it gets the runner and the
         // script on the stack, calls one with the other, writes the result and leaves
         // nothing behind.
@@ -850,17 +910,25 @@ impl Engine {
                     }
                 })
         };
-        self.ctx.host = None;
-        if self.ctx.marked {
-            control::of(self.ctx.shard).clear();
+        let ctx = self.ctx();
+        ctx.host = None;
+        if ctx.marked {
+            control::of(ctx.shard).clear();
         }
         result
     }
 
+    /// The call context, between calls into Lua (which reach it through its pointer).
+    fn ctx(&mut self) -> &mut raw::CallCtx {
+        // SAFETY: owned by the engine; no Lua code runs while this borrow lives.
+        unsafe { &mut *self.ctx.0 }
+    }
+
     /// Where the next script runs and how long it may run before it can be killed.
     fn set_control(&mut self, shard: usize, threshold_ms: u64) {
-        self.ctx.shard = shard;
-        self.ctx.threshold_ms = threshold_ms;
+        let ctx = self.ctx();
+        ctx.shard = shard;
+        ctx.threshold_ms = threshold_ms;
     }
 }
 
@@ -895,8 +963,8 @@ mod tests {
 
         fn set_flags(&mut self, _: u8) {}
 
-        fn admit(&mut self) -> bool {
-            true
+        fn over_maxmemory(&self) -> bool {
+            false
         }
     }
 
@@ -994,6 +1062,14 @@ mod tests {
             ),
             "*2\r\n:-5\r\n:5\r\n"
         );
+        assert_eq!(
+            eval(&mut s, "return bit.tohex(65535, -2147483648)", &[]),
+            "$8\r\n0000FFFF\r\n"
+        );
+        assert!(eval(&mut s, "local t = {} t[1] = t return t", &[])
+            .ends_with("-ERR reached lua stack limit\r\n"));
+        assert!(eval(&mut s, "rawset(redis, 'call', 1)", &[])
+            .starts_with("-ERR Attempt to modify a readonly table script: "));
         assert!(
             eval(&mut s, "return struct.pack('i', 'x')", &[]).starts_with(
                 "-ERR user_script:1: bad argument #2 to 'pack' (number expected, got string)"

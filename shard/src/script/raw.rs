@@ -39,7 +39,13 @@ pub(super) struct CallCtx {
     pub wrote: bool,
     /// Its control cell says it is busy.
     pub marked: bool,
+    /// A library's code is running (FUNCTION LOAD, FUNCTION RESTORE): stopped after
+    /// [`LOAD_TIMEOUT_MS`], as in Redis.
+    pub loading: bool,
 }
+
+/// How long a library's code may run at load.
+pub(super) const LOAD_TIMEOUT_MS: u128 = 500;
 
 impl CallCtx {
     pub fn new() -> Self {
@@ -55,6 +61,7 @@ impl CallCtx {
             function: false,
             wrote: false,
             marked: false,
+            loading: false,
         }
     }
 }
@@ -140,7 +147,14 @@ unsafe fn call(state: *mut lua_State) -> bool {
     };
     ctx.reply.clear();
     // SAFETY: the host outlives the script run that set it (see `Engine::run`).
-    ctx.wrote |= unsafe { (*host).call(ctx.args.args(), proto, &mut ctx.reply) };
+    let wrote = unsafe { (*host).call(ctx.args.args(), proto, &mut ctx.reply) };
+    if wrote && !ctx.wrote {
+        ctx.wrote = true;
+        if ctx.marked {
+            // A busy script is now unkillable: say so at once, not at the next check.
+            super::control::of(ctx.shard).set_wrote();
+        }
+    }
     let mut pos = 0;
     unsafe { push_resp(state, &ctx.reply, &mut pos) }
 }
@@ -212,40 +226,57 @@ pub(super) const HOOK_EVERY: c_int = 100_000;
 ///
 /// Set by the engine on its own state, whose registry holds the engine's [`CallCtx`]
 /// under `corekv_ctx`. Nothing here is dropped across `lua_error`.
-pub(super) unsafe extern "C-unwind" fn count_hook(state: *mut lua_State, _ar: *mut ffi::lua_Debug) {
-    let stop = unsafe {
+pub(super) unsafe extern "C-unwind" fn count_hook(state: *mut lua_State, ar: *mut ffi::lua_Debug) {
+    let stop: Option<&'static [u8]> = unsafe {
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"corekv_ctx".as_ptr());
         let ctx = ffi::lua_touserdata(state, -1) as *mut CallCtx;
         ffi::lua_settop(state, -2);
         let Some(ctx) = ctx.as_mut() else {
             return;
         };
-        if ctx.host.is_none() || (ctx.start.elapsed().as_millis() as u64) < ctx.threshold_ms {
-            return;
-        }
-        let cell = super::control::of(ctx.shard);
-        if !ctx.marked {
-            ctx.marked = true;
-            tracing::warn!(
-                shard = ctx.shard,
-                "a script has run past busy-reply-threshold; SCRIPT KILL or FUNCTION KILL can stop it"
-            );
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as u64);
-        cell.mark_busy(now, ctx.function, ctx.wrote);
-        match cell.stop_request() {
-            super::control::ABORT => true,
-            super::control::KILL => !ctx.wrote,
-            _ => false,
+        if ctx.loading {
+            (ctx.start.elapsed().as_millis() > LOAD_TIMEOUT_MS).then_some(b"FUNCTION LOAD timeout")
+        } else if ctx.host.is_none() || (ctx.start.elapsed().as_millis() as u64) < ctx.threshold_ms
+        {
+            None
+        } else {
+            let cell = super::control::of(ctx.shard);
+            if !ctx.marked {
+                ctx.marked = true;
+                tracing::warn!(
+                    shard = ctx.shard,
+                    "a script has run past busy-reply-threshold; SCRIPT KILL or FUNCTION KILL \
+                     can stop it"
+                );
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_millis() as u64);
+                cell.mark_busy(now, ctx.function, ctx.wrote);
+            }
+            match cell.stop_request() {
+                super::control::ABORT => Some(&b"Script killed by user with SCRIPT KILL..."[..]),
+                super::control::KILL if !ctx.wrote => {
+                    Some(&b"Script killed by user with SCRIPT KILL..."[..])
+                }
+                _ => None,
+            }
         }
     };
-    if stop {
-        // SAFETY: as above; nothing of ours is alive past this point.
+    // Only in the script's own code: corekv's (the runner, pcall's wrapper, the error
+    // handler) must be let finish, or the stop would escape them.
+    let in_user_code = stop.is_some()
+        && unsafe {
+            ffi::lua_getinfo(state, c"S".as_ptr(), ar) != 0
+                && !(*ar).source.is_null()
+                && std::ffi::CStr::from_ptr((*ar).source)
+                    .to_bytes()
+                    .starts_with(b"@user_")
+        };
+    if let (Some(msg), true) = (stop, in_user_code) {
+        // SAFETY: as above; nothing of ours is alive past this point (`msg` is static).
         unsafe {
             ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKLINE, 0);
-            push_error(state, b"Script killed by user with SCRIPT KILL...");
+            push_error(state, msg);
             ffi::lua_error(state);
         }
     }
@@ -253,11 +284,12 @@ pub(super) unsafe extern "C-unwind" fn count_hook(state: *mut lua_State, _ar: *m
 
 /// Pushes `{err = "ERR <msg>"}`.
 unsafe fn push_error(state: *mut lua_State, msg: &[u8]) {
-    let mut text = b"ERR ".to_vec();
-    text.extend_from_slice(msg);
+    // Nothing of ours to drop if an allocation here raises.
     unsafe {
         ffi::lua_createtable(state, 0, 1);
-        ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+        ffi::lua_pushstring(state, c"ERR ".as_ptr());
+        ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
+        ffi::lua_concat(state, 2);
         ffi::lua_setfield(state, -2, c"err".as_ptr());
     }
 }
@@ -407,8 +439,22 @@ unsafe fn string_at<'s>(state: *mut lua_State, idx: c_int) -> &'s [u8] {
 /// Writes the Lua value at absolute index `idx` as the client's reply, by Redis's
 /// rules (`resp3`: the script called `redis.setresp(3)`). Leaves the stack as it was.
 pub(super) unsafe fn write_value(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3: bool) {
+    unsafe { write_nested(state, idx, out, resp3, 0) }
+}
+
+/// Deepest nesting of a script's reply (a table that contains itself would recurse
+/// forever; Redis stops where Lua's stack ends).
+const MAX_REPLY_DEPTH: usize = 1000;
+
+unsafe fn write_nested(
+    state: *mut lua_State,
+    idx: c_int,
+    out: &mut Reply,
+    resp3: bool,
+    depth: usize,
+) {
     unsafe {
-        if ffi::lua_checkstack(state, 4) == 0 {
+        if depth > MAX_REPLY_DEPTH || ffi::lua_checkstack(state, 4) == 0 {
             out.err("reached lua stack limit");
             return;
         }
@@ -423,13 +469,19 @@ pub(super) unsafe fn write_value(state: *mut lua_State, idx: c_int, out: &mut Re
                 }
             }
             ffi::LUA_TNUMBER => out.int(c_i64(ffi::lua_tonumber(state, idx)).unwrap_or(i64::MIN)),
-            ffi::LUA_TTABLE => write_table(state, idx, out, resp3),
+            ffi::LUA_TTABLE => write_table(state, idx, out, resp3, depth),
             _ => out.null(),
         }
     }
 }
 
-unsafe fn write_table(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3: bool) {
+unsafe fn write_table(
+    state: *mut lua_State,
+    idx: c_int,
+    out: &mut Reply,
+    resp3: bool,
+    depth: usize,
+) {
     unsafe {
         let top = ffi::lua_gettop(state);
         if raw_field(state, idx, c"err") == ffi::LUA_TSTRING {
@@ -496,9 +548,9 @@ unsafe fn write_table(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3:
                 ffi::lua_pushnil(state);
                 while ffi::lua_next(state, inner) != 0 {
                     let top2 = ffi::lua_gettop(state);
-                    write_value(state, top2 - 1, out, resp3);
+                    write_nested(state, top2 - 1, out, resp3, depth + 1);
                     if map {
-                        write_value(state, top2, out, resp3);
+                        write_nested(state, top2, out, resp3, depth + 1);
                     }
                     ffi::lua_settop(state, top2 - 1);
                 }
@@ -517,7 +569,7 @@ unsafe fn write_table(state: *mut lua_State, idx: c_int, out: &mut Reply, resp3:
         out.array(n as usize);
         for i in 1..=n {
             ffi::lua_rawgeti(state, idx, i);
-            write_value(state, top + 1, out, resp3);
+            write_nested(state, top + 1, out, resp3, depth + 1);
             ffi::lua_settop(state, top);
         }
     }

@@ -272,11 +272,11 @@ unsafe extern "C-unwind" fn unpack(state: *mut lua_State) -> c_int {
         let mut ld = 0;
         let data = ffi::luaL_checklstring(state, 2, &mut ld);
         let data = std::slice::from_raw_parts(data.cast::<u8>(), ld);
-        let start = ffi::luaL_optinteger(state, 3, 1);
-        let mut pos = (start as i64 - 1) as usize;
-        if start < 1 || pos > ld {
+        let start = ffi::luaL_optinteger(state, 3, 1) as i64;
+        if start < 1 || (start - 1) as u64 > ld as u64 {
             ffi::luaL_argerror(state, 3, c"offset must be 1 or greater".as_ptr());
         }
+        let mut pos = (start - 1) as usize;
         let mut f = Fmt {
             state,
             f: fmt,

@@ -136,6 +136,7 @@ pub fn execute(
         maxmemory: state.config.shard_maxmemory(),
         policy: state.config.maxmemory_policy,
         rng: &mut state.rng,
+        oom: None,
         loaded: &mut state.scripts_out,
         declared_only: false,
     });
