@@ -272,9 +272,14 @@ pub struct Plan {
 impl Plan {
     /// A part on every shard with no arguments, and nothing for the merge.
     pub fn all() -> Plan {
+        Plan::all_with(OwnedArgs::new())
+    }
+
+    /// A part on every shard with `args`, and nothing for the merge.
+    pub fn all_with(args: OwnedArgs) -> Plan {
         Plan {
             targets: Targets::All,
-            args: OwnedArgs::new(),
+            args,
             data: MergeData::None,
         }
     }

@@ -472,11 +472,7 @@ fn after_subcommand(args: Args) -> Plan {
     for arg in args.iter().skip(2) {
         a.push(arg);
     }
-    Plan {
-        targets: super::Targets::All,
-        args: a,
-        data: MergeData::None,
-    }
+    Plan::all_with(a)
 }
 
 fn first(_: &mut MergeCtx, _: &MergeData, parts: &[&[u8]], out: &mut Reply) {
@@ -508,20 +504,26 @@ const SCRIPT_EXISTS: Fanout = Fanout {
     },
 };
 
+/// SCRIPT FLUSH's and FUNCTION FLUSH's optional ASYNC or SYNC (both flush at once):
+/// a part on every shard, or `error` (each has Redis's own text).
+fn flush_mode(c: &mut Check, args: Args, error: &str) -> Option<Plan> {
+    let mode_ok = match args.len() {
+        2 => true,
+        3 => [&b"async"[..], b"sync"]
+            .iter()
+            .any(|m| args.get(2).eq_ignore_ascii_case(m)),
+        _ => false,
+    };
+    if !mode_ok {
+        c.out.err(error);
+        return None;
+    }
+    Some(Plan::all())
+}
+
 /// SCRIPT FLUSH [ASYNC|SYNC]
 const SCRIPT_FLUSH: Fanout = Fanout {
-    check: |c: &mut Check, args| {
-        match args.len() {
-            2 => {}
-            3 if args.get(2).eq_ignore_ascii_case(b"async")
-                || args.get(2).eq_ignore_ascii_case(b"sync") => {}
-            _ => {
-                c.out.err("SCRIPT FLUSH only support SYNC|ASYNC option");
-                return None;
-            }
-        }
-        Some(Plan::all())
-    },
+    check: |c: &mut Check, args| flush_mode(c, args, "SCRIPT FLUSH only support SYNC|ASYNC option"),
     part: |state: &mut State, _, out| {
         state.scripts.flush();
         out.ok();
@@ -546,11 +548,7 @@ const FUNCTION_LOAD: Fanout = Fanout {
         let mut a = OwnedArgs::new();
         a.push(if replace { b"1" } else { b"0" });
         a.push(args.get(i));
-        Some(Plan {
-            targets: super::Targets::All,
-            args: a,
-            data: MergeData::None,
-        })
+        Some(Plan::all_with(a))
     },
     part: |state: &mut State, args, out| {
         let limit = state.script_memory_limit();
@@ -595,11 +593,7 @@ const FUNCTION_LIST: Fanout = Fanout {
         if let Some(p) = pattern {
             a.push(p);
         }
-        Some(Plan {
-            targets: super::Targets::All,
-            args: a,
-            data: MergeData::None,
-        })
+        Some(Plan::all_with(a))
     },
     part: |state: &mut State, args, out| {
         let pattern = (args.len() > 1).then(|| args.get(1));
@@ -626,16 +620,7 @@ const FUNCTION_DELETE: Fanout = Fanout {
 /// FUNCTION FLUSH [ASYNC|SYNC]
 const FUNCTION_FLUSH: Fanout = Fanout {
     check: |c: &mut Check, args| {
-        match args.len() {
-            2 => {}
-            3 if args.get(2).eq_ignore_ascii_case(b"async")
-                || args.get(2).eq_ignore_ascii_case(b"sync") => {}
-            _ => {
-                c.out.err("FUNCTION FLUSH only supports SYNC|ASYNC option");
-                return None;
-            }
-        }
-        Some(Plan::all())
+        flush_mode(c, args, "FUNCTION FLUSH only supports SYNC|ASYNC option")
     },
     part: |state: &mut State, _, out| {
         state.scripts.function_flush();
@@ -681,11 +666,7 @@ const FUNCTION_RESTORE: Fanout = Fanout {
         let mut a = OwnedArgs::new();
         a.push(args.get(2));
         a.push(&policy.to_ascii_lowercase());
-        Some(Plan {
-            targets: super::Targets::All,
-            args: a,
-            data: MergeData::None,
-        })
+        Some(Plan::all_with(a))
     },
     part: |state: &mut State, args, out| {
         let policy = match args.get(1) {

@@ -136,13 +136,7 @@ const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] = &[
 ///
 /// `state` is a Lua state with room for two more values.
 pub(super) unsafe fn push_library(state: *mut lua_State) {
-    unsafe {
-        ffi::lua_createtable(state, 0, FUNCTIONS.len() as c_int);
-        for (name, f) in FUNCTIONS {
-            ffi::lua_pushcfunction(state, *f);
-            ffi::lua_setfield(state, -2, name.as_ptr());
-        }
-    }
+    unsafe { super::raw::push_functions(state, FUNCTIONS) }
 }
 
 #[cfg(test)]

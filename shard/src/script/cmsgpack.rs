@@ -490,11 +490,7 @@ const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] = &[
 /// `state` is a Lua state with room for two more values.
 pub(super) unsafe fn push_library(state: *mut lua_State) {
     unsafe {
-        ffi::lua_createtable(state, 0, FUNCTIONS.len() as c_int + 4);
-        for (name, f) in FUNCTIONS {
-            ffi::lua_pushcfunction(state, *f);
-            ffi::lua_setfield(state, -2, name.as_ptr());
-        }
+        super::raw::push_functions(state, FUNCTIONS);
         for (k, v) in [
             (c"_NAME", c"cmsgpack"),
             (c"_VERSION", c"lua-cmsgpack 0.4.0"),

@@ -282,6 +282,21 @@ pub(super) unsafe extern "C-unwind" fn count_hook(state: *mut lua_State, ar: *mu
     }
 }
 
+/// Pushes a table of C functions by name (a library: `bit`, `struct`, `cmsgpack`).
+///
+/// # Safety
+///
+/// `state` is a Lua state with room for two more values.
+pub(super) unsafe fn push_functions(state: *mut lua_State, fns: &[(&CStr, ffi::lua_CFunction)]) {
+    unsafe {
+        ffi::lua_createtable(state, 0, fns.len() as c_int);
+        for (name, f) in fns {
+            ffi::lua_pushcfunction(state, *f);
+            ffi::lua_setfield(state, -2, name.as_ptr());
+        }
+    }
+}
+
 /// Pushes `{err = "ERR <msg>"}`.
 unsafe fn push_error(state: *mut lua_State, msg: &[u8]) {
     // Nothing of ours to drop if an allocation here raises.
@@ -503,17 +518,10 @@ unsafe fn write_table(
         }
         ffi::lua_settop(state, top);
         if raw_field(state, idx, c"double") == ffi::LUA_TNUMBER {
-            let mut text = Vec::new();
-            format_double(ffi::lua_tonumber(state, -1), &mut text);
+            let d = ffi::lua_tonumber(state, -1);
             ffi::lua_settop(state, top);
-            match out.proto() {
-                Proto::Resp2 => out.bulk(&text),
-                Proto::Resp3 => {
-                    out.buffer().push(b',');
-                    out.buffer().extend_from_slice(&text);
-                    out.buffer().extend_from_slice(b"\r\n");
-                }
-            }
+            // A double as a sorted-set score is replied: `,` in RESP3, bulk in RESP2.
+            crate::command::zset::reply_score(out, d);
             return;
         }
         ffi::lua_settop(state, top);

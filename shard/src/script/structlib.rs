@@ -38,6 +38,15 @@ struct Fmt<'f> {
 }
 
 impl Fmt<'_> {
+    /// The format, argument 1 (raises Lua's argument error when it is not a string).
+    unsafe fn new<'f>(state: *mut lua_State) -> Fmt<'f> {
+        Fmt {
+            state,
+            f: unsafe { fmt_arg(state) },
+            i: 0,
+        }
+    }
+
     fn peek(&self) -> u8 {
         self.f.get(self.i).copied().unwrap_or(0)
     }
@@ -142,11 +151,7 @@ unsafe fn fmt_arg<'f>(state: *mut lua_State) -> &'f [u8] {
 /// builds (and cannot fail: the checking pass ran first).
 unsafe fn pack_pass(state: *mut lua_State, mut out: Option<&mut Vec<u8>>) {
     unsafe {
-        let mut f = Fmt {
-            state,
-            f: fmt_arg(state),
-            i: 0,
-        };
+        let mut f = Fmt::new(state);
         let mut h = Header::new();
         let mut arg = 2;
         let mut total = 0usize;
@@ -349,11 +354,7 @@ unsafe extern "C-unwind" fn unpack(state: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn size(state: *mut lua_State) -> c_int {
     // SAFETY: called by Lua; nothing held across the calls that may raise.
     unsafe {
-        let mut f = Fmt {
-            state,
-            f: fmt_arg(state),
-            i: 0,
-        };
+        let mut f = Fmt::new(state);
         let mut h = Header::new();
         let mut pos = 0usize;
         while f.i < f.f.len() {
@@ -385,13 +386,7 @@ const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] =
 ///
 /// `state` is a Lua state with room for two more values.
 pub(super) unsafe fn push_library(state: *mut lua_State) {
-    unsafe {
-        ffi::lua_createtable(state, 0, FUNCTIONS.len() as c_int);
-        for (name, f) in FUNCTIONS {
-            ffi::lua_pushcfunction(state, *f);
-            ffi::lua_setfield(state, -2, name.as_ptr());
-        }
-    }
+    unsafe { super::raw::push_functions(state, FUNCTIONS) }
 }
 
 #[cfg(test)]
