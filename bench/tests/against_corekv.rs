@@ -57,6 +57,8 @@ impl Corekv {
                 "--shards",
                 "2",
                 "--no-pin",
+                "--save",
+                "",
             ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

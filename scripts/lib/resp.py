@@ -104,7 +104,8 @@ def server_command(kind, port, cpu, corekv):
     if kind == "redis":
         return ["taskset", "-c", str(cpu), "redis-server", "--port", str(port),
                 "--save", "", "--appendonly", "no"]
-    return ["taskset", "-c", str(cpu), corekv, "--port", str(port), "--cpus", str(cpu)]
+    return ["taskset", "-c", str(cpu), corekv, "--port", str(port), "--cpus", str(cpu),
+            "--save", ""]
 
 
 def wait_ready(port, proc, timeout=30):

@@ -375,7 +375,7 @@ class Workload:
 def corekv_command(cell, corekv, extra_args=()):
     """corekv's argv for a cell (run it with RUST_LOG=info). Unpinned shards run under
     `taskset -c` so they float over the cell's shard CPUs only."""
-    cmd = [corekv, "--port", "0", "--shards", str(cell.shards)]
+    cmd = [corekv, "--port", "0", "--shards", str(cell.shards), "--save", ""]
     if cell.placement == "unpinned":
         cmd = ["taskset", "-c", format_cpulist(cell.shard_cpus)] + cmd + ["--no-pin"]
     else:

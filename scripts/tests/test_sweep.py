@@ -248,11 +248,12 @@ class Commands(unittest.TestCase):
     def test_corekv_commands(self):
         c = self.find(shards=1, placement="fixed", load="separate")
         self.assertEqual(sweep.corekv_command(c, "ck"),
-                         ["ck", "--port", "0", "--shards", "1", "--cpus", "1",
+                         ["ck", "--port", "0", "--shards", "1", "--save", "", "--cpus", "1",
                           "--placement", "fixed"])
         c = self.find(shards=2, placement="unpinned", load="separate")
         self.assertEqual(sweep.corekv_command(c, "ck"),
-                         ["taskset", "-c", "1", "ck", "--port", "0", "--shards", "2", "--no-pin"])
+                         ["taskset", "-c", "1", "ck", "--port", "0", "--shards", "2", "--save", "",
+                          "--no-pin"])
         c = self.find(hop_case="remote")
         self.assertEqual(sweep.corekv_command(c, "ck", ["--maxclients", "9"])[-4:],
                          ["--listen-shards", "0", "--maxclients", "9"])

@@ -149,6 +149,28 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub busy_reply_threshold: u64,
 
+    /// Snapshot schedule: "seconds changes" pairs, a snapshot is taken when that many
+    /// seconds passed since the last one and at least that many writes were made
+    /// (Redis's `save`). "" turns automatic snapshots off (SAVE and BGSAVE still work).
+    #[arg(long, default_value = "3600 1 300 100 60 10000", value_parser = parse_save)]
+    pub save: SaveSchedule,
+
+    /// Directory of the snapshot file; it must exist.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
+
+    /// The snapshot file's name, inside --dir. Loaded at startup if present.
+    #[arg(long, default_value = "dump.rdb")]
+    pub dbfilename: String,
+
+    /// yes: LZF-compress long strings in snapshots.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub rdbcompression: bool,
+
+    /// yes: end snapshots with a CRC-64, checked when they are loaded.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub rdbchecksum: bool,
+
     /// On SIGTERM, SIGINT or SHUTDOWN, wait at most this many seconds for clients' in-flight
     /// requests to finish and their replies to be written, then exit anyway.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
@@ -222,6 +244,16 @@ pub fn parse_output_limit(s: &str) -> Result<corekv_shard::config::OutputLimits,
 pub fn parse_policy(s: &str) -> Result<&'static Policy, String> {
     config::policy_named(s)
         .ok_or_else(|| format!("{s:?} is not a policy: one of {}", config::policy_names()))
+}
+
+/// A `save` schedule: (seconds, changes) pairs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaveSchedule(pub Vec<(u64, u64)>);
+
+fn parse_save(s: &str) -> Result<SaveSchedule, String> {
+    config::parse_save(s)
+        .map(SaveSchedule)
+        .ok_or_else(|| "expected \"seconds changes\" pairs, or \"\" for none".to_string())
 }
 
 /// Parses Redis's `yes`/`no`.

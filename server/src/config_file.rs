@@ -32,11 +32,6 @@ enum Flag {
 /// on disk and has one database), so a redis.conf that says so loads.
 const FIXED: &[(&str, &str, &str)] = &[
     (
-        "save",
-        "",
-        "corekv does not persist data; only save \"\" is accepted",
-    ),
-    (
         "appendonly",
         "no",
         "corekv does not persist data; only appendonly no is accepted",
@@ -83,6 +78,7 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     // client-output-buffer-limit lines (one per class in redis.conf) make one flag.
     let mut output_limits: Vec<String> = Vec::new();
+    let mut save: Option<Vec<String>> = None;
     for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line_no = n + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -108,6 +104,19 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
                     "line {line_no}: {name} {}: {why}",
                     values.join(" ")
                 ));
+            }
+            continue;
+        }
+        if name == "save" {
+            // Each line adds its pairs; `save ""` clears those before it.
+            if values.len() == 1 && values[0].is_empty() {
+                save = Some(Vec::new());
+            } else if values.is_empty() || values.len() % 2 != 0 {
+                problems.push(format!(
+                    "line {line_no}: save takes <seconds> <changes> pairs"
+                ));
+            } else {
+                save.get_or_insert_with(Vec::new).extend(values);
             }
             continue;
         }
@@ -149,6 +158,10 @@ pub fn to_flags(text: &[u8]) -> Result<Vec<String>, String> {
             },
         }
     }
+    if let Some(pairs) = save {
+        flags.push("--save".into());
+        flags.push(pairs.join(" "));
+    }
     if !output_limits.is_empty() {
         flags.push("--client-output-buffer-limit".into());
         flags.push(output_limits.join(" "));
@@ -171,7 +184,10 @@ mod tests {
                      bind 0.0.0.0\n\
                      requirepass \"s3cret with space\"\n\
                      \n   # indented comment\n\
+                     save 900 1\n\
                      save \"\"\n\
+                     save 3600 1 300 100\n\
+                     save 60 10000\n\
                      appendonly no\n\
                      PROTECTED-MODE no\n\
                      no-pin yes\n\
@@ -192,6 +208,8 @@ mod tests {
                 "--no-pin",
                 "--shards",
                 "4",
+                "--save",
+                "3600 1 300 100 60 10000",
                 "--client-output-buffer-limit",
                 "normal 1mb 256kb 5 pubsub 32mb 8mb 60"
             ]
@@ -200,7 +218,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_named_with_its_line() {
-        let conf = b"port 7000\ndaemonize yes\nsave 900 1\nbind 127.0.0.1 ::1\ntimeout\n\
+        let conf = b"port 7000\ndaemonize yes\nsave 900\nbind 127.0.0.1 ::1\ntimeout\n\
                      requirepass \"open\n";
         let err = to_flags(conf).unwrap_err();
         assert!(
@@ -208,7 +226,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("line 3: save 900 1: corekv does not persist data"),
+            err.contains("line 3: save takes <seconds> <changes> pairs"),
             "{err}"
         );
         assert!(err.contains("line 4: bind 127.0.0.1 ::1: corekv listens on one address"));

@@ -20,6 +20,10 @@
 //! makes it run its task queues again. The rings are counted and shown per shard in INFO
 //! (`watchdog_wakes`), so a stall is visible rather than silent.
 //!
+//! After the drain, the main thread asks shard 0 for the **final snapshot**
+//! ([`Lifecycle::final_save`]): with every connection gone it holds every write a client
+//! was answered for. Shard 0's saver answers with [`Event::Saved`].
+//!
 //! This is the one piece of state every thread can see. It lives here in the server, not
 //! in the shard crate: the shards' request path never touches it.
 
@@ -27,6 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use corekv_shard::shutdown::FinalSave;
 
 /// How long a shard's timer task may stay silent before the watchdog rings its doorbell.
 /// The task ticks every `runtime::LIVENESS_TICK` (100 ms) at most; this is ten ticks.
@@ -41,6 +47,8 @@ pub enum Event {
     ShutdownCommand(usize),
     /// This shard has stopped accepting and has no connection left.
     Drained(usize),
+    /// The final snapshot: taken (true), failed (false).
+    Saved(bool),
 }
 
 /// Where a shard is in the shutdown.
@@ -79,6 +87,12 @@ pub struct Lifecycle {
     events: mpsc::Sender<Event>,
     /// The main thread started the drain.
     stopping: AtomicBool,
+    /// What the SHUTDOWN that stopped the server asked about a snapshot, and FORCE.
+    final_save: Mutex<(FinalSave, bool)>,
+    /// The main thread asks shard 0's saver for the final snapshot.
+    final_asked: AtomicBool,
+    /// Shard 0's saver, woken for it.
+    saver: Mutex<Option<Waker>>,
     /// `shutdown-timeout` in seconds, kept here so CONFIG SET reaches the main thread.
     timeout_s: AtomicU64,
     shards: Box<[ShardSlot]>,
@@ -94,6 +108,9 @@ impl Lifecycle {
         let lifecycle = Lifecycle {
             events,
             stopping: AtomicBool::new(false),
+            final_save: Mutex::new((FinalSave::Default, false)),
+            final_asked: AtomicBool::new(false),
+            saver: Mutex::new(None),
             timeout_s: AtomicU64::new(timeout_s),
             shards: (0..shards).map(|_| ShardSlot::default()).collect(),
             epoch: Instant::now(),
@@ -169,7 +186,36 @@ impl Lifecycle {
         self.send(Event::Drained(id));
     }
 
+    /// A SHUTDOWN asked `save` (and FORCE or not) of the final snapshot.
+    pub fn set_final_save(&self, save: (FinalSave, bool)) {
+        *self.final_save.lock().unwrap_or_else(|e| e.into_inner()) = save;
+    }
+
+    /// Shard 0's saver: whether the final snapshot is asked for (then what SHUTDOWN
+    /// said about it); if not, `waker` is woken when it is.
+    pub fn poll_final(&self, waker: &Waker) -> Option<(FinalSave, bool)> {
+        *self.saver.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        self.final_asked
+            .swap(false, Ordering::AcqRel)
+            .then(|| *self.final_save.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     // ---- the main thread's side --------------------------------------------------------
+
+    /// Asks shard 0's saver for the final snapshot; it answers [`Event::Saved`].
+    pub fn final_save(&self) {
+        self.final_asked.store(true, Ordering::SeqCst);
+        let waker = self.saver.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Whether the final snapshot failing should still let the process exit cleanly
+    /// (SHUTDOWN FORCE).
+    pub fn forced(&self) -> bool {
+        self.final_save.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
 
     /// Starts the drain: every shard's lifecycle task is woken.
     pub fn stop(&self) {

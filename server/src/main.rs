@@ -16,6 +16,7 @@ mod connection;
 mod echo;
 mod lifecycle;
 mod metrics;
+mod persist;
 mod runtime;
 mod topology;
 mod transport;
@@ -141,6 +142,20 @@ fn run(args: cli::Args) -> Result<(), String> {
         slowlog_max_len: args.slowlog_max_len,
         busy_reply_threshold: args.busy_reply_threshold,
         shutdown_timeout: args.shutdown_timeout,
+        save: args.save.0.clone(),
+        dir: std::fs::canonicalize(&args.dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| format!("Can't chdir to '{}': No such directory", args.dir.display()))?
+            .to_string_lossy()
+            .into_owned(),
+        dbfilename: if args.dbfilename.contains('/') || args.dbfilename.is_empty() {
+            return Err("dbfilename can't be a path, just a filename".into());
+        } else {
+            args.dbfilename.clone()
+        },
+        rdbcompression: args.rdbcompression,
+        rdbchecksum: args.rdbchecksum,
         config_file: args
             .config
             .as_ref()
@@ -229,7 +244,8 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
 
     let reason = serve_until_stopped(&lifecycle, &events);
-    let clean = drain(&lifecycle, &events, reason, placement.shards);
+    let mut clean = drain(&lifecycle, &events, reason, placement.shards);
+    clean &= final_save(&lifecycle, &events);
     // Every reply that was going to be written has been; exit handlers (allocator,
     // runtime statics) must not run while executor threads still exist: leave at once.
     // SAFETY: _exit has no preconditions; it ends the process.
@@ -262,10 +278,34 @@ fn serve_until_stopped(lifecycle: &Lifecycle, events: &Receiver<Event>) -> &'sta
         match events.recv_timeout(lifecycle::SILENCE) {
             Ok(Event::Signal(name)) => return name,
             Ok(Event::ShutdownCommand(_)) => return "SHUTDOWN",
-            Ok(Event::Drained(_)) => {}
+            Ok(Event::Drained(_) | Event::Saved(_)) => {}
             Err(RecvTimeoutError::Timeout) => watchdog(lifecycle),
             // Every sender is gone: nothing can ask for a stop any more.
             Err(RecvTimeoutError::Disconnected) => return "lost its event channel",
+        }
+    }
+}
+
+/// Has shard 0 take the final snapshot (when SHUTDOWN or `save` asks for one) now that
+/// no client is left; waits for it, or a second signal. Returns whether the process may
+/// exit cleanly.
+fn final_save(lifecycle: &Lifecycle, events: &Receiver<Event>) -> bool {
+    lifecycle.final_save();
+    loop {
+        match events.recv_timeout(lifecycle::SILENCE) {
+            Ok(Event::Saved(true)) => return true,
+            Ok(Event::Saved(false)) => {
+                tracing::error!(
+                    "the final snapshot failed: data written since the last one is lost"
+                );
+                return lifecycle.forced();
+            }
+            Ok(Event::Signal(name)) => {
+                tracing::warn!("{name} received during the final snapshot: exiting now");
+                return false;
+            }
+            Ok(_) | Err(RecvTimeoutError::Timeout) => watchdog(lifecycle),
+            Err(RecvTimeoutError::Disconnected) => return false,
         }
     }
 }
@@ -305,7 +345,7 @@ fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: 
                 forced = Some(name);
                 break;
             }
-            Ok(Event::ShutdownCommand(_)) => {}
+            Ok(Event::ShutdownCommand(_) | Event::Saved(_)) => {}
             Err(RecvTimeoutError::Timeout) => watchdog(lifecycle),
             Err(RecvTimeoutError::Disconnected) => break,
         }

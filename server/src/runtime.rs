@@ -26,7 +26,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::lifecycle::{Event, Lifecycle};
 use crate::topology::Placement;
-use crate::{connection, echo, metrics, transport};
+use crate::{connection, echo, metrics, persist, transport};
 use corekv_shard::ticks::unix_ms as now_ms;
 
 /// Memory each executor registers with io_uring for file I/O. corekv does no file I/O
@@ -143,6 +143,7 @@ async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) 
     std::future::poll_fn(|cx| {
         let mut sh = shard.borrow_mut();
         if sh.state_mut().shutdown().poll_request(cx.waker()) {
+            lifecycle.set_final_save(sh.state_mut().shutdown().final_save());
             lifecycle.send(Event::ShutdownCommand(id));
         }
         if lifecycle.watch(id, cx.waker()) {
@@ -460,9 +461,12 @@ async fn shard_main(
     spawn_local_into(drive_timers(shard.clone(), lifecycle.clone()), mesh_queue)
         .expect("mesh queue exists")
         .detach();
-    spawn_local_into(follow_lifecycle(shard.clone(), lifecycle), mesh_queue)
-        .expect("mesh queue exists")
-        .detach();
+    spawn_local_into(
+        follow_lifecycle(shard.clone(), lifecycle.clone()),
+        mesh_queue,
+    )
+    .expect("mesh queue exists")
+    .detach();
 
     // glommio's first timer sleep registers membarriers and can take tens of ms: pay it
     // before traffic arrives.
@@ -529,6 +533,15 @@ async fn shard_main(
             }
         }
     }
+    // The snapshot file, before any client is served; a file that cannot be loaded stops
+    // the server rather than let it start empty over it.
+    if let Err(e) = persist::load(&shard).await {
+        report(Err(e));
+        return;
+    }
+    spawn_local_into(persist::saver(shard.clone(), lifecycle.clone()), mesh_queue)
+        .expect("mesh queue exists")
+        .detach();
     report(Ok(()));
     drop(started);
 

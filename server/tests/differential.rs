@@ -140,7 +140,7 @@ fn show(b: &[u8]) -> String {
 fn compare(cases: &[Vec<Vec<String>>], label: &dyn Fn(usize) -> String) {
     let redis = Server::redis();
     for shards in common::SHARD_COUNTS {
-        let corekv = Server::corekv(shards, &[]);
+        let corekv = Server::corekv(shards, &["--save", ""]);
         for (i, case) in cases.iter().enumerate() {
             let mut r = redis.client();
             let mut k = corekv.client();
@@ -287,6 +287,25 @@ fn fixed_cases() -> Vec<Vec<Vec<String>>> {
         // server
         case(&["CONFIG GET save", "CONFIG GET appendonly", "CONFIG GET SAVE", "CONFIG GET databases"]),
         case(&["CONFIG GET nosuch", "CONFIG GET", "CONFIG NOPE", "CONFIG GET save appendonly"]),
+        // Snapshots' settings and errors (redis-server runs with `--save ""` as corekv
+        // here; `dir` differs by nature).
+        case(&[
+            "CONFIG GET dbfilename",
+            "CONFIG GET rdbcompression",
+            "CONFIG GET rdbchecksum",
+            "CONFIG SET save 1",
+            "CONFIG SET save x",
+            "CONFIG GET save",
+            "CONFIG SET rdbcompression no",
+            "CONFIG GET rdbcompression",
+            "CONFIG SET rdbchecksum no",
+            "CONFIG SET dir /tmp",
+            "CONFIG SET dbfilename x.rdb",
+            "BGSAVE NOW",
+            "BGSAVE SCHEDULE x",
+            "SHUTDOWN SAVE NOSAVE",
+            "CONFIG SET rdbcompression yes",
+        ]),
         case(&[
             "COMMAND INFO get",
             "COMMAND INFO set mget",
@@ -1184,7 +1203,7 @@ fn watch_races_match_redis() {
     ];
     let redis = Server::redis();
     for shards in common::SHARD_COUNTS {
-        let corekv = Server::corekv(shards, &[]);
+        let corekv = Server::corekv(shards, &["--save", ""]);
         for (i, case) in cases.iter().enumerate() {
             let mut r = [redis.client(), redis.client()];
             let mut k = [corekv.client(), corekv.client()];
@@ -2125,7 +2144,7 @@ fn resp3_cases_match_redis() {
     // The RESP3 case above without its HELLO: switch both, then compare.
     let redis = Server::redis();
     for shards in common::SHARD_COUNTS {
-        let corekv = Server::corekv(shards, &[]);
+        let corekv = Server::corekv(shards, &["--save", ""]);
         let mut r = redis.client();
         let mut k = corekv.client();
         r.call(&["FLUSHALL"]);
@@ -2611,7 +2630,7 @@ fn pipelined_random_sequences_match_redis() {
     // The same commands sent as one pipeline: replies must come back identical and in
     // order whichever shards served them.
     let redis = Server::redis();
-    let corekv = Server::corekv(4, &[]);
+    let corekv = Server::corekv(4, &["--save", ""]);
     for seed in 1000..1020u64 {
         let mut g = Gen {
             rng: fastrand::Rng::with_seed(seed),
@@ -2642,7 +2661,7 @@ fn pipelined_random_sequences_match_redis() {
 
 #[test]
 fn scan_visits_every_key_like_keys() {
-    let corekv = Server::corekv(4, &[]);
+    let corekv = Server::corekv(4, &["--save", ""]);
     let mut k = corekv.client();
     for i in 0..500 {
         k.call(&["SET", &format!("key:{i}"), "v"]);

@@ -104,6 +104,17 @@ pub struct Config {
     /// Seconds SHUTDOWN, SIGTERM and SIGINT wait for connections to finish
     /// (`shutdown-timeout`).
     pub shutdown_timeout: u64,
+    /// Snapshot when this many seconds passed and this many changes were made (`save`);
+    /// empty: no automatic snapshots.
+    pub save: Vec<(u64, u64)>,
+    /// Directory of the snapshot file (`dir`), absolute.
+    pub dir: String,
+    /// The snapshot file's name (`dbfilename`).
+    pub dbfilename: String,
+    /// LZF-compress long strings in snapshots (`rdbcompression`).
+    pub rdbcompression: bool,
+    /// End snapshots with a CRC-64 and check it on load (`rdbchecksum`).
+    pub rdbchecksum: bool,
     /// The configuration file the server was started with, if any (INFO `config_file`).
     pub config_file: String,
     /// Path of the binary, for INFO.
@@ -263,6 +274,13 @@ impl Default for Config {
             busy_reply_threshold: 5000,
             script_heap_limit: 1 << 30,
             shutdown_timeout: 10,
+            save: DEFAULT_SAVE.to_vec(),
+            dir: std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| ".".into()),
+            dbfilename: "dump.rdb".into(),
+            rdbcompression: true,
+            rdbchecksum: true,
             config_file: String::new(),
             executable: String::new(),
             started_ms: 0,
@@ -375,11 +393,43 @@ pub enum Setting {
     ZsetMaxValue(u64),
     /// `notify-keyspace-events`, as [`crate::notify`] flags.
     NotifyKeyspaceEvents(u16),
+    /// `save`: seconds and changes pairs.
+    Save(Vec<(u64, u64)>),
+    /// `rdbcompression`.
+    RdbCompression(bool),
+}
+
+/// Redis's default snapshot schedule: after an hour if one key changed, 5 minutes if
+/// 100 did, a minute if 10,000 did.
+pub const DEFAULT_SAVE: &[(u64, u64)] = &[(3600, 1), (300, 100), (60, 10000)];
+
+/// Parses a `save` value (`"3600 1 300 100"`, `""` for none), as Redis checks it.
+pub fn parse_save(value: &str) -> Option<Vec<(u64, u64)>> {
+    let words: Vec<&str> = value.split_ascii_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return None;
+    }
+    words
+        .chunks(2)
+        .map(|p| {
+            let secs = p[0].parse::<i64>().ok().filter(|&n| n >= 1)?;
+            let changes = p[1].parse::<i64>().ok().filter(|&n| n >= 0)?;
+            Some((secs as u64, changes as u64))
+        })
+        .collect()
+}
+
+/// `save` as CONFIG GET shows it.
+pub fn format_save(save: &[(u64, u64)]) -> String {
+    save.iter()
+        .map(|(s, c)| format!("{s} {c}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
 /// add databases or start persisting at run time.
-const IMMUTABLE: &[&str] = &["bind", "port", "databases", "save", "appendonly"];
+const IMMUTABLE: &[&str] = &["bind", "port", "databases", "appendonly", "rdbchecksum"];
 
 /// Checks one `name value` pair of CONFIG SET. `Err` is Redis's message after `-ERR `.
 /// Names match in any case.
@@ -450,6 +500,13 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
             count("shutdown-timeout", 0, i64::from(i32::MAX)).map(Setting::ShutdownTimeout)
         }
         "timeout" => count("timeout", 0, i64::from(i32::MAX)).map(Setting::Timeout),
+        "save" => parse_save(&value)
+            .map(Setting::Save)
+            .ok_or_else(|| failed("save", "Invalid save parameters")),
+        // Redis 7.0 protects these unless `enable-protected-configs`, which corekv does
+        // not offer: they are set at start (--dir, --dbfilename).
+        "dir" | "dbfilename" => Err(failed(&lower, "can't set protected config")),
+        "rdbcompression" => yes_no("rdbcompression").map(Setting::RdbCompression),
         "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
             count("hash-max-listpack-entries", 0, i64::MAX).map(Setting::HashMaxEntries)
         }
@@ -522,7 +579,11 @@ impl Config {
             ("bind", self.bind.clone()),
             ("port", self.port.to_string()),
             ("databases", "1".into()),
-            ("save", String::new()),
+            ("save", format_save(&self.save)),
+            ("dir", self.dir.clone()),
+            ("dbfilename", self.dbfilename.clone()),
+            ("rdbcompression", yes_no(self.rdbcompression).into()),
+            ("rdbchecksum", yes_no(self.rdbchecksum).into()),
             ("appendonly", "no".into()),
             ("proto-max-bulk-len", self.limits.max_bulk_len.to_string()),
             (
@@ -605,6 +666,8 @@ impl Config {
             Setting::ZsetMaxEntries(v) => self.coll.zset_entries = v,
             Setting::ZsetMaxValue(v) => self.coll.zset_value = v,
             Setting::NotifyKeyspaceEvents(v) => self.notify_keyspace_events = v,
+            Setting::Save(v) => self.save = v,
+            Setting::RdbCompression(v) => self.rdbcompression = v,
         }
     }
 }

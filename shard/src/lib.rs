@@ -47,6 +47,7 @@ pub mod links;
 pub mod message;
 pub mod notify;
 pub mod pause;
+pub mod persist;
 pub mod pool;
 pub mod pubsub;
 pub mod rdb;

@@ -214,6 +214,22 @@ pub enum StepOp {
     /// Read keys a gather does not name (see [`crate::coord::Lookups`]): an array with,
     /// for each, the value or null.
     Lookup(Vec<crate::coord::Lookup>),
+    /// Mark the instant of a snapshot: `+OK`, or an error if one is in progress.
+    SnapshotBegin,
+}
+
+/// What a snapshot's saver asks of a shard (no pause needed: see `crate::persist`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapOp {
+    /// The next chunk of this shard's keys: `1` and the last bytes, or `0` and more.
+    Chunk,
+    /// The snapshot ended (`ok`: its file is in place): `+OK`.
+    End {
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// This shard's writes since the last snapshot: an integer reply.
+    Dirty,
 }
 
 /// What a control message asks.
@@ -226,6 +242,8 @@ pub enum Control {
     Resume(Token),
     /// Run a step for the token holding the pause.
     Step(Token, StepOp),
+    /// A snapshot's request, served at once.
+    Snapshot(SnapOp),
 }
 
 /// A message on the control mesh.

@@ -8,9 +8,24 @@
 
 use std::task::Waker;
 
+/// What a shutdown does about a snapshot, once every connection is gone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FinalSave {
+    /// Take one if `save` has a schedule (SHUTDOWN with no argument, SIGTERM, SIGINT).
+    #[default]
+    Default,
+    /// Take one (SHUTDOWN SAVE).
+    Save,
+    /// Take none (SHUTDOWN NOSAVE).
+    NoSave,
+}
+
 /// See the module docs.
 #[derive(Default)]
 pub struct Shutdown {
+    /// What the SHUTDOWN that ran here asked about a snapshot, and whether it said
+    /// FORCE.
+    final_save: (FinalSave, bool),
     /// A client ran SHUTDOWN here and the server has not been told yet.
     requested: bool,
     /// The drain has started: no new connections, each open one closes after its round.
@@ -22,6 +37,18 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
+    /// SHUTDOWN ran here, saying `save` about the last snapshot (and FORCE or not):
+    /// wakes the lifecycle task to pass it on.
+    pub fn request_with(&mut self, save: FinalSave, force: bool) {
+        self.final_save = (save, force);
+        self.request();
+    }
+
+    /// What the SHUTDOWN that ran here asked about a snapshot, and whether it said FORCE.
+    pub fn final_save(&self) -> (FinalSave, bool) {
+        self.final_save
+    }
+
     /// SHUTDOWN ran here: wakes the lifecycle task to pass it on.
     pub fn request(&mut self) {
         self.requested = true;

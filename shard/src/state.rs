@@ -49,6 +49,8 @@ pub struct State {
     pub(crate) scripts: crate::script::Scripts,
     /// Scripts EVAL compiled here that the other shards must learn (bodies).
     pub(crate) scripts_out: Vec<Vec<u8>>,
+    /// Snapshots: changes since the last, when it was, the saver's job.
+    pub persist: crate::persist::Persist,
     /// This shard's part of the keyspace.
     pub(crate) store: Store,
     /// This shard's timing wheel: key deadlines, idle connections.
@@ -111,6 +113,7 @@ impl State {
             shards: config.shards,
             scripts: Default::default(),
             scripts_out: Vec::new(),
+            persist: Default::default(),
             store,
             timers: Timers::new(config.started_ms),
             stats: Stats::default(),
@@ -141,6 +144,11 @@ impl State {
     /// This shard's index.
     pub fn id(&self) -> usize {
         self.id
+    }
+
+    /// The keyspace.
+    pub fn store(&self) -> &crate::store::Store {
+        &self.store
     }
 
     /// The settings.

@@ -25,13 +25,33 @@ pub struct Server {
     /// The thread copying corekv's stderr into `log`; joined once the process exits so
     /// that `log` then holds every line, the last ones included.
     log_reader: Option<std::thread::JoinHandle<()>>,
+    /// A snapshot directory made for this server (when the test gave none), removed
+    /// with it.
+    own_dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A fresh empty directory for one test's files, under the system's temp directory.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "corekv-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
 }
 
 impl Server {
@@ -49,10 +69,18 @@ impl Server {
         Self::corekv_with(&args)
     }
 
-    /// Starts corekv with exactly these flags (which must include `--port 0`).
+    /// Starts corekv with exactly these flags (which must include `--port 0`), and its
+    /// snapshot directory a fresh one unless they name one (`--dir`): no test sees
+    /// another's snapshot.
     pub fn corekv_with(args: &[String]) -> Server {
+        let mut args = args.to_vec();
+        let own_dir = (!args.iter().any(|a| a == "--dir")).then(|| temp_dir("test"));
+        if let Some(dir) = &own_dir {
+            args.push("--dir".into());
+            args.push(dir.display().to_string());
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
-            .args(args)
+            .args(&args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -112,6 +140,7 @@ impl Server {
             metrics_port,
             log,
             log_reader: Some(log_reader),
+            own_dir,
         }
     }
 
@@ -222,6 +251,7 @@ impl Server {
             metrics_port: None,
             log: Arc::new(Mutex::new(Vec::new())),
             log_reader: None,
+            own_dir: None,
         })
     }
 

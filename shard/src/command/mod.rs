@@ -217,6 +217,9 @@ pub enum Flow {
     Continue,
     /// Write what was produced, then close (QUIT, SHUTDOWN).
     Quit,
+    /// The reply comes when a snapshot ends (SAVE, SHUTDOWN that saves): this shard's
+    /// saver runs one and answers for it.
+    Snapshot(crate::persist::Waiter),
 }
 
 /// What a local command runs with: the client and the shard's settings.
@@ -235,6 +238,8 @@ pub struct Local<'a> {
     pub commands: &'a Commands,
     /// The shard's part of a shutdown (SHUTDOWN).
     pub shutdown: &'a mut Shutdown,
+    /// Snapshots (SAVE, BGSAVE, LASTSAVE).
+    pub persist: &'a mut crate::persist::Persist,
     /// Unix ms.
     pub now: u64,
 }

@@ -632,7 +632,9 @@ const FUNCTION_FLUSH: Fanout = Fanout {
 /// FUNCTION DUMP: every shard holds the same libraries; the first shard's payload.
 const FUNCTION_DUMP: Fanout = Fanout {
     check: every_shard,
-    part: |state: &mut State, _, out| out.bulk(&state.scripts.function_dump()),
+    part: |state: &mut State, _, out| {
+        out.bulk(&state.scripts.function_dump(state.config.rdbcompression))
+    },
     merge: first,
 };
 

@@ -278,15 +278,25 @@ impl Scripts {
     }
 
     /// FUNCTION DUMP: every library as a DUMP-style payload (RDB `FUNCTION2` entries,
-    /// strings uncompressed, the version and CRC footer), which redis-server restores.
-    pub fn function_dump(&self) -> Vec<u8> {
+    /// strings compressed as Redis compresses them when `compress` (`rdbcompression`), the
+    /// version and CRC footer), which redis-server restores.
+    pub fn function_dump(&self, compress: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        for l in self.engine.iter().flat_map(|e| e.libs.libs.iter()) {
+        for code in self.library_codes() {
             out.push(crate::rdb::OPCODE_FUNCTION2);
-            crate::rdb::put_string(&mut out, &l.code);
+            crate::rdb::put_string_packed(&mut out, &code, compress);
         }
         crate::rdb::seal(&mut out);
         out
+    }
+
+    /// Every library's code, in load order.
+    pub fn library_codes(&self) -> Vec<Vec<u8>> {
+        self.engine
+            .iter()
+            .flat_map(|e| e.libs.libs.iter())
+            .map(|l| l.code.clone())
+            .collect()
     }
 
     /// FUNCTION RESTORE payload \[FLUSH|APPEND|REPLACE\]: Redis's error text on failure.

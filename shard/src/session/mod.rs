@@ -16,6 +16,7 @@
 mod blocking;
 mod coordinate;
 mod read_buf;
+pub mod snapshot;
 mod transaction;
 
 use std::cell::RefCell;

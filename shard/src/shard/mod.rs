@@ -141,6 +141,9 @@ pub fn execute(
         declared_only: false,
     });
     let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto, scripting);
+    if spec.write && !error {
+        state.persist.dirty += 1;
+    }
     if may_block && !state.store.ready.is_empty() {
         state.serve_ready();
     }
@@ -539,6 +542,7 @@ impl Shard {
             shutdown,
             stats,
             pubsub,
+            persist,
             ..
         } = &mut self.state;
         let Some(c) = conns.get_mut(conn) else {
@@ -555,6 +559,7 @@ impl Shard {
                 config,
                 commands: self.commands,
                 shutdown,
+                persist: &mut *persist,
                 now,
             },
             args,
@@ -566,6 +571,12 @@ impl Shard {
         match flow {
             Flow::Continue => Outcome::Done,
             Flow::Quit => Outcome::Quit,
+            Flow::Snapshot(waiter) => {
+                let hole = c.replies.push_hole();
+                persist.waiters.push((conn, hole, waiter));
+                persist.request(crate::persist::Job::Foreground);
+                Outcome::Done
+            }
         }
     }
 

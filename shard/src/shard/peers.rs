@@ -11,7 +11,7 @@ use crate::args::Args;
 use crate::command::{self, Lookup, Route};
 use crate::conn::ConnId;
 use crate::message::{
-    Control, ControlMsg, Msg, Op, ReplyBatch, RequestBatch, StepOp, Ticket, Token,
+    Control, ControlMsg, Msg, Op, ReplyBatch, RequestBatch, SnapOp, StepOp, Ticket, Token,
 };
 use crate::pause::Next;
 use crate::state::OOM;
@@ -274,6 +274,11 @@ impl Shard {
                 }
             }
             Control::Resume(token) => self.resume(token),
+            Control::Snapshot(op) => {
+                let out = self.snapshot_op(op);
+                let r = self.links.single_reply(msg.ticket, &out);
+                self.links.send(msg.from, Msg::Replies(r));
+            }
             Control::Step(token, _) => {
                 if self.pause.owner() != Some(token) && self.pause.is_waiting(token) {
                     // Sent right behind its pause (an EXEC's last shard): runs once the
@@ -381,6 +386,41 @@ impl Shard {
         }
     }
 
+    /// Serves a snapshot's request (see [`SnapOp`]) on this shard.
+    pub fn snapshot_op(&mut self, op: SnapOp) -> Vec<u8> {
+        match op {
+            SnapOp::Chunk => {
+                let mut out = vec![b'0'];
+                if self
+                    .state
+                    .store
+                    .snapshot_chunk(&mut out, crate::persist::CHUNK_BYTES)
+                {
+                    out[0] = b'1';
+                }
+                out
+            }
+            SnapOp::End { ok } => {
+                let keys = self.state.store.end_snapshot();
+                let now = self.state.now();
+                self.state.persist.ended(ok, now);
+                tracing::debug!(shard = self.state.id, keys, ok, "snapshot part ended");
+                b"+OK\r\n".to_vec()
+            }
+            SnapOp::Dirty => format!(":{}\r\n", self.state.persist.dirty).into_bytes(),
+        }
+    }
+
+    /// The snapshot this shard's saver ran ended: its waiting clients get their
+    /// replies.
+    pub fn answer_waiters(&mut self, result: &Result<(), String>) {
+        for (conn, hole, waiter) in std::mem::take(&mut self.state.persist.waiters) {
+            if let Some(c) = self.state.conns.get_mut(conn) {
+                c.replies.fill(hole, &waiter.reply(result));
+            }
+        }
+    }
+
     /// Runs one step of a coordinated command (or of an EXEC) on this shard, for
     /// connection `from`.
     pub fn run_step(&mut self, op: &StepOp, from: Watcher, proto: Proto, out: &mut Vec<u8>) {
@@ -446,6 +486,15 @@ impl Shard {
                         .notify(crate::notify::GENERIC, "rename_from", key);
                 }
                 reply.int(i64::from(gone));
+            }
+            StepOp::SnapshotBegin => {
+                let compress = self.state.config.rdbcompression;
+                if self.state.store.begin_snapshot(compress) {
+                    self.state.persist.began(now);
+                    reply.ok();
+                } else {
+                    reply.err("Background save already in progress");
+                }
             }
             StepOp::Lookup(keys) => {
                 reply.array(keys.len());

@@ -25,6 +25,7 @@ mod block;
 pub mod collection;
 pub mod entry;
 pub mod list;
+pub mod snapshot;
 pub mod watch;
 pub mod zset;
 
@@ -141,6 +142,8 @@ pub struct Store {
     pub waited: crate::blocking::Queues,
     /// Keys of `waited` a write may have made ready, in the order they became so.
     pub ready: Vec<Box<[u8]>>,
+    /// The snapshot in progress, if any (see [`snapshot`]).
+    snap: Option<Box<snapshot::Snap>>,
 }
 
 /// A sorted set as the zset family reads it.
@@ -241,6 +244,7 @@ impl Store {
             events: Default::default(),
             waited: Default::default(),
             ready: Vec::new(),
+            snap: None,
         }
     }
 
@@ -366,6 +370,7 @@ impl Store {
     /// The key at `idx` is about to change: its watchers learn of it (WATCH).
     #[inline]
     pub fn touch(&mut self, idx: u32) {
+        self.preserve(idx);
         if !self.watches.is_empty() {
             self.watches.touch(Self::used(&self.slots, idx).key());
         }
@@ -632,6 +637,7 @@ impl Store {
 
     /// Removes every key; returns how many there were.
     pub fn clear(&mut self, timers: &mut Timers) -> usize {
+        self.preserve_all();
         let n = self.len;
         if !self.watches.is_empty() {
             let (index, slots, hasher) = (&self.index, &self.slots, &self.hasher);
@@ -694,6 +700,7 @@ impl Store {
     /// accounting right; the key counts as changed (WATCH). The caller deletes a list
     /// `f` leaves empty, as Redis deletes emptied lists.
     pub fn with_list<R>(&mut self, idx: u32, f: impl FnOnce(&mut List) -> R) -> R {
+        self.preserve(idx);
         let id = self.table_of(idx).expect("a list");
         let Some(Big::List(l)) = self.tables[id as usize].as_mut() else {
             panic!("entry {idx} holds no list");
@@ -730,6 +737,7 @@ impl Store {
     /// Runs `f` on the large sorted set at `idx` (which must hold one), keeping the
     /// memory accounting right; the key counts as changed (WATCH).
     pub fn with_zset<R>(&mut self, idx: u32, f: impl FnOnce(&mut ZSet) -> R) -> R {
+        self.preserve(idx);
         let id = self.table_of(idx).expect("a large sorted set");
         let Some(Big::ZSet(z)) = self.tables[id as usize].as_mut() else {
             panic!("entry {idx} holds no large sorted set");
@@ -779,6 +787,7 @@ impl Store {
     /// the memory accounting right; the key counts as changed (WATCH) when the table's
     /// size or contents' bytes changed, or when `f` says so.
     pub fn with_table<R>(&mut self, idx: u32, f: impl FnOnce(&mut Table) -> (R, bool)) -> R {
+        self.preserve(idx);
         let id = self.table_of(idx).expect("a table-encoded collection");
         let Some(Big::Table(t)) = self.tables[id as usize].as_mut() else {
             panic!("entry {idx} holds no table");

@@ -111,7 +111,9 @@ fn config_set_check(args: Args) -> Result<(), String> {
     for (name, _) in &pairs {
         let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
         let known = config_names().contains(&lower.as_str());
-        if !known || ["bind", "port", "databases", "save", "appendonly"].contains(&lower.as_str()) {
+        if !known
+            || ["bind", "port", "databases", "appendonly", "rdbchecksum"].contains(&lower.as_str())
+        {
             // parse_setting words both errors exactly as Redis.
             parse_setting(name, b"0")?;
         }

@@ -48,7 +48,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 36;
+const INFO_FIELDS: usize = 44;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -117,6 +117,14 @@ fn info_part(sh: &State, out: &mut Reply) {
         script_stats.script_bytes as i64,
         script_stats.functions as i64,
         script_stats.function_bytes as i64,
+        sh.persist.dirty as i64,
+        sh.persist.lastsave as i64,
+        i64::from(sh.persist.last_failed),
+        sh.persist.saves as i64,
+        sh.persist.last_secs,
+        sh.persist.started_ms.unwrap_or(0) as i64,
+        sh.persist.loaded.0 as i64,
+        sh.persist.loaded.1 as i64,
     ];
     out.array(fields.len() + 3);
     for f in fields {
@@ -435,6 +443,44 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                 functions_bytes = most(35),
                 scripts = most(33) + most(35),
                 policy = config.maxmemory_policy.name,
+            ),
+        );
+    }
+    if want("persistence") {
+        // Every shard learns a snapshot's start and end: the first shard speaks for all.
+        let first = |i: usize| shards.first().map_or(0, |f| f[i]);
+        let started = first(41);
+        let current = if started > 0 {
+            (now.as_millis() as i64 - started) / 1000
+        } else {
+            -1
+        };
+        let status = if first(38) != 0 { "err" } else { "ok" };
+        section(
+            &mut text,
+            "Persistence",
+            format!(
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
+                 current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n\
+                 current_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+                 rdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:{busy}\r\n\
+                 rdb_last_save_time:{last}\r\nrdb_last_bgsave_status:{status}\r\n\
+                 rdb_last_bgsave_time_sec:{secs}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
+                 rdb_saves:{saves}\r\nrdb_last_cow_size:0\r\n\
+                 rdb_last_load_keys_expired:{expired}\r\nrdb_last_load_keys_loaded:{loaded}\r\n\
+                 aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n\
+                 aof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\n\
+                 aof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\n\
+                 aof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\n\
+                 aof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\n\
+                 module_fork_last_cow_size:0\r\n",
+                dirty = sum(36),
+                busy = i64::from(started > 0),
+                last = first(37),
+                secs = if shards.is_empty() { -1 } else { first(40) },
+                saves = first(39),
+                expired = sum(43),
+                loaded = sum(42),
             ),
         );
     }

@@ -4,18 +4,23 @@
 mod config;
 mod info;
 mod introspection;
+mod persist;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use corekv_protocol::Reply;
 
 use super::{is, Args, Flow, Local, Registrations, Route};
+use crate::shutdown::FinalSave;
 
 /// The server family.
 pub(super) const COMMANDS: Registrations = &[
     ("info", Route::Fanout(&info::INFO)),
     ("time", Route::Local(time)),
     ("shutdown", Route::Local(shutdown)),
+    ("save", Route::Local(persist::save)),
+    ("bgsave", Route::Local(persist::bgsave)),
+    ("lastsave", Route::Local(persist::lastsave)),
     ("config|get", Route::Local(config::config_get_command)),
     ("config|set", Route::Fanout(&config::CONFIG_SET)),
     ("config|resetstat", Route::Fanout(&config::CONFIG_RESETSTAT)),
@@ -63,20 +68,26 @@ pub(crate) fn time_reply(out: &mut Reply) {
     out.bulk(t.subsec_micros().to_string().as_bytes());
 }
 
-/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, as Redis 7.0 parses it. corekv keeps
-/// nothing on disk, so NOSAVE, NOW and FORCE change nothing and SAVE cannot be honoured.
-/// On success the shutdown is requested (the server drains every shard) and this
-/// connection closes after writing the replies before it, with none for SHUTDOWN.
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, as Redis 7.0 parses it. The shutdown
+/// is requested (the server drains every shard) and this connection closes after writing
+/// the replies before it, with none for SHUTDOWN. Once every connection is gone a
+/// snapshot is taken with SAVE, or when `save` has a schedule, unless NOSAVE: it holds
+/// every write any client was answered for. NOW changes nothing (corekv has no replicas
+/// to wait for); FORCE lets the process exit cleanly even if that snapshot fails.
 fn shutdown(l: &mut Local, args: Args) -> Flow {
     let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    let mut force = false;
     let mut bad = false;
     for a in args.iter().skip(1) {
         if is(a, "nosave") {
             nosave = true;
         } else if is(a, "save") {
             save = true;
-        } else if is(a, "now") || is(a, "force") {
+        } else if is(a, "now") {
             other = true;
+        } else if is(a, "force") {
+            other = true;
+            force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
@@ -87,9 +98,6 @@ fn shutdown(l: &mut Local, args: Args) -> Flow {
         Some(super::errors::SYNTAX)
     } else if abort {
         Some("No shutdown in progress.")
-    } else if save {
-        tracing::warn!("SHUTDOWN SAVE refused: corekv does not persist data");
-        Some("Errors trying to SHUTDOWN. Check logs.")
     } else {
         None
     };
@@ -97,8 +105,15 @@ fn shutdown(l: &mut Local, args: Args) -> Flow {
         l.reply().err(text);
         return Flow::Continue;
     }
+    let final_save = if save {
+        FinalSave::Save
+    } else if nosave {
+        FinalSave::NoSave
+    } else {
+        FinalSave::Default
+    };
     tracing::info!("SHUTDOWN requested by a client");
-    l.shutdown.request();
+    l.shutdown.request_with(final_save, force);
     Flow::Quit
 }
 
@@ -168,8 +183,8 @@ mod tests {
         let mut s = shards(1);
         let me = s[0].state_mut().connect("a".into(), "b".into(), 3);
         assert_eq!(
-            call(&mut s, 0, me, &["SHUTDOWN", "SAVE"]),
-            "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+            call(&mut s, 0, me, &["SHUTDOWN", "SAVE", "NOSAVE"]),
+            "-ERR syntax error\r\n"
         );
         let waker = std::task::Waker::noop();
         assert!(!s[0].state_mut().shutdown().poll_request(waker));
@@ -178,5 +193,15 @@ mod tests {
             crate::shard::Outcome::Quit
         ));
         assert!(s[0].state_mut().shutdown().poll_request(waker));
+        assert_eq!(
+            s[0].state_mut().shutdown().final_save(),
+            (crate::shutdown::FinalSave::NoSave, false)
+        );
+        let me = s[0].state_mut().connect("a".into(), "b".into(), 4);
+        crate::testkit::run(&mut s[0], me, &["SHUTDOWN", "SAVE", "FORCE"]);
+        assert_eq!(
+            s[0].state_mut().shutdown().final_save(),
+            (crate::shutdown::FinalSave::Save, true)
+        );
     }
 }

@@ -1,0 +1,48 @@
+//! SAVE, BGSAVE, LASTSAVE: snapshots on demand (see [`crate::persist`]). The shard that
+//! receives one runs the snapshot (its saver, in the server, pauses every shard for the
+//! instant and writes the file); every shard learns when one begins and ends, so any of
+//! them answers LASTSAVE and "in progress" alike.
+
+use super::super::{errors, is, Args, Flow, Local};
+use crate::persist::{Job, Waiter};
+
+/// SAVE: replies once the file is in place (other clients keep being served meanwhile,
+/// where Redis blocks them).
+pub(super) fn save(l: &mut Local, _: Args) -> Flow {
+    if l.persist.started_ms.is_some() {
+        l.reply().err("Background save already in progress");
+        return Flow::Continue;
+    }
+    Flow::Snapshot(Waiter::Save)
+}
+
+/// BGSAVE \[SCHEDULE\].
+pub(super) fn bgsave(l: &mut Local, args: Args) -> Flow {
+    let schedule = match args.len() {
+        1 => false,
+        2 if is(args.get(1), "schedule") => true,
+        _ => {
+            l.reply().err(errors::SYNTAX);
+            return Flow::Continue;
+        }
+    };
+    if l.persist.started_ms.is_some() {
+        if schedule {
+            l.persist.scheduled = true;
+            l.reply().simple(b"Background saving scheduled");
+        } else {
+            l.reply().err("Background save already in progress");
+        }
+        return Flow::Continue;
+    }
+    l.persist.request(Job::Background);
+    l.reply().simple(b"Background saving started");
+    Flow::Continue
+}
+
+/// LASTSAVE: Unix time of the last snapshot that succeeded (startup before the first).
+pub(super) fn lastsave(l: &mut Local, _: Args) -> Flow {
+    let at = l.persist.lastsave as i64;
+    l.reply().int(at);
+    Flow::Continue
+}
