@@ -167,6 +167,11 @@ pub struct Args {
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub rdbcompression: bool,
 
+    /// yes: while the last snapshot failed (and --save has a schedule), refuse writes
+    /// with Redis's -MISCONF error, so the failure is not missed.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub stop_writes_on_bgsave_error: bool,
+
     /// yes: end snapshots with a CRC-64, checked when they are loaded.
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub rdbchecksum: bool,

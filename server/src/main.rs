@@ -156,6 +156,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         },
         rdbcompression: args.rdbcompression,
         rdbchecksum: args.rdbchecksum,
+        stop_writes_on_bgsave_error: args.stop_writes_on_bgsave_error,
         config_file: args
             .config
             .as_ref()

@@ -428,3 +428,72 @@ fn a_damaged_or_foreign_file_stops_the_start_with_a_reason() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_snapshot_stops_writes_until_one_succeeds_as_in_redis() {
+    let run = |redis: bool| -> Vec<Vec<u8>> {
+        let dir = temp_dir("misconf");
+        let d = dir.display().to_string();
+        let s = if redis {
+            Server::redis_with(&["--dir", &d, "--save", "3600 1"])
+        } else {
+            Server::corekv(2, &["--dir", &d, "--save", "3600 1"])
+        };
+        let mut c = s.client();
+        let mut replies = vec![c.call(&["SET", "a", "1"])];
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
+        eventually(Duration::from_secs(10), || {
+            match c
+                .info_field("persistence", "rdb_last_bgsave_status")
+                .as_deref()
+            {
+                Some("err") => Ok(()),
+                other => Err(format!("status {other:?}")),
+            }
+        });
+        for cmd in [
+            &["SET", "a", "2"][..],
+            &["GET", "a"],
+            &["PING"],
+            &["DEL", "a"],
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+            &["SET", "a", "3"],
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+            &["INCR", "n"],
+        ] {
+            replies.push(c.call(cmd));
+        }
+        if redis {
+            // Redis works inside its directory (chdir): one removed stays removed for it.
+            return replies;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        c.call(&["BGSAVE"]);
+        eventually(Duration::from_secs(10), || {
+            match c
+                .info_field("persistence", "rdb_last_bgsave_status")
+                .as_deref()
+            {
+                Some("ok") => Ok(()),
+                other => Err(format!("status {other:?}")),
+            }
+        });
+        replies.push(c.call(&["SET", "a", "4"]));
+        replies.push(c.call(&["GET", "a"]));
+        let _ = std::fs::remove_dir_all(&dir);
+        replies
+    };
+    let ours = run(false);
+    assert!(
+        ours[1].starts_with(b"-MISCONF "),
+        "{:?}",
+        String::from_utf8_lossy(&ours[1])
+    );
+    // Once a snapshot succeeds again, writes are accepted.
+    assert_eq!(
+        ours[ours.len() - 2..],
+        [b"+OK\r\n".to_vec(), b"$1\r\n4\r\n".to_vec()]
+    );
+    assert_eq!(ours[..ours.len() - 2], run(true)[..]);
+}

@@ -115,6 +115,9 @@ pub struct Config {
     pub rdbcompression: bool,
     /// End snapshots with a CRC-64 and check it on load (`rdbchecksum`).
     pub rdbchecksum: bool,
+    /// Refuse writes while the last snapshot failed and `save` has a schedule
+    /// (`stop-writes-on-bgsave-error`).
+    pub stop_writes_on_bgsave_error: bool,
     /// The configuration file the server was started with, if any (INFO `config_file`).
     pub config_file: String,
     /// Path of the binary, for INFO.
@@ -281,6 +284,7 @@ impl Default for Config {
             dbfilename: "dump.rdb".into(),
             rdbcompression: true,
             rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
             config_file: String::new(),
             executable: String::new(),
             started_ms: 0,
@@ -397,6 +401,8 @@ pub enum Setting {
     Save(Vec<(u64, u64)>),
     /// `rdbcompression`.
     RdbCompression(bool),
+    /// `stop-writes-on-bgsave-error`.
+    StopWritesOnBgsaveError(bool),
 }
 
 /// Redis's default snapshot schedule: after an hour if one key changed, 5 minutes if
@@ -507,6 +513,9 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
         // not offer: they are set at start (--dir, --dbfilename).
         "dir" | "dbfilename" => Err(failed(&lower, "can't set protected config")),
         "rdbcompression" => yes_no("rdbcompression").map(Setting::RdbCompression),
+        "stop-writes-on-bgsave-error" => {
+            yes_no("stop-writes-on-bgsave-error").map(Setting::StopWritesOnBgsaveError)
+        }
         "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
             count("hash-max-listpack-entries", 0, i64::MAX).map(Setting::HashMaxEntries)
         }
@@ -584,6 +593,10 @@ impl Config {
             ("dbfilename", self.dbfilename.clone()),
             ("rdbcompression", yes_no(self.rdbcompression).into()),
             ("rdbchecksum", yes_no(self.rdbchecksum).into()),
+            (
+                "stop-writes-on-bgsave-error",
+                yes_no(self.stop_writes_on_bgsave_error).into(),
+            ),
             ("appendonly", "no".into()),
             ("proto-max-bulk-len", self.limits.max_bulk_len.to_string()),
             (
@@ -668,6 +681,7 @@ impl Config {
             Setting::NotifyKeyspaceEvents(v) => self.notify_keyspace_events = v,
             Setting::Save(v) => self.save = v,
             Setting::RdbCompression(v) => self.rdbcompression = v,
+            Setting::StopWritesOnBgsaveError(v) => self.stop_writes_on_bgsave_error = v,
         }
     }
 }

@@ -29,6 +29,13 @@ pub enum Job {
     Foreground,
 }
 
+/// Redis's reply to a write while snapshots fail (see [`Persist::refuses_writes`]).
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's \
+currently unable to persist to disk. Commands that may modify the data set are disabled, \
+because this instance is configured to report errors during writes if RDB snapshotting \
+fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about \
+the RDB error.";
+
 /// A client waiting for a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Waiter {
@@ -107,6 +114,12 @@ impl Persist {
         if let Some(w) = self.saver.take() {
             w.wake();
         }
+    }
+
+    /// Whether writes (and PING) are refused with [`MISCONF`]: the last snapshot failed,
+    /// `save` has a schedule and `stop-writes-on-bgsave-error` is on.
+    pub fn refuses_writes(&self, config: &crate::config::Config) -> bool {
+        self.last_failed && config.stop_writes_on_bgsave_error && !config.save.is_empty()
     }
 
     /// This shard's part of a snapshot began now.

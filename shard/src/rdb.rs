@@ -653,12 +653,20 @@ mod tests {
         let bitwise = data.iter().fold(0u64, |mut crc, &b| {
             crc ^= u64::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+                } else {
+                    crc >> 1
+                };
             }
             crc
         });
         for cut in [0, 1, 7, 8, 9, 500, 999, 1000] {
-            assert_eq!(crc64(crc64(0, &data[..cut]), &data[cut..]), bitwise, "{cut}");
+            assert_eq!(
+                crc64(crc64(0, &data[..cut]), &data[cut..]),
+                bitwise,
+                "{cut}"
+            );
         }
     }
 

@@ -310,6 +310,18 @@ impl Shard {
             self.flag_tx(conn);
             return Outcome::Done;
         }
+        if (spec.write || spec.name == "ping")
+            && self.state.persist.refuses_writes(&self.state.config)
+        {
+            self.state.cmdstats.get(spec.stat).rejected += 1;
+            self.state
+                .reply_error(conn, crate::persist::MISCONF.as_bytes());
+            self.flag_tx(conn);
+            return Outcome::Done;
+        }
+        let Some(c) = self.state.conns.get_mut(conn) else {
+            return Outcome::Close;
+        };
         if c.tx.is_some() {
             if let Some(outcome) = self.queue(conn, spec, args) {
                 return outcome;
