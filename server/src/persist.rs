@@ -206,7 +206,9 @@ pub async fn saver(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
             ),
             Err(e) => tracing::warn!(?job, error = %e, "snapshot failed"),
         }
-        shard.borrow_mut().answer_waiters(&result);
+        let mut sh = shard.borrow_mut();
+        sh.answer_waiters(&result);
+        sh.state_mut().persist.running = false;
     }
 }
 
@@ -229,7 +231,10 @@ async fn next_work(shard: &RefCell<Shard>, lifecycle: Option<&Lifecycle>) -> Wor
         let mut sh = shard.borrow_mut();
         let p = &mut sh.state_mut().persist;
         match p.job.take() {
-            Some(job) => Poll::Ready(Work::Job(job)),
+            Some(job) => {
+                p.running = true;
+                Poll::Ready(Work::Job(job))
+            }
             None => {
                 p.saver = Some(cx.waker().clone());
                 Poll::Pending

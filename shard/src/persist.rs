@@ -75,6 +75,8 @@ pub struct Persist {
     pub last_try_ms: u64,
     /// A snapshot this shard's saver is to run.
     pub job: Option<Job>,
+    /// This shard's saver is running a snapshot (from taking the job to answering).
+    pub running: bool,
     /// A BGSAVE SCHEDULE waits for the snapshot in progress to end.
     pub scheduled: bool,
     /// Clients (connection, hole in its output) waiting for the job.
@@ -97,6 +99,7 @@ impl Default for Persist {
             started_ms: None,
             last_try_ms: 0,
             job: None,
+            running: false,
             scheduled: false,
             waiters: Vec::new(),
             saver: None,
@@ -120,6 +123,12 @@ impl Persist {
     /// `save` has a schedule and `stop-writes-on-bgsave-error` is on.
     pub fn refuses_writes(&self, config: &crate::config::Config) -> bool {
         self.last_failed && config.stop_writes_on_bgsave_error && !config.save.is_empty()
+    }
+
+    /// Whether a snapshot is under way as far as this shard knows: asked of its saver,
+    /// run by it, or marked here by another shard's.
+    pub fn busy(&self) -> bool {
+        self.started_ms.is_some() || self.job.is_some() || self.running
     }
 
     /// This shard's part of a snapshot began now.

@@ -48,7 +48,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 44;
+const INFO_FIELDS: usize = 45;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -125,6 +125,7 @@ fn info_part(sh: &State, out: &mut Reply) {
         sh.persist.started_ms.unwrap_or(0) as i64,
         sh.persist.loaded.0 as i64,
         sh.persist.loaded.1 as i64,
+        i64::from(sh.persist.busy()),
     ];
     out.array(fields.len() + 3);
     for f in fields {
@@ -449,7 +450,9 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
     if want("persistence") {
         // Every shard learns a snapshot's start and end: the first shard speaks for all.
         let first = |i: usize| shards.first().map_or(0, |f| f[i]);
-        let started = first(41);
+        // Started where the saving shard marked it; busy on any shard that knows of it.
+        let started = shards.iter().map(|f| f[41]).max().unwrap_or(0);
+        let busy = shards.iter().any(|f| f[44] != 0);
         let current = if started > 0 {
             (now.as_millis() as i64 - started) / 1000
         } else {
@@ -475,7 +478,7 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                  aof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\n\
                  module_fork_last_cow_size:0\r\n",
                 dirty = sum(36),
-                busy = i64::from(started > 0),
+                busy = i64::from(busy),
                 last = first(37),
                 secs = if shards.is_empty() { -1 } else { first(40) },
                 saves = first(39),

@@ -9,7 +9,7 @@ use crate::persist::{Job, Waiter};
 /// SAVE: replies once the file is in place (other clients keep being served meanwhile,
 /// where Redis blocks them).
 pub(super) fn save(l: &mut Local, _: Args) -> Flow {
-    if l.persist.started_ms.is_some() {
+    if l.persist.busy() {
         l.reply().err("Background save already in progress");
         return Flow::Continue;
     }
@@ -26,7 +26,7 @@ pub(super) fn bgsave(l: &mut Local, args: Args) -> Flow {
             return Flow::Continue;
         }
     };
-    if l.persist.started_ms.is_some() {
+    if l.persist.busy() {
         if schedule {
             l.persist.scheduled = true;
             l.reply().simple(b"Background saving scheduled");
