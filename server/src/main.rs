@@ -245,8 +245,16 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
 
     let reason = serve_until_stopped(&lifecycle, &events);
-    let mut clean = drain(&lifecycle, &events, reason, placement.shards);
-    clean &= final_save(&lifecycle, &events);
+    // A second signal means now: no final snapshot then. A drain that timed out still
+    // takes it (the data is all in memory), then exits 1.
+    let clean = match drain(&lifecycle, &events, reason, placement.shards) {
+        Drain::Forced => false,
+        Drain::Clean => final_save(&lifecycle, &events),
+        Drain::TimedOut => {
+            final_save(&lifecycle, &events);
+            false
+        }
+    };
     // Every reply that was going to be written has been; exit handlers (allocator,
     // runtime statics) must not run while executor threads still exist: leave at once.
     // SAFETY: _exit has no preconditions; it ends the process.
@@ -322,9 +330,19 @@ fn watchdog(lifecycle: &Lifecycle) {
     }
 }
 
+/// How a drain ended.
+enum Drain {
+    /// Every shard drained.
+    Clean,
+    /// `shutdown-timeout` passed first.
+    TimedOut,
+    /// A second signal arrived first.
+    Forced,
+}
+
 /// Stops every shard and waits until each has drained, `shutdown-timeout` passes, or a
-/// second signal arrives. Logs the outcome; returns whether every shard drained.
-fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: usize) -> bool {
+/// second signal arrives. Logs the outcome and says which it was.
+fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: usize) -> Drain {
     let timeout = Duration::from_secs(lifecycle.timeout());
     tracing::info!(
         "{reason}: shutting down; no new connections, finishing in-flight requests (at most {} s)",
@@ -358,7 +376,7 @@ fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: 
             "shut down cleanly in {ms} ms: {commands} commands served over {connections} \
              connections; bye"
         );
-        return true;
+        return Drain::Clean;
     }
     let left: Vec<usize> = (0..shards).filter(|&i| !drained[i]).collect();
     match forced {
@@ -378,7 +396,11 @@ fn drain(lifecycle: &Lifecycle, events: &Receiver<Event>, reason: &str, shards: 
         }
     }
     tracing::warn!("exiting after {ms} ms without a clean drain (exit status 1)");
-    false
+    if forced.is_some() {
+        Drain::Forced
+    } else {
+        Drain::TimedOut
+    }
 }
 
 /// Says whether every shard's io_uring rings got `IORING_SETUP_COOP_TASKRUN`, and
