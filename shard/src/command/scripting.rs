@@ -184,6 +184,52 @@ fn over_maxmemory(store: &mut Keyspace, scripting: &mut super::Scripting) -> boo
     }
 }
 
+/// The declared keys and the arguments of EVAL or FCALL with `n` keys.
+fn keys_and_argv(args: Args<'_>, n: usize) -> (Vec<&[u8]>, Vec<&[u8]>) {
+    (
+        (3..3 + n).map(|i| args.get(i)).collect(),
+        (3 + n..args.len()).map(|i| args.get(i)).collect(),
+    )
+}
+
+/// What the commands a script calls run with (they never block).
+fn script_env(ctx: &Ctx) -> Env {
+    Env {
+        now: ctx.now,
+        max_bulk_len: ctx.max_bulk_len,
+        coll: ctx.coll,
+        shared_ints: ctx.shared_ints,
+        may_block: false,
+    }
+}
+
+/// Readies the engine for a script (heap limit, kill cell) and makes its host, with
+/// the keyspace's `maxmemory` state taken once, at the start.
+fn prepare<'c, 'a, 'k>(
+    store: &'c mut Keyspace<'a>,
+    env: Env,
+    scripting: &mut super::Scripting,
+    keys: &'k [&'k [u8]],
+    readonly: bool,
+) -> ScriptHost<'c, 'a, 'k> {
+    let oom = over_maxmemory(store, scripting);
+    scripting.scripts.limit_memory(scripting.memory_limit);
+    scripting
+        .scripts
+        .set_control(scripting.shard, scripting.busy_threshold);
+    ScriptHost {
+        store,
+        env,
+        shard: scripting.shard,
+        map: scripting.map,
+        declared: scripting.declared_only.then_some(keys),
+        readonly,
+        oom,
+        allow_oom: false,
+        wrote: false,
+    }
+}
+
 /// EVAL and its kin here: `body` for EVAL (its SHA1 computed), else the SHA1 argument.
 fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     let Some(n) = numkeys(&mut ctx.out, args) else {
@@ -199,31 +245,10 @@ fn run(ctx: &mut Ctx, args: Args, with_body: bool, readonly: bool) {
     } else {
         (None, args.get(1).to_vec())
     };
-    let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
-    let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
+    let (keys, argv) = keys_and_argv(args, n);
     let fresh = with_body && !scripting.scripts.exists(&sha);
-    let oom = over_maxmemory(&mut ctx.store, &mut scripting);
-    scripting.scripts.limit_memory(scripting.memory_limit);
-    scripting
-        .scripts
-        .set_control(scripting.shard, scripting.busy_threshold);
-    let mut host = ScriptHost {
-        store: &mut ctx.store,
-        env: Env {
-            now: ctx.now,
-            max_bulk_len: ctx.max_bulk_len,
-            coll: ctx.coll,
-            shared_ints: ctx.shared_ints,
-            may_block: false,
-        },
-        shard: scripting.shard,
-        map: scripting.map,
-        declared: scripting.declared_only.then_some(&keys[..]),
-        readonly,
-        oom,
-        allow_oom: false,
-        wrote: false,
-    };
+    let env = script_env(ctx);
+    let mut host = prepare(&mut ctx.store, env, &mut scripting, &keys, readonly);
     match scripting
         .scripts
         .run(body, &sha, &keys, &argv, readonly, &mut host, &mut ctx.out)
@@ -270,30 +295,9 @@ fn fcall_here(ctx: &mut Ctx, args: Args, ro_command: bool) {
             return;
         }
     };
-    let keys: Vec<&[u8]> = (3..3 + n).map(|i| args.get(i)).collect();
-    let argv: Vec<&[u8]> = (3 + n..args.len()).map(|i| args.get(i)).collect();
-    let oom = over_maxmemory(&mut ctx.store, &mut scripting);
-    scripting.scripts.limit_memory(scripting.memory_limit);
-    scripting
-        .scripts
-        .set_control(scripting.shard, scripting.busy_threshold);
-    let mut host = ScriptHost {
-        store: &mut ctx.store,
-        env: Env {
-            now: ctx.now,
-            max_bulk_len: ctx.max_bulk_len,
-            coll: ctx.coll,
-            shared_ints: ctx.shared_ints,
-            may_block: false,
-        },
-        shard: scripting.shard,
-        map: scripting.map,
-        declared: scripting.declared_only.then_some(&keys[..]),
-        readonly,
-        oom,
-        allow_oom: false,
-        wrote: false,
-    };
+    let (keys, argv) = keys_and_argv(args, n);
+    let env = script_env(ctx);
+    let mut host = prepare(&mut ctx.store, env, &mut scripting, &keys, readonly);
     if let Fcall::NotFound = scripting
         .scripts
         .fcall(name, &keys, &argv, &mut host, &mut ctx.out)
