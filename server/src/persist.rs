@@ -78,7 +78,7 @@ async fn read_file(shard: &RefCell<Shard>, file: &BufferedFile, path: &Path) -> 
     read_more(file, path, &mut window, &mut read, span(0, 9)).await?;
     let mut parser = Parser::start(&window).map_err(|e| format!("{}: {e}", path.display()))?;
     at += 9;
-    let wanted = |key: &[u8]| persist::owns(map, id, key);
+    let wanted = |key: &[u8]| map.shard_of(key) == id;
     let mut keys = 0u64;
     loop {
         let next = parser
@@ -350,8 +350,8 @@ async fn write(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
                     Some(Sent::Away(hole)) => snapshot::reply(shard, conn, hole).await,
                     Some(Sent::Gone) => return Err("the saver's connection closed".into()),
                 };
-                let last = bytes.first() != Some(&b'0');
-                bytes.remove(0);
+                // The status byte is last, so taking it moves nothing.
+                let last = bytes.pop() != Some(b'0');
                 if !last {
                     *slot = Some(snapshot::send(shard, conn, s, SnapOp::Chunk));
                 }

@@ -429,6 +429,19 @@ fn a_damaged_or_foreign_file_stops_the_start_with_a_reason() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Waits until INFO says the last BGSAVE ended with `status` (`ok`, `err`).
+fn wait_status(c: &mut common::Client, status: &str) {
+    eventually(Duration::from_secs(10), || {
+        match c
+            .info_field("persistence", "rdb_last_bgsave_status")
+            .as_deref()
+        {
+            Some(s) if s == status => Ok(()),
+            other => Err(format!("status {other:?}")),
+        }
+    });
+}
+
 #[test]
 fn a_failed_snapshot_stops_writes_until_one_succeeds_as_in_redis() {
     let run = |redis: bool| -> Vec<Vec<u8>> {
@@ -443,15 +456,7 @@ fn a_failed_snapshot_stops_writes_until_one_succeeds_as_in_redis() {
         let mut replies = vec![c.call(&["SET", "a", "1"])];
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
-        eventually(Duration::from_secs(10), || {
-            match c
-                .info_field("persistence", "rdb_last_bgsave_status")
-                .as_deref()
-            {
-                Some("err") => Ok(()),
-                other => Err(format!("status {other:?}")),
-            }
-        });
+        wait_status(&mut c, "err");
         for cmd in [
             &["SET", "a", "2"][..],
             &["GET", "a"],
@@ -470,15 +475,7 @@ fn a_failed_snapshot_stops_writes_until_one_succeeds_as_in_redis() {
         }
         std::fs::create_dir_all(&dir).unwrap();
         c.call(&["BGSAVE"]);
-        eventually(Duration::from_secs(10), || {
-            match c
-                .info_field("persistence", "rdb_last_bgsave_status")
-                .as_deref()
-            {
-                Some("ok") => Ok(()),
-                other => Err(format!("status {other:?}")),
-            }
-        });
+        wait_status(&mut c, "ok");
         replies.push(c.call(&["SET", "a", "4"]));
         replies.push(c.call(&["GET", "a"]));
         let _ = std::fs::remove_dir_all(&dir);

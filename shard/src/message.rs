@@ -221,7 +221,7 @@ pub enum StepOp {
 /// What a snapshot's saver asks of a shard (no pause needed: see `crate::persist`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SnapOp {
-    /// The next chunk of this shard's keys: `1` and the last bytes, or `0` and more.
+    /// The next chunk of this shard's keys, then `1` if it was the last or `0`.
     Chunk,
     /// The snapshot ended (`ok`: its file is in place): `+OK`.
     End {

@@ -13,7 +13,6 @@ use crate::args::OwnedArgs;
 use crate::command::{self, Commands, Env, Lookup, Route};
 use crate::conn::ConnId;
 use crate::rdb::{self, op, ty, Reader};
-use crate::slot::SlotMap;
 use crate::state::State;
 use crate::store::Keyspace;
 
@@ -36,20 +35,11 @@ because this instance is configured to report errors during writes if RDB snapsh
 fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about \
 the RDB error.";
 
-/// A client waiting for a snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Waiter {
-    /// SAVE: `+OK`, or the error.
-    Save,
-}
-
-impl Waiter {
-    /// The reply to a waiter when the snapshot ended `ok` (or failed with `error`).
-    pub fn reply(self, result: &Result<(), String>) -> Vec<u8> {
-        match (self, result) {
-            (Waiter::Save, Ok(())) => b"+OK\r\n".to_vec(),
-            (Waiter::Save, Err(e)) => format!("-ERR {e}\r\n").into_bytes(),
-        }
+/// SAVE's reply once its snapshot ended with `result`.
+pub fn save_reply(result: &Result<(), String>) -> Vec<u8> {
+    match result {
+        Ok(()) => b"+OK\r\n".to_vec(),
+        Err(e) => format!("-ERR {e}\r\n").into_bytes(),
     }
 }
 
@@ -79,8 +69,8 @@ pub struct Persist {
     pub running: bool,
     /// A BGSAVE SCHEDULE waits for the snapshot in progress to end.
     pub scheduled: bool,
-    /// Clients (connection, hole in its output) waiting for the job.
-    pub waiters: Vec<(ConnId, u32, Waiter)>,
+    /// SAVE clients (connection, hole in its output) waiting for the job.
+    pub waiters: Vec<(ConnId, u32)>,
     /// The saver, to wake when a job arrives.
     pub saver: Option<std::task::Waker>,
     /// Keys the last load read, and how many of them had expired.
@@ -567,44 +557,25 @@ pub fn apply(state: &mut State, key: &[u8], expire_at: u64, value: Loaded) -> bo
         a.push(name.as_bytes());
         a.push(key);
     };
-    match value {
-        Loaded::Str(v) => {
-            start(&mut a, "set");
-            a.push(&v);
-            run(state, &mut a);
-        }
-        Loaded::List(items) | Loaded::Set(items) | Loaded::Hash(items) if items.is_empty() => {}
-        Loaded::List(items) => {
-            for chunk in items.chunks(BATCH) {
-                start(&mut a, "rpush");
-                chunk.iter().for_each(|e| a.push(e));
-                run(state, &mut a);
-            }
-        }
-        Loaded::Set(items) => {
-            for chunk in items.chunks(BATCH) {
-                start(&mut a, "sadd");
-                chunk.iter().for_each(|e| a.push(e));
-                run(state, &mut a);
-            }
-        }
-        Loaded::Hash(items) => {
-            for chunk in items.chunks(BATCH * 2) {
-                start(&mut a, "hset");
-                chunk.iter().for_each(|e| a.push(e));
-                run(state, &mut a);
-            }
-        }
-        Loaded::ZSet(pairs) => {
-            for chunk in pairs.chunks(BATCH) {
-                start(&mut a, "zadd");
-                for (m, score) in chunk {
-                    a.push(format!("{score:?}").as_bytes());
-                    a.push(m);
-                }
-                run(state, &mut a);
-            }
-        }
+    // Each type as the command that builds it, collections a batch at a time.
+    let (name, items, per) = match value {
+        Loaded::Str(v) => ("set", vec![v], 1),
+        Loaded::List(items) => ("rpush", items, BATCH),
+        Loaded::Set(items) => ("sadd", items, BATCH),
+        Loaded::Hash(items) => ("hset", items, BATCH * 2),
+        Loaded::ZSet(pairs) => (
+            "zadd",
+            pairs
+                .into_iter()
+                .flat_map(|(m, score)| [format!("{score:?}").into_bytes(), m])
+                .collect(),
+            BATCH * 2,
+        ),
+    };
+    for chunk in items.chunks(per) {
+        start(&mut a, name);
+        chunk.iter().for_each(|e| a.push(e));
+        run(state, &mut a);
     }
     if expire_at != 0 {
         start(&mut a, "pexpireat");
@@ -657,11 +628,6 @@ pub fn load_library(state: &mut State, code: &[u8]) -> Result<(), String> {
 /// The function libraries' code, for a snapshot's header.
 pub fn libraries(state: &State) -> Vec<Vec<u8>> {
     state.scripts.library_codes()
-}
-
-/// Whether `key` is this shard's.
-pub fn owns(map: SlotMap, shard: usize, key: &[u8]) -> bool {
-    map.shard_of(key) == shard
 }
 
 #[cfg(test)]

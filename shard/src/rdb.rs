@@ -495,15 +495,7 @@ pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
             let n = usize::from(b & 0x0f) << 8 | usize::from(*lp.get(p + 1)?);
             (lp.get(p + 2..p + 2 + n)?.to_vec(), 2 + n)
         } else {
-            let int = |w: usize| -> Option<i64> {
-                let bytes = lp.get(p + 1..p + 1 + w)?;
-                let mut v = 0i64;
-                for (k, &x) in bytes.iter().enumerate() {
-                    v |= i64::from(x) << (8 * k);
-                }
-                let shift = 64 - 8 * w as u32;
-                Some(if shift == 0 { v } else { v << shift >> shift })
-            };
+            let int = |w: usize| lp.get(p + 1..p + 1 + w).map(le_int);
             match b {
                 0xf0 => {
                     let n = u32::from_le_bytes(lp.get(p + 1..p + 5)?.try_into().ok()?) as usize;
@@ -545,15 +537,7 @@ pub fn ziplist_entries(zl: &[u8]) -> Option<Vec<Vec<u8>>> {
     while *zl.get(p)? != 0xff {
         p += if zl[p] < 254 { 1 } else { 5 };
         let b = *zl.get(p)?;
-        let le = |w: usize| -> Option<i64> {
-            let bytes = zl.get(p + 1..p + 1 + w)?;
-            let mut v = 0i64;
-            for (k, &x) in bytes.iter().enumerate() {
-                v |= i64::from(x) << (8 * k);
-            }
-            let shift = 64 - 8 * w as u32;
-            Some(if shift == 0 { v } else { v << shift >> shift })
-        };
+        let le = |w: usize| zl.get(p + 1..p + 1 + w).map(le_int);
         let (entry, len) = match b >> 6 {
             0 => {
                 let n = usize::from(b & 0x3f);
@@ -593,14 +577,7 @@ pub fn intset_members(is: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(
         is[8..]
             .chunks_exact(w)
-            .map(|c| {
-                let mut v = 0i64;
-                for (k, &x) in c.iter().enumerate() {
-                    v |= i64::from(x) << (8 * k);
-                }
-                let shift = 64 - 8 * w as u32;
-                int_text(if shift == 0 { v } else { v << shift >> shift })
-            })
+            .map(|c| int_text(le_int(c)))
             .collect(),
     )
 }
@@ -635,6 +612,20 @@ pub fn zipmap_entries(zm: &[u8]) -> Option<Vec<Vec<u8>>> {
         p += 1 + vlen + free;
     }
     (out.len() % 2 == 0).then_some(out)
+}
+
+/// A little-endian two's-complement integer of 1 to 8 bytes (the compact encodings').
+fn le_int(bytes: &[u8]) -> i64 {
+    let mut v = 0i64;
+    for (k, &x) in bytes.iter().enumerate() {
+        v |= i64::from(x) << (8 * k);
+    }
+    let shift = 64 - 8 * bytes.len() as u32;
+    if shift == 0 {
+        v
+    } else {
+        v << shift >> shift
+    }
 }
 
 fn int_text(v: i64) -> Vec<u8> {

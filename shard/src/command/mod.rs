@@ -217,9 +217,9 @@ pub enum Flow {
     Continue,
     /// Write what was produced, then close (QUIT, SHUTDOWN).
     Quit,
-    /// The reply comes when a snapshot ends (SAVE, SHUTDOWN that saves): this shard's
-    /// saver runs one and answers for it.
-    Snapshot(crate::persist::Waiter),
+    /// The reply comes when a snapshot ends (SAVE): this shard's saver runs one and
+    /// answers for it.
+    Snapshot,
 }
 
 /// What a local command runs with: the client and the shard's settings.

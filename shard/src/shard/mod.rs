@@ -583,9 +583,9 @@ impl Shard {
         match flow {
             Flow::Continue => Outcome::Done,
             Flow::Quit => Outcome::Quit,
-            Flow::Snapshot(waiter) => {
+            Flow::Snapshot => {
                 let hole = c.replies.push_hole();
-                persist.waiters.push((conn, hole, waiter));
+                persist.waiters.push((conn, hole));
                 persist.request(crate::persist::Job::Foreground);
                 Outcome::Done
             }

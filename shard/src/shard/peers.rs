@@ -390,14 +390,12 @@ impl Shard {
     pub fn snapshot_op(&mut self, op: SnapOp) -> Vec<u8> {
         match op {
             SnapOp::Chunk => {
-                let mut out = vec![b'0'];
-                if self
+                let mut out = Vec::new();
+                let last = self
                     .state
                     .store
-                    .snapshot_chunk(&mut out, crate::persist::CHUNK_BYTES)
-                {
-                    out[0] = b'1';
-                }
+                    .snapshot_chunk(&mut out, crate::persist::CHUNK_BYTES);
+                out.push(if last { b'1' } else { b'0' });
                 out
             }
             SnapOp::End { ok } => {
@@ -414,9 +412,10 @@ impl Shard {
     /// The snapshot this shard's saver ran ended: its waiting clients get their
     /// replies.
     pub fn answer_waiters(&mut self, result: &Result<(), String>) {
-        for (conn, hole, waiter) in std::mem::take(&mut self.state.persist.waiters) {
+        let reply = crate::persist::save_reply(result);
+        for (conn, hole) in std::mem::take(&mut self.state.persist.waiters) {
             if let Some(c) = self.state.conns.get_mut(conn) {
-                c.replies.fill(hole, &waiter.reply(result));
+                c.replies.fill(hole, &reply);
             }
         }
     }

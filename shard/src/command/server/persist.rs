@@ -4,7 +4,7 @@
 //! them answers LASTSAVE and "in progress" alike.
 
 use super::super::{errors, is, Args, Flow, Local};
-use crate::persist::{Job, Waiter};
+use crate::persist::Job;
 
 /// SAVE: replies once the file is in place (other clients keep being served meanwhile,
 /// where Redis blocks them).
@@ -13,7 +13,7 @@ pub(super) fn save(l: &mut Local, _: Args) -> Flow {
         l.reply().err("Background save already in progress");
         return Flow::Continue;
     }
-    Flow::Snapshot(Waiter::Save)
+    Flow::Snapshot
 }
 
 /// BGSAVE \[SCHEDULE\].
