@@ -172,6 +172,38 @@ pub struct Args {
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub stop_writes_on_bgsave_error: bool,
 
+    /// yes: log every write to append-only files in --appenddirname (inside --dir), and
+    /// load them at startup instead of the snapshot file.
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub appendonly: bool,
+
+    /// When the append-only log is synced to disk: always (before each reply that
+    /// follows a write), everysec, or no (left to the kernel).
+    #[arg(long, default_value = "everysec", value_parser = parse_fsync)]
+    pub appendfsync: corekv_shard::aof::Fsync,
+
+    /// Directory of the append-only files, inside --dir.
+    #[arg(long, default_value = "appendonlydir")]
+    pub appenddirname: String,
+
+    /// The append-only files' names start with this.
+    #[arg(long, default_value = "appendonly.aof")]
+    pub appendfilename: String,
+
+    /// yes: load an append-only log whose last record was cut short (a crash in the
+    /// middle of a write) without that record; no: refuse to start.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub aof_load_truncated: bool,
+
+    /// Rewrite the append-only files when the log grew by this percentage since the
+    /// last rewrite (0: never automatically).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
+    pub auto_aof_rewrite_percentage: u64,
+
+    /// ... and the files are at least this large (bytes, or 64mb, 1gb, ...).
+    #[arg(long, default_value = "64mb", value_parser = parse_size)]
+    pub auto_aof_rewrite_min_size: u64,
+
     /// yes: end snapshots with a CRC-64, checked when they are loaded.
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub rdbchecksum: bool,
@@ -264,6 +296,12 @@ fn parse_save(s: &str) -> Result<SaveSchedule, String> {
 /// Parses Redis's `yes`/`no`.
 pub fn parse_yes_no(s: &str) -> Result<bool, String> {
     config::parse_yes_no(s).ok_or_else(|| format!("{s:?} is not yes or no"))
+}
+
+/// `--appendfsync`: always, everysec or no.
+pub fn parse_fsync(s: &str) -> Result<corekv_shard::aof::Fsync, String> {
+    corekv_shard::aof::Fsync::parse(s.as_bytes())
+        .ok_or_else(|| format!("{s:?} is not always, everysec or no"))
 }
 
 /// How `--placement` maps shards to CPUs (see `--help`).

@@ -28,20 +28,13 @@ enum Flag {
     Switch,
 }
 
-/// Redis directives accepted only with the value that describes corekv (it keeps nothing
-/// on disk and has one database), so a redis.conf that says so loads.
-const FIXED: &[(&str, &str, &str)] = &[
-    (
-        "appendonly",
-        "no",
-        "corekv does not persist data; only appendonly no is accepted",
-    ),
-    (
-        "databases",
-        "1",
-        "corekv has one database; only databases 1 is accepted",
-    ),
-];
+/// Redis directives accepted only with the value that describes corekv (it has one
+/// database), so a redis.conf that says so loads.
+const FIXED: &[(&str, &str, &str)] = &[(
+    "databases",
+    "1",
+    "corekv has one database; only databases 1 is accepted",
+)];
 
 /// Reads `path` and returns the flags it stands for.
 pub fn load(path: &std::path::Path) -> Result<Vec<String>, String> {

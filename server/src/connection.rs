@@ -110,6 +110,8 @@ async fn run(
         if end == RoundEnd::Blocked && !wait_blocked(shard, session, stream).await? {
             return Ok(());
         }
+        // appendfsync always: the round's writes are durable before its replies leave.
+        crate::aof::durable(shard).await;
         let output = session.output(&mut shard.borrow_mut());
         match output {
             Output::Close => return Ok(()),

@@ -10,6 +10,7 @@
 //! Everything a shard owns and every command live in the `corekv-shard` crate; the wire
 //! format in `corekv-protocol`.
 
+mod aof;
 mod cli;
 mod config_file;
 mod connection;
@@ -157,6 +158,21 @@ fn run(args: cli::Args) -> Result<(), String> {
         rdbcompression: args.rdbcompression,
         rdbchecksum: args.rdbchecksum,
         stop_writes_on_bgsave_error: args.stop_writes_on_bgsave_error,
+        appendonly: args.appendonly,
+        appendfsync: args.appendfsync,
+        appenddirname: if args.appenddirname.contains('/') || args.appenddirname.is_empty() {
+            return Err("appenddirname can't be a path, just a dirname".into());
+        } else {
+            args.appenddirname.clone()
+        },
+        appendfilename: if args.appendfilename.contains('/') || args.appendfilename.is_empty() {
+            return Err("appendfilename can't be a path, just a filename".into());
+        } else {
+            args.appendfilename.clone()
+        },
+        aof_load_truncated: args.aof_load_truncated,
+        auto_aof_rewrite_percentage: args.auto_aof_rewrite_percentage,
+        auto_aof_rewrite_min_size: args.auto_aof_rewrite_min_size,
         config_file: args
             .config
             .as_ref()
@@ -198,6 +214,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         config_file = %config.config_file,
         "configuration"
     );
+    aof::prepare(&config)?;
     let (lifecycle, events) = Lifecycle::new(config.shards, config.shutdown_timeout);
     let lifecycle = Arc::new(lifecycle);
     forward_signals(lifecycle.sender())?;

@@ -45,7 +45,17 @@ fn file_path(shard: &RefCell<Shard>) -> PathBuf {
 /// shard reads the whole file, at the same time). `Err` says why the file cannot be
 /// loaded; the server must not start then (it would start empty over existing data).
 pub async fn load(shard: &RefCell<Shard>) -> Result<(), String> {
-    let path = file_path(shard);
+    load_rdb(shard, &file_path(shard), false).await
+}
+
+/// Loads RDB file `path` if it exists (this shard's keys); `keep_expired` for an
+/// append-only base, whose log may still touch keys that expired since.
+pub async fn load_rdb(
+    shard: &RefCell<Shard>,
+    path: &Path,
+    keep_expired: bool,
+) -> Result<(), String> {
+    let path = path.to_path_buf();
     let file = match BufferedFile::open(&path).await {
         Ok(f) => f,
         Err(e) => {
@@ -56,12 +66,17 @@ pub async fn load(shard: &RefCell<Shard>) -> Result<(), String> {
             return Err(format!("cannot open {}: {e}", path.display()));
         }
     };
-    let result = read_file(shard, &file, &path).await;
+    let result = read_file(shard, &file, &path, keep_expired).await;
     let _ = file.close().await;
     result
 }
 
-async fn read_file(shard: &RefCell<Shard>, file: &BufferedFile, path: &Path) -> Result<(), String> {
+async fn read_file(
+    shard: &RefCell<Shard>,
+    file: &BufferedFile,
+    path: &Path,
+    keep_expired: bool,
+) -> Result<(), String> {
     let started = Instant::now();
     let size = file
         .file_size()
@@ -103,7 +118,7 @@ async fn read_file(shard: &RefCell<Shard>, file: &BufferedFile, path: &Path) -> 
                 match item {
                     Item::Key(key, expire_at, Some(value)) => {
                         st.refresh_now();
-                        if persist::apply(st, &key, expire_at, value) {
+                        if persist::apply(st, &key, expire_at, value, keep_expired) {
                             keys += 1;
                         }
                     }
@@ -172,6 +187,24 @@ pub async fn saver(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
         };
         let job = match work {
             Work::Job(job) => job,
+            Work::Rewrite => {
+                let started = Instant::now();
+                let result = crate::aof::rewrite(&shard, conn).await;
+                snapshot::done(&shard, conn);
+                match &result {
+                    Ok(()) => tracing::info!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "Background AOF rewrite finished successfully"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "Background AOF rewrite failed"),
+                }
+                shard.borrow_mut().state_mut().persist.aof.asked = false;
+                continue;
+            }
+            Work::Tick if crate::aof::rewrite_due(&shard, conn).await => {
+                shard.borrow_mut().state_mut().persist.aof.asked = true;
+                continue;
+            }
             Work::Final((save, _)) => {
                 let wanted = match save {
                     FinalSave::Save => true,
@@ -216,6 +249,8 @@ pub async fn saver(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) {
 enum Work {
     /// A snapshot a client asked for.
     Job(Job),
+    /// A rewrite of the append-only files (BGREWRITEAOF, or their growth).
+    Rewrite,
     /// The final snapshot of a shutdown, and what SHUTDOWN said about it.
     Final((FinalSave, bool)),
     /// A second passed (shard 0: look at the schedule).
@@ -230,6 +265,9 @@ async fn next_work(shard: &RefCell<Shard>, lifecycle: Option<&Lifecycle>) -> Wor
         }
         let mut sh = shard.borrow_mut();
         let p = &mut sh.state_mut().persist;
+        if p.aof.asked && p.started_ms.is_none() {
+            return Poll::Ready(Work::Rewrite);
+        }
         match p.job.take() {
             Some(job) => {
                 p.running = true;
@@ -291,24 +329,39 @@ async fn due(shard: &RefCell<Shard>, conn: ConnId) -> bool {
 /// Takes one snapshot: marks the instant on every shard, writes the file, tells every
 /// shard how it ended.
 async fn run(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
-    snapshot::begin(shard, conn).await?;
-    let result = write(shard, conn).await;
+    snapshot::begin(shard, conn, None).await?;
+    let (dir, path) = {
+        let sh = shard.borrow();
+        let c = sh.state().config();
+        (PathBuf::from(&c.dir), Path::new(&c.dir).join(&c.dbfilename))
+    };
+    let result = write(shard, conn, &dir, &path).await;
+    end(shard, conn, result.is_ok(), false).await;
+    result.map(|_| ())
+}
+
+/// Tells every shard the snapshot (or rewrite) ended.
+pub(crate) async fn end(shard: &RefCell<Shard>, conn: ConnId, ok: bool, rewrite: bool) {
     let n = shard.borrow().slot_map().shards();
-    let ok = result.is_ok();
     let sent: Vec<Sent> = (0..n)
-        .map(|s| snapshot::send(shard, conn, s, SnapOp::End { ok }))
+        .map(|s| snapshot::send(shard, conn, s, SnapOp::End { ok, rewrite }))
         .collect();
     for s in sent {
         if let Sent::Away(hole) = s {
             snapshot::reply(shard, conn, hole).await;
         }
     }
-    result
 }
 
-/// Writes the file of the snapshot whose instant is marked.
-async fn write(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
-    let (dir, path, checksum, n, me, head) = {
+/// Writes the file of the snapshot whose instant is marked to `path` (through a temp
+/// file in `dir`, which holds it). Returns its size.
+pub(crate) async fn write(
+    shard: &RefCell<Shard>,
+    conn: ConnId,
+    dir: &Path,
+    path: &Path,
+) -> Result<u64, String> {
+    let (checksum, n, me, head) = {
         let sh = shard.borrow();
         let st = sh.state();
         let c = st.config();
@@ -319,14 +372,7 @@ async fn write(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
             st.store().used_memory() as u64,
             &persist::libraries(st),
         );
-        (
-            PathBuf::from(&c.dir),
-            Path::new(&c.dir).join(&c.dbfilename),
-            c.rdbchecksum,
-            sh.slot_map().shards(),
-            sh.id(),
-            head,
-        )
+        (c.rdbchecksum, sh.slot_map().shards(), sh.id(), head)
     };
     let tmp = dir.join(format!("temp-{}-{me}.rdb", std::process::id()));
     let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
@@ -365,25 +411,34 @@ async fn write(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
         }
         let mut tail = Vec::new();
         persist::footer(&mut tail, crc, checksum);
-        write_all(&file, tail, pos)
+        pos += write_all(&file, tail, pos)
             .await
             .map_err(|e| io("cannot write", e))?;
         file.fdatasync()
             .await
             .map_err(|e| io("cannot sync", e.into()))?;
-        Ok::<(), String>(())
+        Ok::<u64, String>(pos)
     }
     .await;
     let _ = file.close().await;
-    if let Err(e) = result {
-        let _ = glommio::io::remove(&tmp).await;
-        return Err(e);
-    }
-    glommio::io::rename(&tmp, &path)
+    let size = match result {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = glommio::io::remove(&tmp).await;
+            return Err(e);
+        }
+    };
+    glommio::io::rename(&tmp, path)
         .await
         .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
     // The rename itself must survive a crash.
-    let d = glommio::io::Directory::open(&dir)
+    sync_dir(dir).await?;
+    Ok(size)
+}
+
+/// Syncs directory `dir`: the renames and creations in it survive a crash.
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), String> {
+    let d = glommio::io::Directory::open(dir)
         .await
         .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
     let synced = d.sync().await;

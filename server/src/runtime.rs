@@ -185,6 +185,8 @@ async fn follow_lifecycle(shard: Rc<RefCell<Shard>>, lifecycle: Arc<Lifecycle>) 
             break;
         }
     }
+    // What the clients wrote is on disk before the shard reports it has drained.
+    crate::aof::flush(&shard, Duration::from_secs(10)).await;
     let sh = shard.borrow();
     let stats = sh.state().stats();
     lifecycle.drained(id, stats.commands, stats.connections_received);
@@ -535,9 +537,14 @@ async fn shard_main(
     }
     // The snapshot file, before any client is served; a file that cannot be loaded stops
     // the server rather than let it start empty over it.
-    if let Err(e) = persist::load(&shard).await {
+    if let Err(e) = crate::aof::load(&shard).await {
         report(Err(e));
         return;
+    }
+    if shard.borrow().state().config().appendonly {
+        spawn_local_into(crate::aof::writer(shard.clone()), mesh_queue)
+            .expect("mesh queue exists")
+            .detach();
     }
     spawn_local_into(persist::saver(shard.clone(), lifecycle.clone()), mesh_queue)
         .expect("mesh queue exists")

@@ -46,6 +46,10 @@ pub async fn flusher(shard: Rc<RefCell<Shard>>, tx: Rc<Senders<Msg>>, dest: usiz
             }
         })
         .await;
+        if out.iter().any(|m| matches!(m, Msg::Replies(_))) {
+            // appendfsync always: what the replies report is durable first.
+            crate::aof::durable(&shard).await;
+        }
         for msg in out.drain(..) {
             let sent = match tx.try_send_to(peer, msg) {
                 Ok(()) => Ok(()),

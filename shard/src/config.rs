@@ -118,6 +118,21 @@ pub struct Config {
     /// Refuse writes while the last snapshot failed and `save` has a schedule
     /// (`stop-writes-on-bgsave-error`).
     pub stop_writes_on_bgsave_error: bool,
+    /// Log every write to the append-only files (`appendonly`; set at start).
+    pub appendonly: bool,
+    /// When the log is synced (`appendfsync`).
+    pub appendfsync: crate::aof::Fsync,
+    /// The append-only files' directory, inside `dir` (`appenddirname`).
+    pub appenddirname: String,
+    /// The append-only files' names start with this (`appendfilename`).
+    pub appendfilename: String,
+    /// Load a log whose last record was cut short, without it (`aof-load-truncated`).
+    pub aof_load_truncated: bool,
+    /// Rewrite the log when it grew by this percentage of the base
+    /// (`auto-aof-rewrite-percentage`; 0: never).
+    pub auto_aof_rewrite_percentage: u64,
+    /// ... and is at least this large (`auto-aof-rewrite-min-size`).
+    pub auto_aof_rewrite_min_size: u64,
     /// The configuration file the server was started with, if any (INFO `config_file`).
     pub config_file: String,
     /// Path of the binary, for INFO.
@@ -285,6 +300,13 @@ impl Default for Config {
             rdbcompression: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
+            appendonly: false,
+            appendfsync: crate::aof::Fsync::EverySec,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             config_file: String::new(),
             executable: String::new(),
             started_ms: 0,
@@ -403,6 +425,14 @@ pub enum Setting {
     RdbCompression(bool),
     /// `stop-writes-on-bgsave-error`.
     StopWritesOnBgsaveError(bool),
+    /// `appendfsync`.
+    AppendFsync(crate::aof::Fsync),
+    /// `aof-load-truncated`.
+    AofLoadTruncated(bool),
+    /// `auto-aof-rewrite-percentage`.
+    AutoAofRewritePercentage(u64),
+    /// `auto-aof-rewrite-min-size`.
+    AutoAofRewriteMinSize(u64),
 }
 
 /// Redis's default snapshot schedule: after an hour if one key changed, 5 minutes if
@@ -435,7 +465,15 @@ pub fn format_save(save: &[(u64, u64)]) -> String {
 
 /// Settings whose value CONFIG GET shows but CONFIG SET refuses: corekv cannot rebind,
 /// add databases or start persisting at run time.
-const IMMUTABLE: &[&str] = &["bind", "port", "databases", "appendonly", "rdbchecksum"];
+pub const IMMUTABLE: &[&str] = &[
+    "bind",
+    "port",
+    "databases",
+    "appendonly",
+    "rdbchecksum",
+    "appenddirname",
+    "appendfilename",
+];
 
 /// Checks one `name value` pair of CONFIG SET. `Err` is Redis's message after `-ERR `.
 /// Names match in any case.
@@ -513,6 +551,28 @@ pub fn parse_setting(name: &[u8], value: &[u8]) -> Result<Setting, String> {
         // not offer: they are set at start (--dir, --dbfilename).
         "dir" | "dbfilename" => Err(failed(&lower, "can't set protected config")),
         "rdbcompression" => yes_no("rdbcompression").map(Setting::RdbCompression),
+        "appendfsync" => crate::aof::Fsync::parse(value_bytes)
+            .map(Setting::AppendFsync)
+            .ok_or_else(|| {
+                failed(
+                    "appendfsync",
+                    "argument(s) must be one of the following: everysec, always, no",
+                )
+            }),
+        "aof-load-truncated" => yes_no("aof-load-truncated").map(Setting::AofLoadTruncated),
+        "auto-aof-rewrite-percentage" => {
+            count("auto-aof-rewrite-percentage", 0, i64::from(i32::MAX))
+                .map(Setting::AutoAofRewritePercentage)
+        }
+        "auto-aof-rewrite-min-size" => parse_memory(&value)
+            .filter(|&n| n <= i64::MAX as u64)
+            .map(Setting::AutoAofRewriteMinSize)
+            .ok_or_else(|| {
+                failed(
+                    "auto-aof-rewrite-min-size",
+                    "argument must be a memory value",
+                )
+            }),
         "stop-writes-on-bgsave-error" => {
             yes_no("stop-writes-on-bgsave-error").map(Setting::StopWritesOnBgsaveError)
         }
@@ -597,7 +657,19 @@ impl Config {
                 "stop-writes-on-bgsave-error",
                 yes_no(self.stop_writes_on_bgsave_error).into(),
             ),
-            ("appendonly", "no".into()),
+            ("appendonly", yes_no(self.appendonly).into()),
+            ("appendfsync", self.appendfsync.name().into()),
+            ("appenddirname", self.appenddirname.clone()),
+            ("appendfilename", self.appendfilename.clone()),
+            ("aof-load-truncated", yes_no(self.aof_load_truncated).into()),
+            (
+                "auto-aof-rewrite-percentage",
+                self.auto_aof_rewrite_percentage.to_string(),
+            ),
+            (
+                "auto-aof-rewrite-min-size",
+                self.auto_aof_rewrite_min_size.to_string(),
+            ),
             ("proto-max-bulk-len", self.limits.max_bulk_len.to_string()),
             (
                 "client-query-buffer-limit",
@@ -682,6 +754,10 @@ impl Config {
             Setting::Save(v) => self.save = v,
             Setting::RdbCompression(v) => self.rdbcompression = v,
             Setting::StopWritesOnBgsaveError(v) => self.stop_writes_on_bgsave_error = v,
+            Setting::AppendFsync(v) => self.appendfsync = v,
+            Setting::AofLoadTruncated(v) => self.aof_load_truncated = v,
+            Setting::AutoAofRewritePercentage(v) => self.auto_aof_rewrite_percentage = v,
+            Setting::AutoAofRewriteMinSize(v) => self.auto_aof_rewrite_min_size = v,
         }
     }
 }

@@ -535,7 +535,7 @@ mod tests {
                         StepOp::Dump(k) => format!("DUMP {}", String::from_utf8_lossy(&k)),
                         StepOp::Unlink(k) => format!("DEL {}", String::from_utf8_lossy(&k)),
                         StepOp::Lookup(keys) => format!("LOOKUP {}", keys.len()),
-                        StepOp::Script(..) | StepOp::Drop(_) | StepOp::SnapshotBegin => {
+                        StepOp::Script(..) | StepOp::Drop(_) | StepOp::SnapshotBegin { .. } => {
                             format!("{op:?}")
                         }
                         StepOp::Part(..) | StepOp::Unwatch(_) => format!("{op:?}"),

@@ -34,6 +34,7 @@
 //! [`Shard`], and messages between shards.
 #![warn(missing_docs)]
 
+pub mod aof;
 pub mod args;
 pub mod assembly;
 pub mod blocking;

@@ -214,8 +214,12 @@ pub enum StepOp {
     /// Read keys a gather does not name (see [`crate::coord::Lookups`]): an array with,
     /// for each, the value or null.
     Lookup(Vec<crate::coord::Lookup>),
-    /// Mark the instant of a snapshot: `+OK`, or an error if one is in progress.
-    SnapshotBegin,
+    /// Mark the instant of a snapshot: `+OK`, or an error if one is in progress. With
+    /// `rotate`, an append-only rewrite's: the log starts that increment generation.
+    SnapshotBegin {
+        /// The generation the log moves to.
+        rotate: Option<u64>,
+    },
 }
 
 /// What a snapshot's saver asks of a shard (no pause needed: see `crate::persist`).
@@ -227,7 +231,14 @@ pub enum SnapOp {
     End {
         /// Whether it succeeded.
         ok: bool,
+        /// It was a rewrite of the append-only files.
+        rewrite: bool,
     },
+    /// The increments of this generation are listed in the manifest: the log may
+    /// write them (see [`crate::aof::Log::allow`]). `+OK`.
+    Allow(u64),
+    /// This shard's log: `[generation, bytes of its increments]`.
+    LogSize,
     /// This shard's writes since the last snapshot: an integer reply.
     Dirty,
 }

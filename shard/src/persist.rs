@@ -75,6 +75,54 @@ pub struct Persist {
     pub saver: Option<std::task::Waker>,
     /// Keys the last load read, and how many of them had expired.
     pub loaded: (u64, u64),
+    /// The append-only log's rewrites and files, as far as this shard knows.
+    pub aof: AofInfo,
+}
+
+/// The append-only files' state INFO shows (see [`crate::aof`]).
+#[derive(Debug)]
+pub struct AofInfo {
+    /// A rewrite (BGREWRITEAOF) is asked of this shard's saver.
+    pub asked: bool,
+    /// BGREWRITEAOF came while a snapshot ran: asked once it ends.
+    pub scheduled: bool,
+    /// Unix ms the rewrite in progress began, if one is.
+    pub started_ms: Option<u64>,
+    /// Rewrites that succeeded since startup.
+    pub rewrites: u64,
+    /// Whether the last rewrite failed, and how many in a row did.
+    pub failed: bool,
+    /// Rewrites that failed in a row.
+    pub failures: u64,
+    /// Seconds the last rewrite took; -1 before the first.
+    pub last_secs: i64,
+    /// Bytes of the base file (on the shard that wrote or loaded it).
+    pub base_size: u64,
+    /// Bytes of this shard's increments.
+    pub incr_size: u64,
+    /// `incr_size` of every shard together when the last rewrite ended (the automatic
+    /// rewrite's growth is measured from it).
+    pub size_at_rewrite: u64,
+    /// Syncs of `everysec` that found the previous one still running.
+    pub delayed_fsync: u64,
+}
+
+impl Default for AofInfo {
+    fn default() -> Self {
+        AofInfo {
+            asked: false,
+            scheduled: false,
+            started_ms: None,
+            rewrites: 0,
+            failed: false,
+            failures: 0,
+            last_secs: -1,
+            base_size: 0,
+            incr_size: 0,
+            size_at_rewrite: 0,
+            delayed_fsync: 0,
+        }
+    }
 }
 
 impl Default for Persist {
@@ -94,6 +142,7 @@ impl Default for Persist {
             waiters: Vec::new(),
             saver: None,
             loaded: (0, 0),
+            aof: AofInfo::default(),
         }
     }
 }
@@ -109,16 +158,51 @@ impl Persist {
         }
     }
 
+    /// Asks the saver for a rewrite of the append-only files.
+    pub fn request_rewrite(&mut self) {
+        self.aof.asked = true;
+        if let Some(w) = self.saver.take() {
+            w.wake();
+        }
+    }
+
     /// Whether writes (and PING) are refused with [`MISCONF`]: the last snapshot failed,
     /// `save` has a schedule and `stop-writes-on-bgsave-error` is on.
     pub fn refuses_writes(&self, config: &crate::config::Config) -> bool {
         self.last_failed && config.stop_writes_on_bgsave_error && !config.save.is_empty()
     }
 
+    /// A rewrite began now on this shard (its instant).
+    pub fn rewrite_began(&mut self, now_ms: u64) {
+        self.aof.started_ms = Some(now_ms);
+    }
+
+    /// The rewrite in progress ended (`ok`: the new base is in place).
+    pub fn rewrite_ended(&mut self, ok: bool, now_ms: u64) {
+        let Some(start) = self.aof.started_ms.take() else {
+            return;
+        };
+        self.aof.last_secs = (now_ms.saturating_sub(start) / 1000) as i64;
+        self.aof.failed = !ok;
+        if ok {
+            self.aof.rewrites += 1;
+            self.aof.failures = 0;
+        } else {
+            self.aof.failures += 1;
+        }
+        if std::mem::take(&mut self.aof.scheduled) {
+            self.request_rewrite();
+        }
+    }
+
     /// Whether a snapshot is under way as far as this shard knows: asked of its saver,
     /// run by it, or marked here by another shard's.
     pub fn busy(&self) -> bool {
-        self.started_ms.is_some() || self.job.is_some() || self.running
+        self.started_ms.is_some()
+            || self.job.is_some()
+            || self.running
+            || self.aof.started_ms.is_some()
+            || self.aof.asked
     }
 
     /// This shard's part of a snapshot began now.
@@ -538,26 +622,37 @@ const BATCH: usize = 512;
 
 /// Writes a key read from a snapshot into this shard's keyspace, through the commands
 /// that build each type (so encodings follow the configured limits, as if a client
-/// had written it). A key whose deadline passed is dropped; returns whether it was
-/// kept.
-pub fn apply(state: &mut State, key: &[u8], expire_at: u64, value: Loaded) -> bool {
-    if expire_at != 0 && expire_at < state.now() {
+/// had written it). A key whose deadline passed is dropped unless `keep_expired` (an
+/// AOF base: the log that follows may still touch it); returns whether it was kept.
+pub fn apply(
+    state: &mut State,
+    key: &[u8],
+    expire_at: u64,
+    value: Loaded,
+    keep_expired: bool,
+) -> bool {
+    if !keep_expired && expire_at != 0 && expire_at < state.now() {
         state.persist.loaded.1 += 1;
         return false;
     }
+    // Loading raises no keyspace events (Redis's loading publishes none).
+    let flags = std::mem::take(&mut state.store.events.flags);
+    let now = if keep_expired { 0 } else { state.now() };
+    commands(key, expire_at, value, |a| run_command(state, a.args(), now));
+    state.store.events.flags = flags;
+    state.persist.loaded.0 += 1;
+    true
+}
+
+/// The commands that write `value` under `key`, each type as the command that builds
+/// it (a collection a batch at a time), then its deadline (`PEXPIREAT`), to `emit`.
+pub fn commands(key: &[u8], expire_at: u64, value: Loaded, mut emit: impl FnMut(&OwnedArgs)) {
     let mut a = OwnedArgs::new();
-    let run = |state: &mut State, a: &mut OwnedArgs| {
-        // Loading raises no keyspace events (Redis's loading publishes none).
-        let flags = std::mem::take(&mut state.store.events.flags);
-        run_command(state, a.args());
-        state.store.events.flags = flags;
-        a.clear();
-    };
     let start = |a: &mut OwnedArgs, name: &str| {
+        a.clear();
         a.push(name.as_bytes());
         a.push(key);
     };
-    // Each type as the command that builds it, collections a batch at a time.
     let (name, items, per) = match value {
         Loaded::Str(v) => ("set", vec![v], 1),
         Loaded::List(items) => ("rpush", items, BATCH),
@@ -575,19 +670,18 @@ pub fn apply(state: &mut State, key: &[u8], expire_at: u64, value: Loaded) -> bo
     for chunk in items.chunks(per) {
         start(&mut a, name);
         chunk.iter().for_each(|e| a.push(e));
-        run(state, &mut a);
+        emit(&a);
     }
     if expire_at != 0 {
         start(&mut a, "pexpireat");
         a.push(expire_at.to_string().as_bytes());
-        run(state, &mut a);
+        emit(&a);
     }
-    state.persist.loaded.0 += 1;
-    true
 }
 
-/// Runs keyed command `args` on this shard's keyspace, its reply dropped.
-fn run_command(state: &mut State, args: crate::args::Args) {
+/// Runs keyed command `args` on this shard's keyspace at `now` (0: nothing expires),
+/// its reply dropped.
+pub(crate) fn run_command(state: &mut State, args: crate::args::Args, now: u64) {
     let Lookup::Found(spec) = Commands::global().lookup(args) else {
         unreachable!("loading runs known commands");
     };
@@ -595,11 +689,12 @@ fn run_command(state: &mut State, args: crate::args::Args) {
         unreachable!("loading runs keyed commands");
     };
     let env = Env {
-        now: state.now(),
+        now,
         max_bulk_len: u64::MAX,
         coll: state.config.coll,
         shared_ints: state.config.shared_ints(),
         may_block: false,
+        write: false,
     };
     let mut out = Vec::new();
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);

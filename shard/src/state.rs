@@ -215,6 +215,16 @@ impl State {
         }
     }
 
+    /// The append-only log's records and durability (see [`crate::aof`]).
+    pub fn log(&self) -> &crate::aof::Log {
+        &self.store.log
+    }
+
+    /// [`State::log`], to change.
+    pub fn log_mut(&mut self) -> &mut crate::aof::Log {
+        &mut self.store.log
+    }
+
     /// The clock commands see (Unix ms).
     #[inline]
     pub fn now(&self) -> u64 {

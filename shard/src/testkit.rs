@@ -118,6 +118,7 @@ impl Keys {
             coll: crate::config::CollLimits::default(),
             shared_ints: true,
             may_block: false,
+            write: false,
         };
         let ks = crate::store::Keyspace::new(&mut self.store, &mut self.timers);
         crate::command::run_keyed(

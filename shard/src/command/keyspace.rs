@@ -92,6 +92,7 @@ const FLUSH: Fanout = Fanout {
     check: |ck, args| flush_options_ok(&mut ck.out, args).then(Plan::all),
     part: |st, _, out| {
         st.keyspace().clear();
+        st.store.log.command(&["FLUSHALL"]);
         out.ok();
     },
     merge: all_ok,

@@ -131,6 +131,9 @@ pub struct Env {
     pub shared_ints: bool,
     /// See [`Ctx::may_block`].
     pub may_block: bool,
+    /// The command may write (flag `write`): [`run_keyed`] logs it if it ran without
+    /// error (see [`crate::aof`]).
+    pub write: bool,
 }
 
 /// Runs keyed command `f` (named `name`) on a shard's keyspace, appending its reply to
@@ -162,7 +165,14 @@ pub fn run_keyed(
     };
     f(&mut ctx, args);
     let block = ctx.block.take();
-    (out.get(start) == Some(&b'-'), block)
+    let error = ctx.out.buffer().get(start) == Some(&b'-');
+    if env.write && !error && block.is_none() {
+        let log = &mut ctx.store.store().log;
+        if log.on {
+            crate::aof::record(log, name, args, &ctx.out.buffer()[start..], env.now);
+        }
+    }
+    (error, block)
 }
 
 pub use crate::coord::Coord;

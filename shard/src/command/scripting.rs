@@ -136,7 +136,10 @@ impl Host for ScriptHost<'_, '_, '_> {
             spec.name,
             a,
             self.store.reborrow(),
-            self.env,
+            Env {
+                write: spec.write,
+                ..self.env
+            },
             out,
             proto,
             None,
@@ -200,6 +203,7 @@ fn script_env(ctx: &Ctx) -> Env {
         coll: ctx.coll,
         shared_ints: ctx.shared_ints,
         may_block: false,
+        write: false,
     }
 }
 
@@ -394,6 +398,7 @@ pub fn run_gathered(
         coll: state.config.coll,
         shared_ints: state.config.shared_ints(),
         may_block: false,
+        write: false,
     };
     // The memory state is the real keyspace's, never the scratch store's (which holds
     // only copies: nothing may be evicted from it).
@@ -561,7 +566,22 @@ const FUNCTION_LOAD: Fanout = Fanout {
             .scripts
             .function_load(args.get(1), args.get(0) == b"1")
         {
-            Ok(name) => out.bulk(name.as_bytes()),
+            Ok(name) => {
+                let replace: &[&[u8]] = if args.get(0) == b"1" {
+                    &[b"REPLACE"]
+                } else {
+                    &[]
+                };
+                let head: [&[u8]; 2] = [b"FUNCTION", b"LOAD"];
+                let cmd: Vec<&[u8]> = head
+                    .iter()
+                    .chain(replace)
+                    .copied()
+                    .chain([args.get(1)])
+                    .collect();
+                state.store.log.command(&cmd);
+                out.bulk(name.as_bytes())
+            }
             Err(e) => out.err(&e),
         }
     },
@@ -613,6 +633,10 @@ const FUNCTION_DELETE: Fanout = Fanout {
     check: |_: &mut Check, args| Some(after_subcommand(args)),
     part: |state: &mut State, args, out| {
         if state.scripts.function_delete(args.get(0)) {
+            state
+                .store
+                .log
+                .command(&[b"FUNCTION".as_slice(), b"DELETE", args.get(0)]);
             out.ok();
         } else {
             out.err("Library not found");
@@ -628,6 +652,7 @@ const FUNCTION_FLUSH: Fanout = Fanout {
     },
     part: |state: &mut State, _, out| {
         state.scripts.function_flush();
+        state.store.log.command(&["FUNCTION", "FLUSH"]);
         out.ok();
     },
     merge: super::merge::all_ok,
@@ -681,7 +706,11 @@ const FUNCTION_RESTORE: Fanout = Fanout {
             _ => RestorePolicy::Append,
         };
         match state.scripts.function_restore(args.get(0), policy) {
-            Ok(()) => out.ok(),
+            Ok(()) => {
+                let logged: [&[u8]; 4] = [b"FUNCTION", b"RESTORE", args.get(0), args.get(1)];
+                state.store.log.command(&logged);
+                out.ok()
+            }
             Err(e) => out.err(&e),
         }
     },

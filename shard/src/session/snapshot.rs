@@ -12,8 +12,14 @@ use crate::shard::Shard;
 
 /// Marks the instant of a snapshot on every shard: all are paused (in ascending order,
 /// as every coordinated command pauses), each marks it, all resume. `Err` with Redis's
-/// text when a snapshot is already in progress.
-pub async fn begin(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
+/// text when a snapshot is already in progress. With `rotate`, the snapshot is an
+/// append-only rewrite's base and every shard's log moves to that generation at the
+/// instant.
+pub async fn begin(
+    shard: &RefCell<Shard>,
+    conn: ConnId,
+    rotate: Option<u64>,
+) -> Result<(), String> {
     let (me, token, n) = {
         let mut sh = shard.borrow_mut();
         (sh.id(), sh.new_token(), sh.slot_map().shards())
@@ -31,7 +37,7 @@ pub async fn begin(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
                 let w = sh.watcher(conn);
                 let mut out = Vec::new();
                 sh.run_step(
-                    &StepOp::SnapshotBegin,
+                    &StepOp::SnapshotBegin { rotate },
                     w,
                     corekv_protocol::Proto::Resp2,
                     &mut out,
@@ -45,7 +51,7 @@ pub async fn begin(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
                 match shard.borrow_mut().send_control(
                     conn,
                     s,
-                    Control::Step(token, StepOp::SnapshotBegin),
+                    Control::Step(token, StepOp::SnapshotBegin { rotate }),
                 ) {
                     Some(hole) => pending.push((s, hole)),
                     None => failed = true,
@@ -68,7 +74,8 @@ pub async fn begin(shard: &RefCell<Shard>, conn: ConnId) -> Result<(), String> {
     }
     // Only a snapshot in progress refuses the mark; undo it where it was made.
     for s in began {
-        ask(shard, conn, s, SnapOp::End { ok: false }).await;
+        let rewrite = rotate.is_some();
+        ask(shard, conn, s, SnapOp::End { ok: false, rewrite }).await;
     }
     Err("Background save already in progress".into())
 }

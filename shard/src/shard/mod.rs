@@ -124,8 +124,11 @@ pub fn execute(
         coll: state.config.coll,
         shared_ints: state.config.shared_ints(),
         may_block,
+        write: spec.write,
     };
     let memory_limit = state.script_memory_limit();
+    // A script's writes (or a command's and the expiries it met) replay all or none.
+    state.store.log.begin();
     let keyspace = Keyspace::new(&mut state.store, &mut state.timers);
     let scripting = Some(crate::command::Scripting {
         scripts: &mut state.scripts,
@@ -141,6 +144,7 @@ pub fn execute(
         declared_only: false,
     });
     let (error, block) = run_keyed(f, spec.name, args, keyspace, env, out, proto, scripting);
+    state.store.log.end();
     if spec.write && !error {
         state.persist.dirty += 1;
     }
@@ -311,11 +315,17 @@ impl Shard {
             return Outcome::Done;
         }
         if (spec.write || spec.name == "ping")
-            && self.state.persist.refuses_writes(&self.state.config)
+            && (self.state.persist.refuses_writes(&self.state.config)
+                || self.state.store.log.error.is_some())
         {
             self.state.cmdstats.get(spec.stat).rejected += 1;
-            self.state
-                .reply_error(conn, crate::persist::MISCONF.as_bytes());
+            let text = if self.state.persist.refuses_writes(&self.state.config) {
+                crate::persist::MISCONF.to_string()
+            } else {
+                let why = self.state.store.log.error.as_deref().unwrap_or_default();
+                format!("MISCONF Errors writing to the AOF file: {why}")
+            };
+            self.state.reply_error(conn, text.as_bytes());
             self.flag_tx(conn);
             return Outcome::Done;
         }

@@ -398,14 +398,28 @@ impl Shard {
                 out.push(if last { b'1' } else { b'0' });
                 out
             }
-            SnapOp::End { ok } => {
+            SnapOp::End { ok, rewrite } => {
                 let keys = self.state.store.end_snapshot();
                 let now = self.state.now();
-                self.state.persist.ended(ok, now);
+                if rewrite {
+                    self.state.persist.rewrite_ended(ok, now);
+                } else {
+                    self.state.persist.ended(ok, now);
+                }
                 tracing::debug!(shard = self.state.id, keys, ok, "snapshot part ended");
                 b"+OK\r\n".to_vec()
             }
             SnapOp::Dirty => format!(":{}\r\n", self.state.persist.dirty).into_bytes(),
+            SnapOp::Allow(gen) => {
+                self.state.store.log.allow(gen);
+                b"+OK\r\n".to_vec()
+            }
+            SnapOp::LogSize => format!(
+                "*2\r\n:{}\r\n:{}\r\n",
+                self.state.store.log.generation(),
+                self.state.persist.aof.incr_size
+            )
+            .into_bytes(),
         }
     }
 
@@ -457,6 +471,9 @@ impl Shard {
                     &mut reply,
                 );
                 let wrote = reply.buffer()[restored..].starts_with(b":1");
+                if wrote {
+                    crate::aof::log_key(&mut self.state, key);
+                }
                 if let (Some(event), true) = (event, wrote) {
                     self.state.store.notify(crate::notify::GENERIC, event, key);
                 }
@@ -467,6 +484,9 @@ impl Shard {
             }
             StepOp::Drop(key) => {
                 let gone = self.state.keyspace().remove(key, now).is_some();
+                if gone {
+                    self.state.store.log.del(key);
+                }
                 reply.int(i64::from(gone));
             }
             StepOp::Script(request, copies) => {
@@ -480,16 +500,25 @@ impl Shard {
             StepOp::Unlink(key) => {
                 let gone = self.state.keyspace().remove(key, now).is_some();
                 if gone {
+                    self.state.store.log.del(key);
                     self.state
                         .store
                         .notify(crate::notify::GENERIC, "rename_from", key);
                 }
                 reply.int(i64::from(gone));
             }
-            StepOp::SnapshotBegin => {
+            StepOp::SnapshotBegin { rotate } => {
                 let compress = self.state.config.rdbcompression;
                 if self.state.store.begin_snapshot(compress) {
-                    self.state.persist.began(now);
+                    match rotate {
+                        Some(gen) => {
+                            self.state.persist.rewrite_began(now);
+                            if self.state.store.log.on {
+                                self.state.store.log.rotate(*gen);
+                            }
+                        }
+                        None => self.state.persist.began(now),
+                    }
                     reply.ok();
                 } else {
                     reply.err("Background save already in progress");

@@ -244,9 +244,12 @@ impl Shard {
                     self.exec_refused(conn);
                 } else {
                     self.exec_begin(conn, None, tx.cmds.len());
+                    // Logged all or none.
+                    self.state.store.log.begin();
                     for i in 0..tx.cmds.len() {
                         self.dispatch(conn, tx.cmd(i));
                     }
+                    self.state.store.log.end();
                     self.exec_end();
                 }
                 Outcome::Done
@@ -311,9 +314,11 @@ impl Shard {
             i += 1 + n;
         }
         out.array(cmds.len());
+        self.state.store.log.begin();
         for cmd in cmds {
             self.run_key(cmd, out, false);
         }
+        self.state.store.log.end();
         self.state.serve_ready();
     }
 

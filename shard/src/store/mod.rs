@@ -138,6 +138,9 @@ pub struct Store {
     pub watches: watch::Watches,
     /// Keyspace notifications not yet published.
     pub events: crate::notify::Events,
+    /// The append-only log's records not yet written (see [`crate::aof`]): every key
+    /// the store removes by expiry or eviction logs its `DEL` here.
+    pub log: crate::aof::Log,
     /// Keys clients are blocked on (BLPOP and the like), with how many wait on each.
     pub waited: crate::blocking::Queues,
     /// Keys of `waited` a write may have made ready, in the order they became so.
@@ -242,6 +245,7 @@ impl Store {
             scratch: Vec::new(),
             watches: Default::default(),
             events: Default::default(),
+            log: Default::default(),
             waited: Default::default(),
             ready: Vec::new(),
             snap: None,
@@ -358,6 +362,9 @@ impl Store {
         if self.events.wants(class) {
             self.events
                 .push(class, event, Self::used(&self.slots, idx).key());
+        }
+        if self.log.on {
+            self.log.del(Self::used(&self.slots, idx).key());
         }
     }
 
@@ -1134,6 +1141,7 @@ impl Store {
             budget -= 1;
             if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
+                    self.note_removal(pos as u32, notify::EXPIRED, "expired");
                     self.remove_at(pos as u32, timers);
                     self.stats.expired += 1;
                 } else {
@@ -1163,6 +1171,7 @@ impl Store {
             let pos = rng.usize(..self.slots.len());
             if let Some(e) = &self.slots[pos] {
                 if e.is_expired(now) {
+                    self.note_removal(pos as u32, notify::EXPIRED, "expired");
                     self.remove_at(pos as u32, timers);
                     self.stats.expired += 1;
                     continue;

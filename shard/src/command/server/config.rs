@@ -111,9 +111,7 @@ fn config_set_check(args: Args) -> Result<(), String> {
     for (name, _) in &pairs {
         let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
         let known = config_names().contains(&lower.as_str());
-        if !known
-            || ["bind", "port", "databases", "appendonly", "rdbchecksum"].contains(&lower.as_str())
-        {
+        if !known || crate::config::IMMUTABLE.contains(&lower.as_str()) {
             // parse_setting words both errors exactly as Redis.
             parse_setting(name, b"0")?;
         }

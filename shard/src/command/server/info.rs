@@ -48,7 +48,7 @@ fn info_sections(args: Args) -> Vec<u8> {
 }
 
 /// The numbers one shard contributes to INFO, in this order.
-const INFO_FIELDS: usize = 45;
+const INFO_FIELDS: usize = 56;
 
 /// CPU time the calling thread has used: (user, system), microseconds.
 fn thread_cpu_us() -> (i64, i64) {
@@ -126,6 +126,17 @@ fn info_part(sh: &State, out: &mut Reply) {
         sh.persist.loaded.0 as i64,
         sh.persist.loaded.1 as i64,
         i64::from(sh.persist.busy()),
+        sh.persist.aof.started_ms.unwrap_or(0) as i64,
+        i64::from(sh.persist.aof.scheduled || sh.persist.aof.asked),
+        sh.persist.aof.rewrites as i64,
+        i64::from(sh.persist.aof.failed),
+        sh.persist.aof.failures as i64,
+        sh.persist.aof.last_secs,
+        sh.persist.aof.base_size as i64,
+        sh.persist.aof.incr_size as i64,
+        i64::from(sh.store.log.error.is_some()),
+        sh.persist.aof.delayed_fsync as i64,
+        sh.store.log.pending() as i64,
     ];
     out.array(fields.len() + 3);
     for f in fields {
@@ -459,6 +470,25 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
             -1
         };
         let status = if first(38) != 0 { "err" } else { "ok" };
+        let most = |i: usize| shards.iter().map(|f| f[i]).max().unwrap_or(0);
+        let rewrite_started = most(45);
+        let rewrite_current = if rewrite_started > 0 {
+            (now.as_millis() as i64 - rewrite_started) / 1000
+        } else {
+            -1
+        };
+        let ok_err = |bad: bool| if bad { "err" } else { "ok" };
+        let mut aof_sizes = String::new();
+        if config.appendonly {
+            aof_sizes = format!(
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\n\
+                 aof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:{}\r\n",
+                most(51) + sum(52),
+                most(51),
+                sum(55),
+                sum(54),
+            );
+        }
         section(
             &mut text,
             "Persistence",
@@ -471,12 +501,23 @@ fn format_info(config: &Config, sections: &[u8], parts: &[&[u8]], out: &mut Repl
                  rdb_last_bgsave_time_sec:{secs}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
                  rdb_saves:{saves}\r\nrdb_last_cow_size:0\r\n\
                  rdb_last_load_keys_expired:{expired}\r\nrdb_last_load_keys_loaded:{loaded}\r\n\
-                 aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n\
-                 aof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\n\
-                 aof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\n\
-                 aof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\n\
+                 aof_enabled:{aof}\r\naof_rewrite_in_progress:{rw_busy}\r\n\
+                 aof_rewrite_scheduled:{rw_sched}\r\n\
+                 aof_last_rewrite_time_sec:{rw_secs}\r\n\
+                 aof_current_rewrite_time_sec:{rewrite_current}\r\n\
+                 aof_last_bgrewrite_status:{rw_status}\r\naof_rewrites:{rewrites}\r\n\
+                 aof_rewrites_consecutive_failures:{failures}\r\n\
+                 aof_last_write_status:{write_status}\r\n\
                  aof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\n\
-                 module_fork_last_cow_size:0\r\n",
+                 module_fork_last_cow_size:0\r\n{aof_sizes}",
+                aof = i64::from(config.appendonly),
+                rw_busy = i64::from(rewrite_started > 0),
+                rw_sched = i64::from(rewrite_started == 0 && most(46) != 0),
+                rw_secs = if shards.is_empty() { -1 } else { first(50) },
+                rw_status = ok_err(first(48) != 0),
+                rewrites = first(47),
+                failures = first(49),
+                write_status = ok_err(most(53) != 0),
                 dirty = sum(36),
                 busy = i64::from(busy),
                 last = first(37),

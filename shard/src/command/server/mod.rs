@@ -21,6 +21,7 @@ pub(super) const COMMANDS: Registrations = &[
     ("save", Route::Local(persist::save)),
     ("bgsave", Route::Local(persist::bgsave)),
     ("lastsave", Route::Local(persist::lastsave)),
+    ("bgrewriteaof", Route::Fanout(&persist::BGREWRITEAOF)),
     ("config|get", Route::Local(config::config_get_command)),
     ("config|set", Route::Fanout(&config::CONFIG_SET)),
     ("config|resetstat", Route::Fanout(&config::CONFIG_RESETSTAT)),
