@@ -287,6 +287,27 @@ fn fixed_cases() -> Vec<Vec<Vec<String>>> {
         // server
         case(&["CONFIG GET save", "CONFIG GET appendonly", "CONFIG GET SAVE", "CONFIG GET databases"]),
         case(&["CONFIG GET nosuch", "CONFIG GET", "CONFIG NOPE", "CONFIG GET save appendonly"]),
+        // The append-only log's settings and errors.
+        case(&[
+            "CONFIG GET appendfsync",
+            "CONFIG GET appenddirname",
+            "CONFIG GET appendfilename",
+            "CONFIG GET aof-load-truncated",
+            "CONFIG GET auto-aof-rewrite-percentage",
+            "CONFIG GET auto-aof-rewrite-min-size",
+            "CONFIG SET appendfsync sometimes",
+            "CONFIG SET appendfsync ALWAYS",
+            "CONFIG GET appendfsync",
+            "CONFIG SET appendfsync everysec",
+            "CONFIG SET appenddirname other",
+            "CONFIG SET appendfilename other",
+            "CONFIG SET aof-load-truncated maybe",
+            "CONFIG SET auto-aof-rewrite-percentage -1",
+            "CONFIG SET auto-aof-rewrite-min-size 1gb",
+            "CONFIG GET auto-aof-rewrite-min-size",
+            "CONFIG SET auto-aof-rewrite-min-size 64mb",
+            "BGREWRITEAOF x",
+        ]),
         // Snapshots' settings and errors (redis-server runs with `--save ""` as corekv
         // here; `dir` differs by nature).
         case(&[
