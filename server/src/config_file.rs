@@ -196,6 +196,8 @@ mod tests {
                 "0.0.0.0",
                 "--requirepass",
                 "s3cret with space",
+                "--appendonly",
+                "no",
                 "--protected-mode",
                 "no",
                 "--no-pin",
