@@ -39,6 +39,15 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `name`, a file or directory name inside `--dir` (setting `setting`), or Redis's
+/// error for a path.
+fn plain_name(name: &str, setting: &str, kind: &str) -> Result<String, String> {
+    if name.contains('/') || name.is_empty() {
+        return Err(format!("{setting} can't be a path, just a {kind}"));
+    }
+    Ok(name.to_string())
+}
+
 fn main() -> ExitCode {
     let args = parse_args();
     init_logging();
@@ -150,26 +159,14 @@ fn run(args: cli::Args) -> Result<(), String> {
             .ok_or_else(|| format!("Can't chdir to '{}': No such directory", args.dir.display()))?
             .to_string_lossy()
             .into_owned(),
-        dbfilename: if args.dbfilename.contains('/') || args.dbfilename.is_empty() {
-            return Err("dbfilename can't be a path, just a filename".into());
-        } else {
-            args.dbfilename.clone()
-        },
+        dbfilename: plain_name(&args.dbfilename, "dbfilename", "filename")?,
         rdbcompression: args.rdbcompression,
         rdbchecksum: args.rdbchecksum,
         stop_writes_on_bgsave_error: args.stop_writes_on_bgsave_error,
         appendonly: args.appendonly,
         appendfsync: args.appendfsync,
-        appenddirname: if args.appenddirname.contains('/') || args.appenddirname.is_empty() {
-            return Err("appenddirname can't be a path, just a dirname".into());
-        } else {
-            args.appenddirname.clone()
-        },
-        appendfilename: if args.appendfilename.contains('/') || args.appendfilename.is_empty() {
-            return Err("appendfilename can't be a path, just a filename".into());
-        } else {
-            args.appendfilename.clone()
-        },
+        appenddirname: plain_name(&args.appenddirname, "appenddirname", "dirname")?,
+        appendfilename: plain_name(&args.appendfilename, "appendfilename", "filename")?,
         aof_load_truncated: args.aof_load_truncated,
         auto_aof_rewrite_percentage: args.auto_aof_rewrite_percentage,
         auto_aof_rewrite_min_size: args.auto_aof_rewrite_min_size,

@@ -19,6 +19,31 @@ fn start(dir: &Path, shards: usize, extra: &[&str]) -> Server {
     Server::corekv(shards, &args)
 }
 
+/// Starts corekv on `dir` with the log on and `extra` flags, expecting it to refuse to
+/// start; returns what it said.
+fn refused_start(dir: &Path, shards: usize, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
+        .args([
+            "--port",
+            "0",
+            "--no-pin",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ])
+        .args(["--shards", &shards.to_string()])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "corekv started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn q(c: &mut Connection, args: &[&str]) -> Value {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -390,17 +415,7 @@ fn a_torn_tail_is_dropped_or_refused_as_aof_load_truncated_says() {
     torn.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\nz");
     std::fs::write(&incr, &torn).unwrap();
     // aof-load-truncated no: the server refuses to start, and says why.
-    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
-        .args(["--port", "0", "--shards", "1", "--no-pin", "--save", ""])
-        .args(["--appendonly", "yes", "--aof-load-truncated", "no"])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start(&dir, 1, &["--aof-load-truncated", "no"]);
     assert!(err.contains("Unexpected end of file"), "{err}");
     assert_eq!(
         std::fs::read(&incr).unwrap(),
@@ -426,26 +441,8 @@ fn a_torn_tail_is_dropped_or_refused_as_aof_load_truncated_says() {
     let mut bad = std::fs::read(&incr).unwrap();
     bad.splice(0..0, b"*1\r\n+PING\r\n".iter().copied());
     std::fs::write(&incr, &bad).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
-        .args([
-            "--port",
-            "0",
-            "--shards",
-            "1",
-            "--no-pin",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Bad file format"));
+    let err = refused_start(&dir, 1, &[]);
+    assert!(err.contains("Bad file format"), "{err}");
 }
 
 #[test]
@@ -468,26 +465,7 @@ fn the_first_start_keeps_the_snapshot_and_another_shard_count_is_refused() {
     std::thread::sleep(Duration::from_millis(1200));
     drop(s);
     // Increments of 2 shards cannot be replayed by 3.
-    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
-        .args([
-            "--port",
-            "0",
-            "--shards",
-            "3",
-            "--no-pin",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start(&dir, 3, &[]);
     assert!(err.contains("written by 2 shards"), "{err}");
     // After a rewrite the increments are empty: any count loads.
     let s = start(&dir, 2, &[]);

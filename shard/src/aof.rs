@@ -296,14 +296,9 @@ pub fn record(log: &mut Log, name: &str, args: Args, reply: &[u8], now: u64) {
             log.del(key());
         } else {
             let at = at.to_string();
-            let head = [b"PEXPIREAT".as_slice(), key(), at.as_bytes()];
-            log.command_iter(
-                head.iter()
-                    .copied()
-                    .chain(rest.iter())
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
+            let mut cmd = vec![b"PEXPIREAT".as_slice(), key(), at.as_bytes()];
+            cmd.extend(rest.iter());
+            log.command(&cmd);
         }
     };
     match name {
@@ -398,14 +393,9 @@ pub fn record(log: &mut Log, name: &str, args: Args, reply: &[u8], now: u64) {
                     _ => Vec::new(),
                 };
                 if !members.is_empty() {
-                    let head = [b"SREM".as_slice(), key()];
-                    log.command_iter(
-                        head.iter()
-                            .copied()
-                            .chain(members.iter().map(Vec::as_slice))
-                            .collect::<Vec<_>>()
-                            .into_iter(),
-                    );
+                    let mut cmd = vec![b"SREM".as_slice(), key()];
+                    cmd.extend(members.iter().map(Vec::as_slice));
+                    log.command(&cmd);
                 }
             }
         }
